@@ -1,0 +1,51 @@
+"""Codec names accepted by ``shc bench --codecs`` and how each becomes a codec object."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shc.bench.base import Codec
+from shc.bench.classic import CLASSIC_CODECS
+from shc.bench.shc_codec import DEFAULT_SHC_QUALITIES, ShcCodec
+
+__all__ = ["CODEC_NAMES", "make_codecs"]
+
+CODEC_NAMES: tuple[str, ...] = ("shc", *CLASSIC_CODECS)
+"""Every ``--codecs`` name, shc first."""
+
+_NEEDS = {"heic": ("pillow_heif", "pillow-heif")}  # codec -> (module, pip name) it cannot run without
+
+
+def make_codecs(
+    names: Sequence[str], shc_qualities: Sequence[float] | None = None, shc_options: Mapping[str, Any] | None = None
+) -> list[Codec]:
+    """Build codecs by name, in the given order.
+
+    Args:
+        names: Names from :data:`CODEC_NAMES`.
+        shc_qualities: Quality points for shc (default :data:`shc.bench.shc_codec.DEFAULT_SHC_QUALITIES`).
+        shc_options: ``preset``/``steps``/``device``/``seed`` for :func:`shc.encode`.
+
+    Raises:
+        ValueError: For an unknown or repeated name, or a codec whose library is not installed.
+    """
+    codecs: list[Codec] = []
+    for name in names:
+        if name not in CODEC_NAMES:
+            msg = f"unknown codec {name!r}; choose from {', '.join(CODEC_NAMES)}"
+            raise ValueError(msg)
+        if any(codec.name == name for codec in codecs):
+            msg = f"codec {name!r} given twice"
+            raise ValueError(msg)
+        module, package = _NEEDS.get(name, (None, None))
+        if module is not None and importlib.util.find_spec(module) is None:
+            msg = f"codec {name!r} needs {package}: pip install 'shc[bench]'"
+            raise ValueError(msg)
+        if name == "shc":
+            qualities = tuple(shc_qualities) if shc_qualities else DEFAULT_SHC_QUALITIES
+            codecs.append(ShcCodec(qualities=qualities, options=dict(shc_options or {})))
+        else:
+            codecs.append(CLASSIC_CODECS[name])
+    return codecs

@@ -1,0 +1,37 @@
+"""Annealed quantization of the latents to integers (training only).
+
+Soft phase: stochastic Gumbel annealing (Yang et al. 2020, "Improving Inference for Neural Image
+Compression"): each value rounds down or up with a relaxed, Gumbel-perturbed one-hot whose sharpness grows
+as the temperature decays; at high temperature it is close to random rounding, at low temperature to hard
+rounding, and it is differentiable throughout. Hard phase: ``round`` with a straight-through gradient.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["hard_round", "soft_round_gumbel", "temperature"]
+
+
+def hard_round(x: torch.Tensor) -> torch.Tensor:
+    """Round to the nearest integer; the gradient passes straight through."""
+    return x + (torch.round(x) - x).detach()
+
+
+def soft_round_gumbel(x: torch.Tensor, tau: float) -> torch.Tensor:
+    """Stochastic Gumbel annealing of ``x`` at temperature ``tau`` > 0."""
+    floor = torch.floor(x).detach()
+    frac = (x - floor).clamp(1e-6, 1.0 - 1e-6)
+    # logits of rounding down / up: the closer integer is more likely, sharper as tau -> 0
+    logits = torch.stack([-torch.atanh(frac), -torch.atanh(1.0 - frac)], dim=-1) / tau
+    gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp(1e-10, 1.0 - 1e-7)))
+    up = torch.softmax(logits + gumbel, dim=-1)[..., 1]
+    return floor + up
+
+
+def temperature(progress: float, tau_start: float = 0.5, tau_end: float = 0.05) -> float:
+    """Exponential decay from ``tau_start`` to ``tau_end`` as ``progress`` goes 0 -> 1."""
+    progress = min(max(progress, 0.0), 1.0)
+    return tau_start * math.exp(progress * math.log(tau_end / tau_start))

@@ -1,0 +1,26 @@
+"""The ``.shc`` file format and its normative decoder. Imports numpy and constriction only, never torch."""
+
+from shc.format.constants import FORMAT_VERSION, MAGIC
+from shc.format.container import Header, ModelConfig, ShcFile, Table, read_file, weight_shapes, write_file
+from shc.format.decoder import Synthesis, decode_bytes, output_size
+from shc.format.entropy import decode_latents, encode_latents, pmf_to_table
+from shc.format.errors import ShcFormatError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "Header",
+    "ModelConfig",
+    "ShcFile",
+    "ShcFormatError",
+    "Synthesis",
+    "Table",
+    "decode_bytes",
+    "decode_latents",
+    "encode_latents",
+    "output_size",
+    "pmf_to_table",
+    "read_file",
+    "weight_shapes",
+    "write_file",
+]

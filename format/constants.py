@@ -1,0 +1,40 @@
+"""Every magic number of the ``.shc`` format in one place (see SPEC.md)."""
+
+from __future__ import annotations
+
+MAGIC = b"SHC\x1a"
+"""First four bytes of every file ("SHC" plus ^Z so a text viewer stops there)."""
+
+FORMAT_VERSION = 1
+"""Bumped whenever any byte of the layout or the normative decoding changes."""
+
+SECTION_TAGS = (b"HEAD", b"WGHT", b"TABL", b"LATN")
+"""Sections in their required order: header, network weights, probability tables, range-coded latents."""
+
+TABLE_PRECISION = 15
+"""Integer frequency tables sum to exactly 2**TABLE_PRECISION; every symbol count is >= 1."""
+
+HASH_PRIMES = (1, 2654435761)
+"""Instant-NGP spatial-hash primes for the x and y vertex coordinates (uint32 arithmetic)."""
+
+# Limits checked before anything is allocated. They bound what a hostile header can make us do.
+MAX_IMAGE_SIDE = 1 << 20
+MAX_LEVELS = 32
+MIN_LOG2_HASHMAP_SIZE = 4
+MAX_LOG2_HASHMAP_SIZE = 24
+MAX_LATENT_DIM = 8
+MAX_FEAT_DIM = 8
+MAX_MLP_WIDTH = 256
+MAX_MLP_DEPTH = 8
+MAX_GRID_CELLS_PER_SIDE = 1 << 20
+MAX_TOTAL_LATENTS = 1 << 24
+MAX_TABLE_SYMBOLS = 1 << 12
+MIN_SYMBOL = -(1 << 15)
+MAX_SYMBOL = (1 << 15) - 1
+MAX_SECTION_BYTES = 1 << 28
+
+DEFAULT_MAX_OUTPUT_PIXELS = 2 * 89_478_485
+"""Like Pillow's decompression-bomb error threshold; decoding a larger output is refused unless overridden."""
+
+DECODE_TILE_PIXELS = 1 << 15
+"""Pixels decoded per tile: bounds the decoder's working memory independently of the output size."""

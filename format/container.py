@@ -1,0 +1,293 @@
+"""The ``.shc`` container: magic, version, then four CRC-protected sections (byte layout in SPEC.md).
+
+This module only moves validated fields between bytes and plain dataclasses; it knows nothing about
+PyTorch. Every declared count is checked against the limits in :mod:`shc.format.constants` and against the
+bytes actually present before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from shc.format import constants as C
+from shc.format.binary import Reader
+from shc.format.errors import ShcFormatError
+from shc.format.grid import level_num_rows
+
+__all__ = ["Header", "ModelConfig", "ShcFile", "Table", "read_file", "weight_shapes", "write_file"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the grid, latent decoder and MLP; everything the decoder needs besides the numbers."""
+
+    num_levels: int
+    log2_hashmap_size: int
+    latent_dim: int = 1
+    feat_dim: int = 1
+    mlp_width: int = 16
+    mlp_depth: int = 2
+    num_groups: int = 1
+    """Probability-model groups: contiguous runs of levels sharing one table per latent dimension."""
+
+    def validate(self) -> None:
+        checks = [
+            ("num_levels", self.num_levels, 1, C.MAX_LEVELS),
+            ("log2_hashmap_size", self.log2_hashmap_size, C.MIN_LOG2_HASHMAP_SIZE, C.MAX_LOG2_HASHMAP_SIZE),
+            ("latent_dim", self.latent_dim, 1, C.MAX_LATENT_DIM),
+            ("feat_dim", self.feat_dim, 1, C.MAX_FEAT_DIM),
+            ("mlp_width", self.mlp_width, 1, C.MAX_MLP_WIDTH),
+            ("mlp_depth", self.mlp_depth, 0, C.MAX_MLP_DEPTH),
+            ("num_groups", self.num_groups, 1, self.num_levels),
+        ]
+        for name, value, low, high in checks:
+            if not low <= value <= high:
+                msg = f"header field {name}={value} is outside the allowed range [{low}, {high}]"
+                raise ShcFormatError(msg)
+
+    @property
+    def num_tables(self) -> int:
+        return self.num_groups * self.latent_dim
+
+
+@dataclass(frozen=True)
+class Header:
+    """Image size, architecture and each level's cell counts ``(nx, ny)``."""
+
+    width: int
+    height: int
+    config: ModelConfig
+    level_cells: tuple[tuple[int, int], ...]
+
+    def validate(self) -> None:
+        for name, value in (("width", self.width), ("height", self.height)):
+            if not 1 <= value <= C.MAX_IMAGE_SIDE:
+                msg = f"header field {name}={value} is outside the allowed range [1, {C.MAX_IMAGE_SIDE}]"
+                raise ShcFormatError(msg)
+        self.config.validate()
+        if len(self.level_cells) != self.config.num_levels:
+            msg = f"header lists {len(self.level_cells)} levels, expected {self.config.num_levels}"
+            raise ShcFormatError(msg)
+        for level, (nx, ny) in enumerate(self.level_cells):
+            for axis, cells in (("nx", nx), ("ny", ny)):
+                if not 1 <= cells <= C.MAX_GRID_CELLS_PER_SIDE:
+                    msg = f"level {level} {axis}={cells} is outside the allowed range [1, {C.MAX_GRID_CELLS_PER_SIDE}]"
+                    raise ShcFormatError(msg)
+        if self.total_latents > C.MAX_TOTAL_LATENTS:
+            msg = f"header declares {self.total_latents} latents, more than the limit {C.MAX_TOTAL_LATENTS}"
+            raise ShcFormatError(msg)
+
+    def level_rows(self) -> list[int]:
+        return [level_num_rows(nx, ny, self.config.log2_hashmap_size)[0] for nx, ny in self.level_cells]
+
+    @property
+    def total_latents(self) -> int:
+        return sum(self.level_rows()) * self.config.latent_dim
+
+
+@dataclass(frozen=True)
+class Table:
+    """Integer frequency table of one (group, latent dimension): symbols ``min_symbol .. min_symbol+len-1``."""
+
+    min_symbol: int
+    counts: np.ndarray  # uint32, each >= 1, summing to 2**TABLE_PRECISION
+
+    @property
+    def max_symbol(self) -> int:
+        return self.min_symbol + len(self.counts) - 1
+
+    def validate(self, index: int) -> None:
+        n = len(self.counts)
+        if not 1 <= n <= C.MAX_TABLE_SYMBOLS:
+            msg = f"table {index} has {n} symbols, allowed 1..{C.MAX_TABLE_SYMBOLS}"
+            raise ShcFormatError(msg)
+        if self.min_symbol < C.MIN_SYMBOL or self.max_symbol > C.MAX_SYMBOL:
+            msg = f"table {index} symbol range [{self.min_symbol}, {self.max_symbol}] exceeds [{C.MIN_SYMBOL}, {C.MAX_SYMBOL}]"
+            raise ShcFormatError(msg)
+        if int(self.counts.min()) < 1 or int(self.counts.sum()) != 1 << C.TABLE_PRECISION:
+            msg = f"table {index} counts must be >= 1 and sum to 2**{C.TABLE_PRECISION}"
+            raise ShcFormatError(msg)
+
+
+@dataclass(frozen=True)
+class ShcFile:
+    """A parsed file: everything is integers or float16 weights, nothing evaluated yet."""
+
+    header: Header
+    weights: np.ndarray  # float16, flat, in weight_shapes() order
+    tables: tuple[Table, ...]  # index = group * latent_dim + dim
+    latent_words: np.ndarray  # uint32 range-coder words
+    section_bytes: dict[str, int]
+
+
+def weight_shapes(header: Header) -> list[tuple[str, tuple[int, ...]]]:
+    """Names and shapes of the stored weights, in file order. Linear layers are ``y = x @ W.T + b``."""
+    cfg = header.config
+    shapes: list[tuple[str, tuple[int, ...]]] = [
+        ("latent_decoder.weight", (cfg.feat_dim, cfg.latent_dim)),
+        ("latent_decoder.bias", (cfg.feat_dim,)),
+    ]
+    dims = [cfg.num_levels * cfg.feat_dim] + [cfg.mlp_width] * cfg.mlp_depth + [3]
+    for k in range(len(dims) - 1):
+        shapes += [(f"mlp.{k}.weight", (dims[k + 1], dims[k])), (f"mlp.{k}.bias", (dims[k + 1],))]
+    return shapes
+
+
+def _num_weights(header: Header) -> int:
+    return sum(int(np.prod(shape)) for _, shape in weight_shapes(header))
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def _header_payload(header: Header) -> bytes:
+    cfg = header.config
+    out = struct.pack(
+        "<IIBBBBHBB",
+        header.width,
+        header.height,
+        cfg.num_levels,
+        cfg.log2_hashmap_size,
+        cfg.latent_dim,
+        cfg.feat_dim,
+        cfg.mlp_width,
+        cfg.mlp_depth,
+        cfg.num_groups,
+    )
+    return out + b"".join(struct.pack("<II", nx, ny) for nx, ny in header.level_cells)
+
+
+def _tables_payload(tables: tuple[Table, ...]) -> bytes:
+    out = []
+    for table in tables:
+        out.append(struct.pack("<iH", table.min_symbol, len(table.counts)))
+        # counts are stored minus one so that a one-symbol table (count 2**15) still fits in uint16
+        out.append((table.counts.astype(np.int64) - 1).astype("<u2").tobytes())
+    return b"".join(out)
+
+
+def _section(tag: bytes, payload: bytes) -> bytes:
+    return tag + struct.pack("<I", len(payload)) + payload + struct.pack("<I", zlib.crc32(tag + payload))
+
+
+def write_file(header: Header, weights: np.ndarray, tables: tuple[Table, ...], latent_words: np.ndarray) -> bytes:
+    """Serialize; validates like the reader does, so we never write a file we would refuse to read."""
+    header.validate()
+    weights = np.asarray(weights, dtype=np.float16).ravel()
+    if weights.size != _num_weights(header):
+        msg = f"{weights.size} weights given, the header implies {_num_weights(header)}"
+        raise ValueError(msg)
+    if len(tables) != header.config.num_tables:
+        msg = f"{len(tables)} tables given, the header implies {header.config.num_tables}"
+        raise ValueError(msg)
+    for index, table in enumerate(tables):
+        table.validate(index)
+    words = np.asarray(latent_words, dtype="<u4")
+    return C.MAGIC + bytes([C.FORMAT_VERSION]) + b"".join(
+        [
+            _section(b"HEAD", _header_payload(header)),
+            _section(b"WGHT", weights.astype("<f2").tobytes()),
+            _section(b"TABL", _tables_payload(tables)),
+            _section(b"LATN", words.tobytes()),
+        ]
+    )
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _read_sections(data: bytes) -> dict[bytes, bytes]:
+    if len(data) < len(C.MAGIC) or data[: len(C.MAGIC)] != C.MAGIC:
+        msg = "not an .shc file (wrong magic bytes)"
+        raise ShcFormatError(msg)
+    reader = Reader(data, "file")
+    reader.bytes(len(C.MAGIC), "magic")
+    version = reader.u8("version")
+    if version != C.FORMAT_VERSION:
+        msg = f"unsupported .shc format version {version} (this decoder reads version {C.FORMAT_VERSION})"
+        raise ShcFormatError(msg)
+    sections = {}
+    for tag in C.SECTION_TAGS:
+        name = tag.decode()
+        found = reader.bytes(4, f"{name} section tag")
+        if found != tag:
+            msg = f"expected section {name}, found tag {found!r}"
+            raise ShcFormatError(msg)
+        length = reader.u32(f"{name} section length")
+        if length > C.MAX_SECTION_BYTES:
+            msg = f"section {name} declares {length} bytes, more than the limit {C.MAX_SECTION_BYTES}"
+            raise ShcFormatError(msg)
+        payload = reader.bytes(length, f"{name} section payload")
+        crc = reader.u32(f"{name} section CRC32")
+        if crc != zlib.crc32(tag + payload):
+            msg = f"section {name} is corrupted (CRC32 mismatch)"
+            raise ShcFormatError(msg)
+        sections[tag] = payload
+    if reader.remaining:
+        msg = f"{reader.remaining} bytes of trailing garbage after the last section"
+        raise ShcFormatError(msg)
+    return sections
+
+
+def _parse_header(payload: bytes) -> Header:
+    reader = Reader(payload, "HEAD section")
+    width, height, num_levels, log2_size, latent_dim, feat_dim, width_mlp, depth, groups = reader.unpack(
+        "IIBBBBHBB", "image size and model configuration"
+    )
+    config = ModelConfig(num_levels, log2_size, latent_dim, feat_dim, width_mlp, depth, groups)
+    config.validate()  # bounds num_levels before reading the per-level list
+    cells = tuple(reader.unpack("II", f"level {level} cells") for level in range(num_levels))
+    reader.expect_end()
+    header = Header(width, height, config, cells)
+    header.validate()
+    return header
+
+
+def _parse_tables(payload: bytes, header: Header) -> tuple[Table, ...]:
+    reader = Reader(payload, "TABL section")
+    tables = []
+    for index in range(header.config.num_tables):
+        min_symbol, num_symbols = reader.unpack("iH", f"table {index} range")
+        if not 1 <= num_symbols <= C.MAX_TABLE_SYMBOLS:
+            msg = f"table {index} has {num_symbols} symbols, allowed 1..{C.MAX_TABLE_SYMBOLS}"
+            raise ShcFormatError(msg)
+        raw = reader.bytes(2 * num_symbols, f"table {index} counts")
+        table = Table(min_symbol, np.frombuffer(raw, dtype="<u2").astype(np.uint32) + 1)
+        table.validate(index)
+        tables.append(table)
+    reader.expect_end()
+    return tuple(tables)
+
+
+def read_file(data: bytes) -> ShcFile:
+    """Parse and validate a whole file. Raises :class:`ShcFormatError` for anything malformed."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        msg = f"expected bytes, got {type(data).__name__}"
+        raise TypeError(msg)
+    data = bytes(data)
+    sections = _read_sections(data)
+    header = _parse_header(sections[b"HEAD"])
+    weight_bytes = sections[b"WGHT"]
+    expected = 2 * _num_weights(header)
+    if len(weight_bytes) != expected:
+        msg = f"WGHT section has {len(weight_bytes)} bytes, the header implies {expected}"
+        raise ShcFormatError(msg)
+    weights = np.frombuffer(weight_bytes, dtype="<f2").astype(np.float16)
+    if not np.all(np.isfinite(weights)):
+        msg = "WGHT section contains non-finite weights"
+        raise ShcFormatError(msg)
+    tables = _parse_tables(sections[b"TABL"], header)
+    latent_bytes = sections[b"LATN"]
+    if len(latent_bytes) % 4:
+        msg = f"LATN section length {len(latent_bytes)} is not a multiple of 4"
+        raise ShcFormatError(msg)
+    words = np.frombuffer(latent_bytes, dtype="<u4").astype(np.uint32)
+    overhead = len(C.MAGIC) + 1
+    section_bytes = {"header": overhead + 12 + len(sections[b"HEAD"])}
+    for key, tag in (("weights", b"WGHT"), ("tables", b"TABL"), ("latents", b"LATN")):
+        section_bytes[key] = 12 + len(sections[tag])
+    return ShcFile(header, weights, tables, words, section_bytes)

@@ -1,0 +1,125 @@
+"""The normative decoder: ``.shc`` bytes -> 8-bit RGB pixels, with numpy and constriction only (no torch).
+
+Data path: container -> integer tables -> range-decoded integer latents -> per-level feature tables
+(latent decoder applied to each stored row) -> per pixel, bilinear blend of 4 corner rows on every level ->
+concatenated features -> MLP -> RGB in [0, 1] -> ``rint(255 * clip(rgb, 0, 1))`` as uint8.
+The output is rendered in row tiles of about ``DECODE_TILE_PIXELS`` pixels, so memory does not grow with
+the output resolution beyond the image itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from shc.format import constants as C
+from shc.format.container import Header, ShcFile, read_file, weight_shapes
+from shc.format.entropy import decode_latents
+from shc.format.errors import ShcFormatError
+from shc.format.grid import corner_indices_weights, pixel_positions
+
+__all__ = ["Synthesis", "decode_bytes", "output_size"]
+
+
+def output_size(
+    header: Header,
+    scale: float | None = None,
+    size: tuple[int, int] | None = None,
+    max_pixels: int | None = C.DEFAULT_MAX_OUTPUT_PIXELS,
+) -> tuple[int, int]:
+    """The ``(width, height)`` to render: native, ``scale`` times native (rounded), or an explicit ``size``.
+
+    Raises ValueError for a bad request and :class:`ShcFormatError` when the result exceeds ``max_pixels``
+    (a decompression-bomb guard checked before any work starts; ``None`` disables it).
+    """
+    if scale is not None and size is not None:
+        msg = "give either scale or size, not both"
+        raise ValueError(msg)
+    if size is not None:
+        width, height = (int(v) for v in size)
+        if width < 1 or height < 1:
+            msg = f"size must be positive, got {width}x{height}"
+            raise ValueError(msg)
+    elif scale is not None:
+        if not (math.isfinite(scale) and scale > 0):
+            msg = f"scale must be a positive finite number, got {scale}"
+            raise ValueError(msg)
+        width = max(1, round(header.width * scale))
+        height = max(1, round(header.height * scale))
+    else:
+        width, height = header.width, header.height
+    if max_pixels is not None and width * height > max_pixels:
+        msg = (
+            f"decoding at {width}x{height} = {width * height} pixels exceeds the limit of {max_pixels} pixels "
+            "(raise it with max_pixels / --max-pixels if this is intended)"
+        )
+        raise ShcFormatError(msg)
+    return width, height
+
+
+class Synthesis:
+    """Renders the continuous image that a parsed file describes, at any resolution (float32 numpy)."""
+
+    def __init__(self, shc_file: ShcFile, latents: list[np.ndarray]) -> None:
+        self.header = shc_file.header
+        params: dict[str, np.ndarray] = {}
+        offset = 0
+        for name, shape in weight_shapes(self.header):
+            count = int(np.prod(shape))
+            params[name] = shc_file.weights[offset : offset + count].astype(np.float32).reshape(shape)
+            offset += count
+        dec_w, dec_b = params["latent_decoder.weight"], params["latent_decoder.bias"]
+        # The latent decoder is linear, so it is applied once per stored row rather than per pixel.
+        self.feature_tables = [lat.astype(np.float32) @ dec_w.T + dec_b for lat in latents]
+        num_layers = (len(params) - 2) // 2
+        self.layers = [(params[f"mlp.{k}.weight"].T.copy(), params[f"mlp.{k}.bias"]) for k in range(num_layers)]
+
+    def features(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Concatenated level features ``(n, num_levels * feat_dim)`` at points given in [0, 1] image units."""
+        cfg = self.header.config
+        out = np.empty((xs.size, cfg.num_levels * cfg.feat_dim), dtype=np.float32)
+        for level, (nx, ny) in enumerate(self.header.level_cells):
+            idx, w = corner_indices_weights(xs * nx, ys * ny, nx, ny, cfg.log2_hashmap_size)
+            table = self.feature_tables[level]
+            blended = np.einsum("nc,ncf->nf", w, table[idx])
+            out[:, level * cfg.feat_dim : (level + 1) * cfg.feat_dim] = blended
+        return out
+
+    def mlp(self, h: np.ndarray) -> np.ndarray:
+        for k, (w_t, b) in enumerate(self.layers):
+            h = h @ w_t + b
+            if k < len(self.layers) - 1:
+                np.maximum(h, 0.0, out=h)
+        return h
+
+    def render(self, width: int, height: int) -> np.ndarray:
+        """8-bit RGB ``(height, width, 3)`` at the requested resolution, in row tiles."""
+        image = np.empty((height, width, 3), dtype=np.uint8)
+        xs_row = pixel_positions(width, 1)
+        tile_rows = max(1, C.DECODE_TILE_PIXELS // width)
+        for top in range(0, height, tile_rows):
+            bottom = min(height, top + tile_rows)
+            ys = np.repeat(pixel_positions(height, 1, top, bottom), width)
+            xs = np.tile(xs_row, bottom - top)
+            rgb = self.mlp(self.features(xs, ys))
+            image[top:bottom] = to_uint8(rgb).reshape(bottom - top, width, 3)
+        return image
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Normative float -> 8-bit conversion: clip to [0, 1], scale by 255, round half to even."""
+    return np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def decode_bytes(
+    data: bytes,
+    scale: float | None = None,
+    size: tuple[int, int] | None = None,
+    max_pixels: int | None = C.DEFAULT_MAX_OUTPUT_PIXELS,
+) -> np.ndarray:
+    """Decode a whole ``.shc`` file to an 8-bit RGB array ``(height, width, 3)``."""
+    shc_file = read_file(data)
+    width, height = output_size(shc_file.header, scale, size, max_pixels)
+    latents = decode_latents(shc_file.header, shc_file.tables, shc_file.latent_words)
+    return Synthesis(shc_file, latents).render(width, height)

@@ -1,0 +1,104 @@
+"""Integer probability tables and range coding of the latents with constriction.
+
+The encoder turns each learned float PMF into integer counts once (:func:`pmf_to_table`); both sides then
+build the coder's models from those integers only (:func:`_coder_model`), so a file whose tables came from
+GPU floats decodes bit-exactly on a CPU. Latents are coded level by level, then latent dimension, then
+row, each run with the table of its (group, dimension). A one-symbol table costs no bits and codes nothing.
+"""
+
+from __future__ import annotations
+
+import constriction
+import numpy as np
+
+from shc.format import constants as C
+from shc.format.container import Header, Table
+from shc.format.errors import ShcFormatError
+from shc.format.grid import level_group
+
+__all__ = ["decode_latents", "encode_latents", "pmf_to_table"]
+
+
+def pmf_to_table(pmf: np.ndarray, min_symbol: int, precision: int = C.TABLE_PRECISION) -> Table:
+    """Quantize a PMF over ``min_symbol ..`` to integer counts >= 1 summing to ``2**precision``.
+
+    Deterministic numpy: floor of the scaled PMF (after reserving one count per symbol), then the remaining
+    counts go to the largest fractional parts, ties broken by symbol order.
+    """
+    pmf = np.asarray(pmf, dtype=np.float64)
+    total = 1 << precision
+    n = pmf.size
+    if pmf.ndim != 1 or not 1 <= n <= min(C.MAX_TABLE_SYMBOLS, total):
+        msg = f"pmf must be 1-D with 1..{min(C.MAX_TABLE_SYMBOLS, total)} entries, got shape {pmf.shape}"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(pmf)) or np.any(pmf < 0) or pmf.sum() <= 0:
+        msg = "pmf must be finite, non-negative and not all zero"
+        raise ValueError(msg)
+    scaled = pmf / pmf.sum() * (total - n)
+    counts = np.floor(scaled).astype(np.int64)
+    remainder = total - n - int(counts.sum())
+    order = np.lexsort((np.arange(n), -(scaled - counts)))  # largest fraction first, then lowest index
+    counts[order[:remainder]] += 1
+    counts += 1
+    table = Table(int(min_symbol), counts.astype(np.uint32))
+    table.validate(0)
+    return table
+
+
+def _coder_model(table: Table) -> constriction.stream.model.Categorical:
+    """The constriction model of a table, built from its integers alone (exact float64 ratios)."""
+    probabilities = table.counts.astype(np.float64) / float(1 << C.TABLE_PRECISION)
+    return constriction.stream.model.Categorical(probabilities, perfect=False)
+
+
+def _runs(header: Header):
+    """(level, dim, num_rows, table index) in coding order."""
+    cfg = header.config
+    for level, rows in enumerate(header.level_rows()):
+        group = level_group(level, cfg.num_levels, cfg.num_groups)
+        for dim in range(cfg.latent_dim):
+            yield level, dim, rows, group * cfg.latent_dim + dim
+
+
+def encode_latents(header: Header, tables: tuple[Table, ...], latents: list[np.ndarray]) -> np.ndarray:
+    """Range-code integer latents (one ``(rows, latent_dim)`` int array per level) into uint32 words.
+
+    Raises ValueError if a latent lies outside its table's range (the encoder clamps before calling).
+    """
+    encoder = constriction.stream.queue.RangeEncoder()
+    models = [_coder_model(t) if len(t.counts) > 1 else None for t in tables]
+    for level, dim, rows, index in _runs(header):
+        symbols = np.asarray(latents[level][:, dim], dtype=np.int64)
+        if symbols.shape != (rows,):
+            msg = f"level {level} has {symbols.shape[0]} rows, expected {rows}"
+            raise ValueError(msg)
+        table = tables[index]
+        if symbols.size and (symbols.min() < table.min_symbol or symbols.max() > table.max_symbol):
+            msg = f"level {level} latents outside table {index} range [{table.min_symbol}, {table.max_symbol}]"
+            raise ValueError(msg)
+        if models[index] is not None:
+            encoder.encode((symbols - table.min_symbol).astype(np.int32), models[index])
+    return encoder.get_compressed()
+
+
+def decode_latents(header: Header, tables: tuple[Table, ...], words: np.ndarray) -> list[np.ndarray]:
+    """Inverse of :func:`encode_latents`; raises :class:`ShcFormatError` on data that is too long or undecodable."""
+    cfg = header.config
+    latents = [np.empty((rows, cfg.latent_dim), dtype=np.int32) for rows in header.level_rows()]
+    models = [_coder_model(t) if len(t.counts) > 1 else None for t in tables]
+    try:
+        decoder = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(words, dtype=np.uint32))
+        for level, dim, rows, index in _runs(header):
+            table = tables[index]
+            if models[index] is None:
+                latents[level][:, dim] = table.min_symbol
+            else:
+                latents[level][:, dim] = decoder.decode(models[index], rows) + table.min_symbol
+        exhausted = decoder.maybe_exhausted()
+    except (AssertionError, KeyError, ValueError, RuntimeError, OverflowError) as error:
+        msg = f"LATN section could not be range-decoded: {error}"
+        raise ShcFormatError(msg) from error
+    if not exhausted:
+        msg = "LATN section holds more data than the declared latents use"
+        raise ShcFormatError(msg)
+    return latents

@@ -1,0 +1,96 @@
+"""Normative geometry of the multi-resolution latent grid (numpy only).
+
+Both the PyTorch trainer and the numpy decoder get their corner indices and bilinear weights from here,
+so the two sides index the latents identically by construction.
+
+Each level l has ``nx x ny`` cells, i.e. ``(nx + 1) x (ny + 1)`` vertices spanning the whole image
+(whatever its aspect ratio). A pixel (i, j) of a ``W x H`` output sits at the continuous position
+``x = (i + 0.5) / W * nx``, ``y = (j + 0.5) / H * ny`` (pixel-centred), so any output resolution samples
+the same continuous field. A level whose vertices fit in ``2**log2_hashmap_size`` rows is stored densely
+(row ``y * (nx + 1) + x``); larger levels use the Instant-NGP hash ``(x * 1) XOR (y * 2654435761)`` in
+uint32 arithmetic, modulo the table size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from shc.format.constants import HASH_PRIMES
+
+__all__ = [
+    "choose_level_cells",
+    "corner_indices_weights",
+    "level_group",
+    "level_num_rows",
+    "pixel_positions",
+]
+
+
+def level_num_rows(nx: int, ny: int, log2_hashmap_size: int) -> tuple[int, bool]:
+    """Rows of latents stored for a level, and whether it is indexed densely."""
+    vertices = (nx + 1) * (ny + 1)
+    table = 1 << log2_hashmap_size
+    if vertices <= table:
+        return vertices, True
+    return table, False
+
+
+def level_group(level: int, num_levels: int, num_groups: int) -> int:
+    """Probability-model group of a level: groups are contiguous runs of levels, as equal as possible."""
+    return level * num_groups // num_levels
+
+
+def choose_level_cells(
+    width: int, height: int, num_levels: int, min_res: int, max_res: int
+) -> list[tuple[int, int]]:
+    """Encoder-side choice of each level's cell counts (stored in the file, so the decoder never recomputes it).
+
+    The longer image side gets ``res_l`` cells with ``res_l`` geometric between ``min_res`` and ``max_res``
+    (Instant-NGP's growth factor); the shorter side gets proportionally many, at least one.
+    """
+    long_side, short_side = max(width, height), min(width, height)
+    growth = math.exp((math.log(max_res) - math.log(min_res)) / max(num_levels - 1, 1))
+    cells = []
+    for level in range(num_levels):
+        res = max(1, int(math.floor(min_res * growth**level + 1e-9)))
+        short = max(1, int(round(res * short_side / long_side)))
+        cells.append((res, short) if width >= height else (short, res))
+    return cells
+
+
+def pixel_positions(size: int, cells: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Continuous grid positions (float64) of pixel centres ``start..stop`` along one axis of ``size`` pixels."""
+    stop = size if stop is None else stop
+    return (np.arange(start, stop, dtype=np.float64) + 0.5) * (cells / size)
+
+
+def _axis_cell(pos: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray]:
+    cell = np.minimum(np.floor(pos), cells - 1).astype(np.int64)
+    return cell, (pos - cell)
+
+
+def corner_indices_weights(
+    xs: np.ndarray, ys: np.ndarray, nx: int, ny: int, log2_hashmap_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and bilinear weights of the 4 corners for points ``(xs[k], ys[k])`` in grid units.
+
+    Returns:
+        indices: int64 ``(n, 4)`` rows into this level's table, corners ordered (x0,y0), (x1,y0), (x0,y1), (x1,y1).
+        weights: float32 ``(n, 4)``, summing to 1 per point.
+    """
+    ix, fx = _axis_cell(xs, nx)
+    iy, fy = _axis_cell(ys, ny)
+    cx = np.stack([ix, ix + 1, ix, ix + 1], axis=-1)
+    cy = np.stack([iy, iy, iy + 1, iy + 1], axis=-1)
+    _, dense = level_num_rows(nx, ny, log2_hashmap_size)
+    if dense:
+        indices = cy * (nx + 1) + cx
+    else:
+        hx = cx.astype(np.uint32) * np.uint32(HASH_PRIMES[0])
+        hy = cy.astype(np.uint32) * np.uint32(HASH_PRIMES[1])
+        indices = ((hx ^ hy) & np.uint32((1 << log2_hashmap_size) - 1)).astype(np.int64)
+    gx = np.stack([1.0 - fx, fx, 1.0 - fx, fx], axis=-1)
+    gy = np.stack([1.0 - fy, 1.0 - fy, fy, fy], axis=-1)
+    return indices, (gx * gy).astype(np.float32)

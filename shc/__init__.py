@@ -1,0 +1,42 @@
+"""shc: SHACIRA hash-grid neural image codec.
+
+The package is split by role (see README): ``shc.codec`` trains the model (PyTorch, imported lazily),
+``shc.format`` reads and writes ``.shc`` files and holds the normative numpy decoder (no torch),
+``shc.cli`` is the ``shc`` command, ``shc.bench`` compares shc with classic codecs.
+
+    >>> import shc
+    >>> data = shc.encode("photo.png", preset="fast")      # doctest: +SKIP
+    >>> image = shc.decode(data, scale=2.0)                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shc.format.errors import ShcFormatError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+__all__ = ["ShcFormatError", "decode", "encode", "__version__"]
+__version__ = "0.1.0"
+
+
+def encode(image: Any, **options: Any) -> bytes:
+    """Encode an image (path, PIL image or HxWx3 uint8 array) to ``.shc`` bytes.
+
+    Options are those of :func:`shc.codec.encoder.encode_image` (``preset``, ``quality``, ``steps``,
+    ``device``, ``seed``, ...). Importing torch happens here, not at ``import shc``.
+    """
+    from shc.codec.encoder import encode_image
+
+    return encode_image(image, **options).data
+
+
+def decode(data: bytes, scale: float | None = None, size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode ``.shc`` bytes to an 8-bit RGB PIL image, at native size, ``scale`` or ``size=(W, H)``."""
+    from PIL import Image
+
+    from shc.format.decoder import decode_bytes
+
+    return Image.fromarray(decode_bytes(data, scale=scale, size=size))

@@ -1,0 +1,24 @@
+"""Image-quality metrics shared by the CLI report and the benchmark (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["mse", "psnr_db"]
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared error of two same-shaped 8-bit (or float 0..255) arrays."""
+    if a.shape != b.shape:
+        msg = f"shape mismatch: {a.shape} vs {b.shape}"
+        raise ValueError(msg)
+    diff = a.astype(np.float64) - b.astype(np.float64)
+    return float(np.mean(diff * diff))
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """RGB PSNR in dB over all pixels and channels (CompressAI convention); inf when identical."""
+    err = mse(a, b)
+    if err == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(peak * peak / err))
