@@ -12,27 +12,12 @@ from pathlib import Path
 import click
 
 from shc.bench.registry import CODEC_NAMES
+from shc.cli.common import BadInputError, UsageError
 
 __all__ = ["IMAGE_SUFFIXES", "bench"]
 
 IMAGE_SUFFIXES = (".png", ".ppm", ".pnm", ".bmp", ".tif", ".tiff")
 """Lossless formats read from FOLDER (a lossy source would already carry another codec's artifacts)."""
-
-EXIT_USAGE = 1
-EXIT_BAD_INPUT = 2
-
-
-class UsageError(click.ClickException):
-    """A bad option value: one ``Error: ...`` line, exit status 1."""
-
-    exit_code = EXIT_USAGE
-
-
-class BadInputError(click.ClickException):
-    """Missing or unusable input (folder, images, CSV, results folder): one line, exit status 2."""
-
-    exit_code = EXIT_BAD_INPUT
-
 
 def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]

@@ -28,6 +28,8 @@ class EncoderSettings:
     steps: int = 1000
     anneal: float = 0.95
     """Fraction of the steps with soft (Gumbel-annealed) rounding; hard straight-through rounding after."""
+    noise: float = 0.0
+    """Fraction of the steps (taken from the start of the soft phase) with additive uniform noise instead."""
     lmbda: float = 1e-3
     lr_latents: float = 2e-2
     lr_network: float = 5e-3

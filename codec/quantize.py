@@ -27,7 +27,7 @@ def soft_round_gumbel(x: torch.Tensor, tau: float) -> torch.Tensor:
     # logits of rounding down / up: the closer integer is more likely, sharper as tau -> 0
     logits = torch.stack([-torch.atanh(frac), -torch.atanh(1.0 - frac)], dim=-1) / tau
     gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp(1e-10, 1.0 - 1e-7)))
-    up = torch.softmax(logits + gumbel, dim=-1)[..., 1]
+    up = torch.softmax((logits + gumbel) / tau, dim=-1)[..., 1]
     return floor + up
 
 

@@ -109,12 +109,15 @@ def train(
     )
     start = time.perf_counter()
     soft_steps = int(settings.anneal * settings.steps)
+    noise_steps = int(settings.noise * settings.steps)
     best: HardScore | None = None
     best_state = None
     history: list[HardScore] = []
     for step in range(1, settings.steps + 1):
-        if step <= soft_steps:
-            q = soft_round_gumbel(model.latents, temperature(step / max(soft_steps, 1)))
+        if step <= noise_steps:
+            q = model.latents + torch.empty_like(model.latents).uniform_(-0.5, 0.5)
+        elif step <= soft_steps:
+            q = soft_round_gumbel(model.latents, temperature((step - noise_steps) / max(soft_steps - noise_steps, 1)))
         else:
             q = hard_round(model.latents)
         pixels, coords = batches[step % len(batches)]

@@ -71,7 +71,12 @@ class Synthesis:
             offset += count
         dec_w, dec_b = params["latent_decoder.weight"], params["latent_decoder.bias"]
         # The latent decoder is linear, so it is applied once per stored row rather than per pixel.
-        self.feature_tables = [lat.astype(np.float32) @ dec_w.T + dec_b for lat in latents]
+        # The bias is added in place: a temporary copy would double the peak memory of large tables.
+        self.feature_tables = []
+        for lat in latents:
+            table = lat.astype(np.float32) @ dec_w.T
+            table += dec_b
+            self.feature_tables.append(table)
         num_layers = (len(params) - 2) // 2
         self.layers = [(params[f"mlp.{k}.weight"].T.copy(), params[f"mlp.{k}.bias"]) for k in range(num_layers)]
 
@@ -94,16 +99,22 @@ class Synthesis:
         return h
 
     def render(self, width: int, height: int) -> np.ndarray:
-        """8-bit RGB ``(height, width, 3)`` at the requested resolution, in row tiles."""
+        """8-bit RGB ``(height, width, 3)`` at the requested resolution, in tiles of whole rows.
+
+        A row wider than ``DECODE_TILE_PIXELS`` is itself split into column tiles, so no tile ever holds
+        more than ``DECODE_TILE_PIXELS`` pixels (a 1-pixel-high image a million pixels wide included).
+        """
         image = np.empty((height, width, 3), dtype=np.uint8)
-        xs_row = pixel_positions(width, 1)
         tile_rows = max(1, C.DECODE_TILE_PIXELS // width)
+        tile_cols = min(width, C.DECODE_TILE_PIXELS)
         for top in range(0, height, tile_rows):
             bottom = min(height, top + tile_rows)
-            ys = np.repeat(pixel_positions(height, 1, top, bottom), width)
-            xs = np.tile(xs_row, bottom - top)
-            rgb = self.mlp(self.features(xs, ys))
-            image[top:bottom] = to_uint8(rgb).reshape(bottom - top, width, 3)
+            for left in range(0, width, tile_cols):
+                right = min(width, left + tile_cols)
+                ys = np.repeat(pixel_positions(height, 1, top, bottom), right - left)
+                xs = np.tile(pixel_positions(width, 1, left, right), bottom - top)
+                rgb = self.mlp(self.features(xs, ys))
+                image[top:bottom, left:right] = to_uint8(rgb).reshape(bottom - top, right - left, 3)
         return image
 
 

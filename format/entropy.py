@@ -31,9 +31,11 @@ def pmf_to_table(pmf: np.ndarray, min_symbol: int, precision: int = C.TABLE_PREC
     if pmf.ndim != 1 or not 1 <= n <= min(C.MAX_TABLE_SYMBOLS, total):
         msg = f"pmf must be 1-D with 1..{min(C.MAX_TABLE_SYMBOLS, total)} entries, got shape {pmf.shape}"
         raise ValueError(msg)
-    if not np.all(np.isfinite(pmf)) or np.any(pmf < 0) or pmf.sum() <= 0:
+    if not np.all(np.isfinite(pmf)) or np.any(pmf < 0) or not np.any(pmf > 0):
         msg = "pmf must be finite, non-negative and not all zero"
         raise ValueError(msg)
+    if float(pmf.max()) * n > 1e300:  # the sum could overflow float64 (Python floats overflow to inf silently)
+        pmf = pmf / pmf.max()
     scaled = pmf / pmf.sum() * (total - n)
     counts = np.floor(scaled).astype(np.int64)
     remainder = total - n - int(counts.sum())

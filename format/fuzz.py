@@ -1,0 +1,767 @@
+"""Fuzz harness for the ``.shc`` reader and the normative decoder (numpy and constriction only, never torch).
+
+Usage::
+
+    python -m shc.format.fuzz [--cases N] [--seed S] [--time-limit SECONDS] [FILES...]
+
+Each case takes one seed file, mutates it and runs :func:`shc.format.decoder.decode_bytes` on the result.
+The outcome is one of:
+
+* ``error``: a clean :class:`~shc.format.errors.ShcFormatError` with a non-empty message;
+* ``decoded``: a uint8 ``(height, width, 3)`` image whose size matches the file's header;
+* ``failure``: anything else: another exception type, a wrong result, a case slower than ``--case-seconds``,
+  or one whose peak traced allocation exceeds ``--memory-limit-mb``.
+
+The run exits non-zero if there was any failure, or if an unmutated seed did not decode.
+
+Most mutators re-fix the CRC32 of the section they touch, so the mutation reaches the parser and the range
+decoder instead of stopping at the checksum. Seeds are the files given on the command line, or by default the
+golden files in ``tests/data`` plus two small synthetic files built here: one with a hashed level, two
+latent dimensions, two groups and a one-symbol table; one with a 4096-symbol table and no hidden layer (the
+golden files only have dense levels and 3-symbol tables). Case ``i`` of seed ``S`` is reproducible on its own:
+its random generator is ``numpy.random.default_rng([S, i])``, and ``--case i`` reruns just that case.
+
+``--max-pixels`` defaults to 2**20 rather than the library's default: a header mutation may legitimately
+ask for a large image, and a 1-megapixel decode of the golden files already takes about 3 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import re
+import struct
+import sys
+import time
+import tracemalloc
+import traceback
+import warnings
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from shc.format import constants as C
+from shc.format.container import Header, ModelConfig, read_file, weight_shapes, write_file
+from shc.format.decoder import decode_bytes
+from shc.format.entropy import encode_latents, pmf_to_table
+from shc.format.errors import ShcFormatError
+
+__all__ = [
+    "FuzzReport",
+    "Seed",
+    "default_seeds",
+    "main",
+    "mutate",
+    "run_case",
+    "run_fuzz",
+    "synthetic_seeds",
+]
+
+GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "data"
+"""Where the golden files live in a source checkout (the package is installed editable)."""
+
+DEFAULT_MAX_PIXELS = 1 << 20
+DEFAULT_CASE_SECONDS = 10.0
+DEFAULT_MEMORY_LIMIT_MB = 1024
+PREFIX = C.MAGIC + bytes([C.FORMAT_VERSION])
+
+Sections = list[tuple[bytes, bytes]]
+
+# ---------------------------------------------------------------------------------------------- framing
+
+
+def frame(tag: bytes, payload: bytes, crc: int | None = None) -> bytes:
+    """One section: tag, u32 length, payload, CRC32 of tag + payload (the correct one unless ``crc`` is given)."""
+    crc = zlib.crc32(tag + payload) if crc is None else crc
+    return tag + struct.pack("<I", len(payload)) + payload + struct.pack("<I", crc & 0xFFFFFFFF)
+
+
+def assemble(sections: Sections, prefix: bytes = PREFIX) -> bytes:
+    """A whole file from ``(tag, payload)`` pairs, every CRC correct."""
+    return prefix + b"".join(frame(tag, payload) for tag, payload in sections)
+
+
+def split_sections(data: bytes) -> Sections | None:
+    """The ``(tag, payload)`` pairs of a well-framed file (CRCs not checked), or None if it is not one."""
+    if data[: len(PREFIX)] != PREFIX:
+        return None
+    pos, sections = len(PREFIX), []
+    while pos < len(data):
+        if pos + 8 > len(data):
+            return None
+        tag = data[pos : pos + 4]
+        (length,) = struct.unpack_from("<I", data, pos + 4)
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            return None
+        sections.append((tag, data[pos + 8 : end]))
+        pos = end + 4
+    return sections if [tag for tag, _ in sections] == list(C.SECTION_TAGS) else None
+
+
+# ---------------------------------------------------------------------------------------------- header fields
+
+# HEAD payload layout (format version 1): "<IIBBBBHBB" then "<II" (nx, ny) per level.
+HEAD_FIXED_FIELDS = (
+    ("width", "I", 0),
+    ("height", "I", 4),
+    ("num_levels", "B", 8),
+    ("log2_hashmap_size", "B", 9),
+    ("latent_dim", "B", 10),
+    ("feat_dim", "B", 11),
+    ("mlp_width", "H", 12),
+    ("mlp_depth", "B", 14),
+    ("num_groups", "B", 15),
+)
+HEAD_FIXED_BYTES = 16
+
+
+def head_fields(payload: bytes) -> list[tuple[str, str, int]]:
+    """``(name, struct code, offset)`` of every field in a HEAD payload, level cells included."""
+    fields = list(HEAD_FIXED_FIELDS)
+    num_levels = (len(payload) - HEAD_FIXED_BYTES) // 8
+    for level in range(max(0, num_levels)):
+        offset = HEAD_FIXED_BYTES + 8 * level
+        fields += [(f"level{level}.nx", "I", offset), (f"level{level}.ny", "I", offset + 4)]
+    return [f for f in fields if f[2] + struct.calcsize("<" + f[1]) <= len(payload)]
+
+
+def table_fields(payload: bytes) -> list[tuple[str, str, int]]:
+    """``(name, struct code, offset)`` of every field in a TABL payload: i32 min_symbol, u16 count, u16 counts-1."""
+    fields, pos, index = [], 0, 0
+    while pos + 6 <= len(payload):
+        (num_symbols,) = struct.unpack_from("<H", payload, pos + 4)
+        fields += [(f"table{index}.min_symbol", "i", pos), (f"table{index}.num_symbols", "H", pos + 4)]
+        fields += [(f"table{index}.count{k}", "H", pos + 6 + 2 * k) for k in range(min(num_symbols, 8))]
+        pos += 6 + 2 * num_symbols
+        index += 1
+    return [f for f in fields if f[2] + struct.calcsize("<" + f[1]) <= len(payload)]
+
+
+_LIMITS = {
+    "B": (0, 0xFF),
+    "H": (0, 0xFFFF),
+    "I": (0, 0xFFFFFFFF),
+    "i": (-(1 << 31), (1 << 31) - 1),
+}
+_INTERESTING = {
+    "B": [0, 1, 2, 3, 4, 7, 8, 9, 15, 16, 23, 24, 25, 31, 32, 33, 127, 128, 255],
+    "H": [0, 1, 2, 3, 15, 16, 255, 256, 4095, 4096, 4097, 32767, 32768, 65534, 65535],
+    "I": [0, 1, 2, 3, 4095, 4096, 65535, 65536, C.MAX_IMAGE_SIDE - 1, C.MAX_IMAGE_SIDE, C.MAX_IMAGE_SIDE + 1,
+          1 << 24, (1 << 31) - 1, 1 << 31, 0xFFFFFFFE, 0xFFFFFFFF],
+    "i": [0, 1, -1, 2, -2, C.MIN_SYMBOL, C.MIN_SYMBOL - 1, C.MAX_SYMBOL, C.MAX_SYMBOL + 1, -(1 << 31),
+          (1 << 31) - 1, 4096, -4096],
+}
+
+
+def interesting_value(rng: np.random.Generator, code: str, original: int) -> int:
+    """A boundary value for a field of struct type ``code``, or a value near the original, clamped to the type."""
+    low, high = _LIMITS[code]
+    choice = rng.integers(4)
+    if choice == 0:
+        value = int(rng.choice(_INTERESTING[code]))
+    elif choice == 1:
+        value = original + int(rng.choice([-2, -1, 1, 2]))
+    elif choice == 2:
+        value = int(rng.choice([original * 2, original // 2, original * 16, original + 256, original + 65536, 0]))
+    else:
+        value = int(rng.integers(low, high, endpoint=True))
+    return min(max(value, low), high)
+
+
+def set_field(payload: bytes, code: str, offset: int, value: int) -> bytes:
+    out = bytearray(payload)
+    struct.pack_into("<" + code, out, offset, value)
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------------------------- seeds
+
+
+@dataclass(frozen=True)
+class Seed:
+    name: str
+    data: bytes
+
+    @property
+    def sections(self) -> Sections | None:
+        return split_sections(self.data)
+
+
+def _synthetic_file(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    config: ModelConfig,
+    cells: tuple[tuple[int, int], ...],
+    table_specs: list[tuple[np.ndarray, int]],
+) -> bytes:
+    header = Header(width, height, config, cells)
+    header.validate()
+    tables = tuple(pmf_to_table(pmf, min_symbol) for pmf, min_symbol in table_specs)
+    latents = []
+    for level, rows in enumerate(header.level_rows()):
+        group = level * config.num_groups // config.num_levels
+        columns = []
+        for dim in range(config.latent_dim):
+            table = tables[group * config.latent_dim + dim]
+            p = table.counts / table.counts.sum()
+            columns.append(table.min_symbol + rng.choice(len(p), size=rows, p=p))
+        latents.append(np.stack(columns, axis=1).astype(np.int32))
+    num_weights = sum(int(np.prod(shape)) for _, shape in weight_shapes(header))
+    weights = rng.normal(0.0, 0.5, num_weights).astype(np.float16)
+    return write_file(header, weights, tables, encode_latents(header, tables, latents))
+
+
+def synthetic_seeds() -> list[Seed]:
+    """Two small valid files covering what the golden files do not (deterministic, built with numpy only)."""
+    rng = np.random.default_rng(20240501)
+    laplace = np.exp(-np.abs(np.arange(-20, 20)) / 3.0)
+    hashed = _synthetic_file(
+        rng,
+        32,
+        24,
+        ModelConfig(num_levels=3, log2_hashmap_size=4, latent_dim=2, feat_dim=2, mlp_width=8, mlp_depth=1, num_groups=2),
+        ((2, 1), (5, 4), (9, 7)),  # 6 dense rows, then 30 and 80 vertices hashed into 16 rows each
+        [(np.ones(1), 0), (np.array([1, 2, 5, 9, 5, 2, 1.0]), -3), (np.array([3, 1.0]), 0), (laplace, -20)],
+    )
+    wide = _synthetic_file(
+        rng,
+        16,
+        16,
+        ModelConfig(num_levels=1, log2_hashmap_size=8, latent_dim=1, feat_dim=1, mlp_width=4, mlp_depth=0),
+        ((8, 8),),
+        [(np.exp(-np.abs(np.arange(-2048, 2048)) / 40.0), -2048)],
+    )
+    return [Seed("synthetic_hashed", hashed), Seed("synthetic_table4096", wide)]
+
+
+def default_seeds() -> list[Seed]:
+    """The golden files in ``tests/data`` (when present) followed by :func:`synthetic_seeds`."""
+    golden = [Seed(path.name, path.read_bytes()) for path in sorted(GOLDEN_DIR.glob("*.shc"))]
+    return golden + synthetic_seeds()
+
+
+# ---------------------------------------------------------------------------------------------- mutators
+
+Mutator = Callable[[np.random.Generator, Seed, Sequence[Seed]], bytes]
+
+
+def _pick_section(rng: np.random.Generator, sections: Sections) -> int:
+    return int(rng.integers(len(sections)))
+
+
+def _with_payload(sections: Sections, index: int, payload: bytes) -> Sections:
+    out = list(sections)
+    out[index] = (out[index][0], payload)
+    return out
+
+
+def _bit_flip(rng, seed, seeds):
+    """1-4 random bits flipped anywhere; CRCs left as they are (mostly CRC errors, on purpose)."""
+    data = bytearray(seed.data)
+    if not data:
+        return bytes(data)
+    for _ in range(rng.integers(1, 5)):
+        pos = int(rng.integers(len(data)))
+        data[pos] ^= 1 << int(rng.integers(8))
+    return bytes(data)
+
+
+def _payload_bit_flip(rng, seed, seeds):
+    """1-4 bits flipped inside one section's payload, CRC re-fixed."""
+    sections = seed.sections
+    index = _pick_section(rng, sections)
+    payload = bytearray(sections[index][1])
+    if payload:
+        for _ in range(rng.integers(1, 5)):
+            pos = int(rng.integers(len(payload)))
+            payload[pos] ^= 1 << int(rng.integers(8))
+    return assemble(_with_payload(sections, index, bytes(payload)))
+
+
+def _payload_byte_set(rng, seed, seeds):
+    """1-4 payload bytes of one section set to boundary or random values, CRC re-fixed."""
+    sections = seed.sections
+    index = _pick_section(rng, sections)
+    payload = bytearray(sections[index][1])
+    if payload:
+        for _ in range(rng.integers(1, 5)):
+            pos = int(rng.integers(len(payload)))
+            payload[pos] = int(rng.choice([0, 1, 0x7F, 0x80, 0xFE, 0xFF, int(rng.integers(256))]))
+    return assemble(_with_payload(sections, index, bytes(payload)))
+
+
+def _head_field(rng, seed, seeds):
+    """1-3 HEAD fields (any of them, level cells included) set to boundary/nearby values, CRC re-fixed."""
+    sections = seed.sections
+    payload = sections[0][1]
+    fields = head_fields(payload)
+    for _ in range(rng.integers(1, 4)):
+        _, code, offset = fields[int(rng.integers(len(fields)))]
+        (original,) = struct.unpack_from("<" + code, payload, offset)
+        payload = set_field(payload, code, offset, interesting_value(rng, code, original))
+    return assemble(_with_payload(sections, 0, payload))
+
+
+def _huge_header(rng, seed, seeds):
+    """Image size, level cells or hash size pushed to (and past) their limits, CRC re-fixed."""
+    sections = seed.sections
+    payload = sections[0][1]
+    big = [C.MAX_IMAGE_SIDE, C.MAX_IMAGE_SIDE + 1, 0xFFFFFFFF, 1 << 31, C.MAX_GRID_CELLS_PER_SIDE]
+    for name, code, offset in head_fields(payload):
+        roll = rng.random()
+        if name in ("width", "height") and roll < 0.5:
+            payload = set_field(payload, code, offset, int(rng.choice(big + [1, 2])))
+        elif name.startswith("level") and roll < 0.3:
+            payload = set_field(payload, code, offset, int(rng.choice(big + [4095, 65535])))
+        elif name == "log2_hashmap_size" and roll < 0.5:
+            payload = set_field(payload, code, offset, int(rng.choice([C.MAX_LOG2_HASHMAP_SIZE, 25, 255])))
+    return assemble(_with_payload(sections, 0, payload))
+
+
+def _table_field(rng, seed, seeds):
+    """A TABL field (min_symbol, num_symbols or a count) changed, CRC re-fixed; or a count moved between two
+    symbols so the table stays valid and the range decoder runs with a different model."""
+    sections = seed.sections
+    payload = sections[2][1]
+    fields = table_fields(payload)
+    if not fields:
+        return assemble(sections)
+    if rng.random() < 0.4:
+        counts = [f for f in fields if ".count" in f[0]]
+        if len(counts) >= 2:
+            (_, _, a), (_, _, b) = (counts[i] for i in rng.choice(len(counts), 2, replace=False))
+            (va,), (vb,) = struct.unpack_from("<H", payload, a), struct.unpack_from("<H", payload, b)
+            move = int(rng.integers(0, va + 1))  # stored counts are count - 1, so moving <= va keeps a >= 1
+            if vb + move <= 0xFFFF:
+                payload = set_field(set_field(payload, "H", a, va - move), "H", b, vb + move)
+            return assemble(_with_payload(sections, 2, payload))
+    _, code, offset = fields[int(rng.integers(len(fields)))]
+    (original,) = struct.unpack_from("<" + code, payload, offset)
+    payload = set_field(payload, code, offset, interesting_value(rng, code, original))
+    return assemble(_with_payload(sections, 2, payload))
+
+
+def _section_length(rng, seed, seeds):
+    """One section's declared length set to a wrong, boundary or huge value (framing broken, CRC untouched)."""
+    sections = seed.sections
+    index = _pick_section(rng, sections)
+    parts = [PREFIX] + [frame(tag, payload) for tag, payload in sections]
+    length = len(sections[index][1])
+    value = int(rng.choice([0, 1, 3, length - 1, length + 1, length + 4, length * 2, C.MAX_SECTION_BYTES,
+                            C.MAX_SECTION_BYTES + 1, 1 << 31, 0xFFFFFFFF, int(rng.integers(1 << 32))]))
+    part = bytearray(parts[index + 1])
+    struct.pack_into("<I", part, 4, min(max(value, 0), 0xFFFFFFFF))
+    parts[index + 1] = bytes(part)
+    return b"".join(parts)
+
+
+def _section_resize(rng, seed, seeds):
+    """Bytes inserted into or deleted from one section's payload, with length and CRC re-fixed."""
+    sections = seed.sections
+    index = _pick_section(rng, sections)
+    payload = sections[index][1]
+    count = int(rng.choice([1, 2, 3, 4, 8, int(rng.integers(1, 64))]))
+    pos = int(rng.integers(len(payload) + 1))
+    if rng.random() < 0.5 and payload:
+        payload = payload[:pos] + payload[pos + count :]
+    else:
+        payload = payload[:pos] + bytes(rng.integers(0, 256, count, dtype=np.uint8)) + payload[pos:]
+    return assemble(_with_payload(sections, index, payload))
+
+
+def _latent_words(rng, seed, seeds):
+    """The LATN payload replaced by random words (empty to twice as long), CRC re-fixed."""
+    sections = seed.sections
+    num_words = len(sections[3][1]) // 4
+    new_words = int(rng.choice([0, 1, 2, num_words - 1, num_words, num_words + 1, int(rng.integers(2 * num_words + 2))]))
+    words = rng.integers(0, 1 << 32, max(new_words, 0), dtype=np.uint64).astype("<u4")
+    if rng.random() < 0.3 and new_words:  # keep a prefix of the real data: decodes further before it fails
+        keep = np.frombuffer(sections[3][1], dtype="<u4")[: int(rng.integers(new_words + 1))]
+        words[: keep.size] = keep
+    return assemble(_with_payload(sections, 3, words.tobytes()))
+
+
+def _special_weights(rng, seed, seeds):
+    """A few float16 weights set to inf, NaN, +-65504, subnormals or zero, CRC re-fixed."""
+    sections = seed.sections
+    weights = np.frombuffer(sections[1][1], dtype="<f2").copy()
+    if weights.size:
+        specials = np.array([np.inf, -np.inf, np.nan, 65504.0, -65504.0, 6e-8, -6e-8, 0.0, 1024.0], dtype="<f2")
+        for _ in range(rng.integers(1, 4)):
+            weights[int(rng.integers(weights.size))] = specials[int(rng.integers(specials.size))]
+    return assemble(_with_payload(sections, 1, weights.tobytes()))
+
+
+def _tag_version(rng, seed, seeds):
+    """Magic, version byte or a section tag changed, or two sections swapped (CRCs stay consistent)."""
+    sections = seed.sections
+    choice = rng.integers(4)
+    if choice == 0:
+        prefix = bytearray(PREFIX)
+        prefix[int(rng.integers(4))] ^= 1 << int(rng.integers(8))
+        return assemble(sections, bytes(prefix))
+    if choice == 1:
+        version = int(rng.choice([0, C.FORMAT_VERSION + 1, 0x7F, 0xFF]))
+        return assemble(sections, C.MAGIC + bytes([version]))
+    index = _pick_section(rng, sections)
+    if choice == 2:
+        tag = rng.choice([b"head", b"WGHT", b"XXXX", b"\0\0\0\0", bytes(rng.integers(0, 256, 4, dtype=np.uint8))])
+        out = list(sections)
+        out[index] = (bytes(tag), out[index][1])
+        return assemble(out)
+    other = _pick_section(rng, sections)
+    out = list(sections)
+    out[index], out[other] = out[other], out[index]
+    return assemble(out)
+
+
+def _truncate(rng, seed, seeds):
+    """Cut at a random length (every length is covered by ``--sweep-truncations``)."""
+    return seed.data[: int(rng.integers(len(seed.data)))] if seed.data else seed.data
+
+
+def _append(rng, seed, seeds):
+    """Trailing bytes after the last section: a few random bytes, or a repeated section."""
+    if rng.random() < 0.5 or seed.sections is None:
+        return seed.data + bytes(rng.integers(0, 256, int(rng.integers(1, 9)), dtype=np.uint8))
+    tag, payload = seed.sections[_pick_section(rng, seed.sections)]
+    return seed.data + frame(tag, payload)
+
+
+def _splice_sections(rng, seed, seeds):
+    """Each section taken from this seed or another one (all CRCs valid): mismatched header, weights, tables, latents."""
+    other = seeds[int(rng.integers(len(seeds)))]
+    mine, theirs = seed.sections, other.sections
+    if theirs is None:
+        return _splice_bytes(rng, seed, seeds)
+    picks = rng.random(len(mine)) < 0.5
+    if not picks.any():
+        picks[int(rng.integers(len(mine)))] = True
+    return assemble([theirs[i] if picks[i] else mine[i] for i in range(len(mine))])
+
+
+def _splice_bytes(rng, seed, seeds):
+    """A prefix of this seed followed by a suffix of another one."""
+    other = seeds[int(rng.integers(len(seeds)))].data
+    return seed.data[: int(rng.integers(len(seed.data) + 1))] + other[int(rng.integers(len(other) + 1)) :]
+
+
+def _random_bytes(rng, seed, seeds):
+    """Random bytes: raw, after a valid magic and version, or as four well-framed sections with random payloads."""
+    choice = rng.integers(3)
+    if choice == 0:
+        return bytes(rng.integers(0, 256, int(rng.integers(0, 257)), dtype=np.uint8))
+    if choice == 1:
+        return PREFIX + bytes(rng.integers(0, 256, int(rng.integers(0, 257)), dtype=np.uint8))
+    head_len = HEAD_FIXED_BYTES + 8 * int(rng.integers(0, 4))
+    lengths = [head_len, 2 * int(rng.integers(0, 64)), 2 * int(rng.integers(3, 32)), 4 * int(rng.integers(0, 16))]
+    return assemble([(tag, bytes(rng.integers(0, 256, n, dtype=np.uint8))) for tag, n in zip(C.SECTION_TAGS, lengths)])
+
+
+MUTATORS: dict[str, tuple[Mutator, float, bool]] = {
+    # name: (mutator, relative weight, needs a well-framed seed)
+    "bit_flip": (_bit_flip, 1.0, False),
+    "payload_bit_flip": (_payload_bit_flip, 2.0, True),
+    "payload_byte_set": (_payload_byte_set, 1.5, True),
+    "head_field": (_head_field, 3.0, True),
+    "huge_header": (_huge_header, 1.0, True),
+    "table_field": (_table_field, 2.0, True),
+    "section_length": (_section_length, 1.0, True),
+    "section_resize": (_section_resize, 1.0, True),
+    "latent_words": (_latent_words, 1.5, True),
+    "special_weights": (_special_weights, 0.5, True),
+    "tag_version": (_tag_version, 0.5, True),
+    "truncate": (_truncate, 1.0, False),
+    "append": (_append, 0.5, False),
+    "splice_sections": (_splice_sections, 1.0, True),
+    "splice_bytes": (_splice_bytes, 0.5, False),
+    "random_bytes": (_random_bytes, 1.0, False),
+}
+
+
+def mutate(rng: np.random.Generator, seed: Seed, seeds: Sequence[Seed], name: str | None = None) -> tuple[str, bytes]:
+    """Apply one mutator (chosen by weight unless ``name`` is given) to ``seed``; returns (mutator name, bytes)."""
+    framed = seed.sections is not None
+    names = [n for n, (_, _, needs_framing) in MUTATORS.items() if framed or not needs_framing]
+    if name is None:
+        weights = np.array([MUTATORS[n][1] for n in names])
+        name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    return name, MUTATORS[name][0](rng, seed, seeds)
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+@dataclass
+class CaseResult:
+    index: int
+    seed_name: str
+    mutator: str
+    outcome: str  # "error", "decoded" or "failure"
+    seconds: float
+    peak_bytes: int
+    detail: str  # the ShcFormatError message, the decoded size, or why it failed (with traceback)
+    data: bytes = b""
+    warnings: tuple[str, ...] = ()
+
+
+def run_case(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    case_seconds: float = DEFAULT_CASE_SECONDS,
+    memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT_MB << 20,
+) -> tuple[str, float, int, str, tuple[str, ...]]:
+    """Decode ``data`` once and classify it: ``(outcome, seconds, peak traced bytes, detail, warnings)``.
+
+    The peak allocation is measured only while :mod:`tracemalloc` is tracing (numpy reports its buffers
+    to it); otherwise it is 0 and ``memory_limit_bytes`` is not checked.
+    """
+    tracing = tracemalloc.is_tracing()
+    if tracing:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            image = decode_bytes(data, max_pixels=max_pixels)
+        except ShcFormatError as error:
+            outcome, detail = ("error", str(error)) if str(error) else ("failure", "ShcFormatError with no message")
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:  # noqa: BLE001 - anything else is exactly what we are looking for
+            outcome = "failure"
+            detail = f"{type(error).__module__}.{type(error).__qualname__} escaped:\n{traceback.format_exc()}"
+        else:
+            outcome, detail = _check_image(data, image, max_pixels)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] - base if tracing else 0
+    if outcome != "failure" and seconds > case_seconds:
+        outcome, detail = "failure", f"too slow: {seconds:.2f} s > {case_seconds} s ({detail})"
+    if outcome != "failure" and memory_limit_bytes is not None and tracing and peak > memory_limit_bytes:
+        outcome, detail = "failure", f"peak allocation {peak / 2**20:.0f} MiB > {memory_limit_bytes / 2**20:.0f} MiB ({detail})"
+    return outcome, seconds, peak, detail, tuple(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
+
+
+def _check_image(data: bytes, image: object, max_pixels: int) -> tuple[str, str]:
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        return "failure", f"decode_bytes returned {type(image).__name__} {getattr(image, 'shape', '')}, not uint8 (h, w, 3)"
+    header = read_file(data).header
+    if image.shape[:2] != (header.height, header.width):
+        return "failure", f"decoded {image.shape[1]}x{image.shape[0]}, the header says {header.width}x{header.height}"
+    if image.shape[0] * image.shape[1] > max_pixels:
+        return "failure", f"decoded {image.shape[1]}x{image.shape[0]} despite max_pixels={max_pixels}"
+    return "decoded", f"{image.shape[1]}x{image.shape[0]}"
+
+
+@dataclass
+class FuzzReport:
+    cases: int = 0
+    clean_errors: int = 0
+    decoded: int = 0
+    num_failures: int = 0
+    failures: list[CaseResult] = field(default_factory=list)  # the first few, with their inputs
+    seeds_total: int = 0
+    seeds_decoded: int = 0
+    seed_problems: list[str] = field(default_factory=list)
+    per_mutator: dict[str, Counter] = field(default_factory=dict)
+    error_kinds: Counter = field(default_factory=Counter)
+    warning_kinds: Counter = field(default_factory=Counter)
+    cases_with_warnings: int = 0
+    slowest: CaseResult | None = None
+    largest: CaseResult | None = None
+    seconds: float = 0.0
+    stopped_early: bool = False
+    keep_failures: int = 20
+
+    @property
+    def ok(self) -> bool:
+        return self.num_failures == 0 and self.seeds_decoded == self.seeds_total
+
+    def add(self, result: CaseResult) -> None:
+        self.cases += 1
+        counts = self.per_mutator.setdefault(result.mutator, Counter())
+        counts[result.outcome] += 1
+        if result.outcome == "error":
+            self.clean_errors += 1
+            self.error_kinds[_message_kind(result.detail)] += 1
+        elif result.outcome == "decoded":
+            self.decoded += 1
+        else:
+            self.num_failures += 1
+            if len(self.failures) < self.keep_failures:
+                self.failures.append(result)
+        if result.warnings:
+            self.cases_with_warnings += 1
+            self.warning_kinds.update(result.warnings)
+        if self.slowest is None or result.seconds > self.slowest.seconds:
+            self.slowest = result
+        if self.largest is None or result.peak_bytes > self.largest.peak_bytes:
+            self.largest = result
+
+
+def _message_kind(message: str) -> str:
+    """An error message with its numbers and quoted bytes blanked, so that messages group by the check that fired."""
+    kind = re.sub(r"b'[^']*'|b\"[^\"]*\"", "b'…'", message)
+    return re.sub(r"(?<![A-Za-z_*])-?\d+(\.\d+)?", "N", kind)[:100]
+
+
+def run_fuzz(
+    seeds: Sequence[Seed],
+    cases: int = 1000,
+    seed: int = 0,
+    time_limit: float | None = None,
+    case_seconds: float = DEFAULT_CASE_SECONDS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
+    sweep_truncations: bool = False,
+    only_cases: Sequence[int] | None = None,
+    keep_failures: int = 20,
+    watchdog_seconds: float | None = None,
+    progress: Callable[[FuzzReport], None] | None = None,
+) -> FuzzReport:
+    """Decode every seed unmutated, then ``cases`` mutated cases (and optionally every truncation of every seed).
+
+    ``watchdog_seconds`` arms :func:`faulthandler.dump_traceback_later` around each case: a case that truly
+    hangs then prints every thread's traceback and ends the process with exit status 1, rather than hanging.
+    """
+    if not seeds:
+        msg = "no seed files to fuzz"
+        raise ValueError(msg)
+    report = FuzzReport(seeds_total=len(seeds), keep_failures=keep_failures)
+    start = time.perf_counter()
+    memory_limit = None if not memory_limit_mb else memory_limit_mb << 20
+    started_tracing = memory_limit is not None and not tracemalloc.is_tracing()
+    if started_tracing:
+        tracemalloc.start()
+
+    def one(index: int, seed_obj: Seed, mutator: str, data: bytes) -> CaseResult:
+        if watchdog_seconds:
+            faulthandler.dump_traceback_later(watchdog_seconds, exit=True)
+        try:
+            outcome, seconds, peak, detail, caught = run_case(data, max_pixels, case_seconds, memory_limit)
+        finally:
+            if watchdog_seconds:
+                faulthandler.cancel_dump_traceback_later()
+        kept = data if outcome == "failure" else b""
+        return CaseResult(index, seed_obj.name, mutator, outcome, seconds, peak, detail, kept, caught)
+
+    try:
+        for seed_obj in seeds:
+            result = one(-1, seed_obj, "unmutated", seed_obj.data)
+            report.add(result)
+            if result.outcome == "decoded":
+                report.seeds_decoded += 1
+            else:
+                report.seed_problems.append(f"{seed_obj.name}: {result.outcome}: {result.detail.splitlines()[0]}")
+        indices = range(cases) if only_cases is None else only_cases
+        for index in indices:
+            if time_limit is not None and time.perf_counter() - start > time_limit:
+                report.stopped_early = True
+                break
+            rng = np.random.default_rng([seed, index])
+            seed_obj = seeds[int(rng.integers(len(seeds)))]
+            mutator, data = mutate(rng, seed_obj, seeds)
+            report.add(one(index, seed_obj, mutator, data))
+            if progress is not None and report.cases % 500 == 0:
+                progress(report)
+        if sweep_truncations and not report.stopped_early:
+            for seed_obj in seeds:
+                for length in range(len(seed_obj.data)):
+                    if time_limit is not None and time.perf_counter() - start > time_limit:
+                        report.stopped_early = True
+                        break
+                    report.add(one(length, seed_obj, "truncate_sweep", seed_obj.data[:length]))
+    finally:
+        if started_tracing:
+            tracemalloc.stop()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def format_report(report: FuzzReport, seed: int, show_failures: int = 5) -> str:
+    lines = [
+        f"shc fuzz: {report.cases} cases ({report.seeds_total} seeds, --seed {seed}) in {report.seconds:.1f} s"
+        + (" (stopped at --time-limit)" if report.stopped_early else ""),
+        f"  clean errors (ShcFormatError): {report.clean_errors}",
+        f"  successful decodes:            {report.decoded}",
+        f"  failures:                      {report.num_failures}",
+        f"  seeds decoded unmutated:       {report.seeds_decoded}/{report.seeds_total}",
+    ]
+    lines += [f"    seed problem: {problem}" for problem in report.seed_problems]
+    if report.slowest is not None:
+        s = report.slowest
+        lines.append(f"  slowest case: {s.seconds:.3f} s (case {s.index}, {s.mutator} of {s.seed_name}: {s.detail.splitlines()[0][:80]})")
+    if report.largest is not None and report.largest.peak_bytes:
+        m = report.largest
+        lines.append(f"  largest peak allocation: {m.peak_bytes / 2**20:.1f} MiB (case {m.index}, {m.mutator} of {m.seed_name})")
+    lines.append(f"  cases with numpy warnings: {report.cases_with_warnings}")
+    lines += [f"    {count:6d}  {kind}" for kind, count in report.warning_kinds.most_common(5)]
+    lines.append("  per mutator:            cases   errors  decoded failures")
+    for name in sorted(report.per_mutator):
+        c = report.per_mutator[name]
+        lines.append(f"    {name:20s} {sum(c.values()):7d} {c['error']:8d} {c['decoded']:8d} {c['failure']:8d}")
+    lines.append(f"  checks that fired ({len(report.error_kinds)} kinds, most frequent first):")
+    lines += [f"    {count:6d}  {kind}" for kind, count in report.error_kinds.most_common(25)]
+    for failure in report.failures[:show_failures]:
+        lines.append(f"--- failure: case {failure.index} ({failure.mutator} of {failure.seed_name}), {failure.seconds:.2f} s")
+        lines.append(failure.detail.rstrip())
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shc.format.fuzz", description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="*", type=Path, help="seed .shc files (default: tests/data golden + synthetic)")
+    parser.add_argument("--cases", type=int, default=1000, help="mutated cases to run (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; case i uses default_rng([seed, i])")
+    parser.add_argument("--time-limit", type=float, default=None, help="stop starting new cases after this many seconds")
+    parser.add_argument("--case-seconds", type=float, default=DEFAULT_CASE_SECONDS, help="a slower case is a failure")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="decode_bytes(max_pixels=...)")
+    parser.add_argument("--memory-limit-mb", type=int, default=DEFAULT_MEMORY_LIMIT_MB,
+                        help="a case whose peak traced allocation is larger is a failure (0: do not trace)")
+    parser.add_argument("--sweep-truncations", action="store_true", help="also decode every truncation of every seed")
+    parser.add_argument("--case", type=int, action="append", dest="only_cases", help="run only this case index (repeatable)")
+    parser.add_argument("--save-failures", type=Path, default=None, help="write each failing input into this folder")
+    parser.add_argument("--no-synthetic", action="store_true", help="without FILES: use the golden files only")
+    args = parser.parse_args(argv)
+
+    if args.files:
+        seeds = [Seed(path.name, path.read_bytes()) for path in args.files]
+    else:
+        seeds = default_seeds()
+        if args.no_synthetic:
+            seeds = [s for s in seeds if not s.name.startswith("synthetic_")]
+    watchdog = max(60.0, 6 * args.case_seconds)
+
+    def progress(report: FuzzReport) -> None:
+        print(f"  ... {report.cases} cases, {report.num_failures} failures", file=sys.stderr, flush=True)
+
+    report = run_fuzz(
+        seeds,
+        cases=args.cases,
+        seed=args.seed,
+        time_limit=args.time_limit,
+        case_seconds=args.case_seconds,
+        max_pixels=args.max_pixels,
+        memory_limit_mb=args.memory_limit_mb or None,
+        sweep_truncations=args.sweep_truncations,
+        only_cases=args.only_cases,
+        watchdog_seconds=watchdog,
+        progress=progress,
+    )
+    print(format_report(report, args.seed))
+    if args.save_failures is not None and report.failures:
+        args.save_failures.mkdir(parents=True, exist_ok=True)
+        for failure in report.failures:
+            (args.save_failures / f"case{failure.index}-{failure.mutator}-{failure.seed_name}.bin").write_bytes(failure.data)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
