@@ -225,7 +225,9 @@ def synthetic_seeds() -> list[Seed]:
         rng,
         32,
         24,
-        ModelConfig(num_levels=3, log2_hashmap_size=4, latent_dim=2, feat_dim=2, mlp_width=8, mlp_depth=1, num_groups=2),
+        ModelConfig(
+            num_levels=3, log2_hashmap_size=4, latent_dim=2, feat_dim=2, mlp_width=8, mlp_depth=1, num_groups=2
+        ),
         ((2, 1), (5, 4), (9, 7)),  # 6 dense rows, then 30 and 80 vertices hashed into 16 rows each
         [(np.ones(1), 0), (np.array([1, 2, 5, 9, 5, 2, 1.0]), -3), (np.array([3, 1.0]), 0), (laplace, -20)],
     )
@@ -379,7 +381,8 @@ def _latent_words(rng, seed, seeds):
     """The LATN payload replaced by random words (empty to twice as long), CRC re-fixed."""
     sections = seed.sections
     num_words = len(sections[3][1]) // 4
-    new_words = int(rng.choice([0, 1, 2, num_words - 1, num_words, num_words + 1, int(rng.integers(2 * num_words + 2))]))
+    choices = [0, 1, 2, num_words - 1, num_words, num_words + 1, int(rng.integers(2 * num_words + 2))]
+    new_words = int(rng.choice(choices))
     words = rng.integers(0, 1 << 32, max(new_words, 0), dtype=np.uint64).astype("<u4")
     if rng.random() < 0.3 and new_words:  # keep a prefix of the real data: decodes further before it fails
         keep = np.frombuffer(sections[3][1], dtype="<u4")[: int(rng.integers(new_words + 1))]
@@ -435,7 +438,7 @@ def _append(rng, seed, seeds):
 
 
 def _splice_sections(rng, seed, seeds):
-    """Each section taken from this seed or another one (all CRCs valid): mismatched header, weights, tables, latents."""
+    """Each section from this seed or another (all CRCs valid): mismatched header, weights, tables, latents."""
     other = seeds[int(rng.integers(len(seeds)))]
     mine, theirs = seed.sections, other.sections
     if theirs is None:
@@ -545,13 +548,15 @@ def run_case(
     if outcome != "failure" and seconds > case_seconds:
         outcome, detail = "failure", f"too slow: {seconds:.2f} s > {case_seconds} s ({detail})"
     if outcome != "failure" and memory_limit_bytes is not None and tracing and peak > memory_limit_bytes:
-        outcome, detail = "failure", f"peak allocation {peak / 2**20:.0f} MiB > {memory_limit_bytes / 2**20:.0f} MiB ({detail})"
+        limit_mib = memory_limit_bytes / 2**20
+        outcome, detail = "failure", f"peak allocation {peak / 2**20:.0f} MiB > {limit_mib:.0f} MiB ({detail})"
     return outcome, seconds, peak, detail, tuple(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
 
 
 def _check_image(data: bytes, image: object, max_pixels: int) -> tuple[str, str]:
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
-        return "failure", f"decode_bytes returned {type(image).__name__} {getattr(image, 'shape', '')}, not uint8 (h, w, 3)"
+        got = f"{type(image).__name__} {getattr(image, 'shape', '')}"
+        return "failure", f"decode_bytes returned {got}, not a uint8 (height, width, 3) array"
     header = read_file(data).header
     if image.shape[:2] != (header.height, header.width):
         return "failure", f"decoded {image.shape[1]}x{image.shape[0]}, the header says {header.width}x{header.height}"
@@ -609,7 +614,7 @@ class FuzzReport:
 def _message_kind(message: str) -> str:
     """An error message with its numbers and quoted bytes blanked, so that messages group by the check that fired."""
     kind = re.sub(r"b'[^']*'|b\"[^\"]*\"", "b'…'", message)
-    return re.sub(r"(?<![A-Za-z_*])-?\d+(\.\d+)?", "N", kind)[:100]
+    return re.sub(r"(?<![A-Za-z_*\d])-?\d+(\.\d+)?", "N", kind)[:100]
 
 
 def run_fuzz(
@@ -697,10 +702,12 @@ def format_report(report: FuzzReport, seed: int, show_failures: int = 5) -> str:
     lines += [f"    seed problem: {problem}" for problem in report.seed_problems]
     if report.slowest is not None:
         s = report.slowest
-        lines.append(f"  slowest case: {s.seconds:.3f} s (case {s.index}, {s.mutator} of {s.seed_name}: {s.detail.splitlines()[0][:80]})")
+        what = s.detail.splitlines()[0][:80]
+        lines.append(f"  slowest case: {s.seconds:.3f} s (case {s.index}, {s.mutator} of {s.seed_name}: {what})")
     if report.largest is not None and report.largest.peak_bytes:
         m = report.largest
-        lines.append(f"  largest peak allocation: {m.peak_bytes / 2**20:.1f} MiB (case {m.index}, {m.mutator} of {m.seed_name})")
+        where = f"case {m.index}, {m.mutator} of {m.seed_name}"
+        lines.append(f"  largest peak allocation: {m.peak_bytes / 2**20:.1f} MiB ({where})")
     lines.append(f"  cases with numpy warnings: {report.cases_with_warnings}")
     lines += [f"    {count:6d}  {kind}" for kind, count in report.warning_kinds.most_common(5)]
     lines.append("  per mutator:            cases   errors  decoded failures")
@@ -710,7 +717,8 @@ def format_report(report: FuzzReport, seed: int, show_failures: int = 5) -> str:
     lines.append(f"  checks that fired ({len(report.error_kinds)} kinds, most frequent first):")
     lines += [f"    {count:6d}  {kind}" for kind, count in report.error_kinds.most_common(25)]
     for failure in report.failures[:show_failures]:
-        lines.append(f"--- failure: case {failure.index} ({failure.mutator} of {failure.seed_name}), {failure.seconds:.2f} s")
+        where = f"case {failure.index} ({failure.mutator} of {failure.seed_name})"
+        lines.append(f"--- failure: {where}, {failure.seconds:.2f} s")
         lines.append(failure.detail.rstrip())
     return "\n".join(lines)
 
@@ -720,13 +728,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", type=Path, help="seed .shc files (default: tests/data golden + synthetic)")
     parser.add_argument("--cases", type=int, default=1000, help="mutated cases to run (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; case i uses default_rng([seed, i])")
-    parser.add_argument("--time-limit", type=float, default=None, help="stop starting new cases after this many seconds")
+    parser.add_argument("--time-limit", type=float, default=None, help="start no new case after this many seconds")
     parser.add_argument("--case-seconds", type=float, default=DEFAULT_CASE_SECONDS, help="a slower case is a failure")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="decode_bytes(max_pixels=...)")
     parser.add_argument("--memory-limit-mb", type=int, default=DEFAULT_MEMORY_LIMIT_MB,
                         help="a case whose peak traced allocation is larger is a failure (0: do not trace)")
     parser.add_argument("--sweep-truncations", action="store_true", help="also decode every truncation of every seed")
-    parser.add_argument("--case", type=int, action="append", dest="only_cases", help="run only this case index (repeatable)")
+    parser.add_argument("--case", type=int, action="append", dest="only_cases", help="run only case i (repeatable)")
     parser.add_argument("--save-failures", type=Path, default=None, help="write each failing input into this folder")
     parser.add_argument("--no-synthetic", action="store_true", help="without FILES: use the golden files only")
     args = parser.parse_args(argv)
@@ -759,7 +767,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.save_failures is not None and report.failures:
         args.save_failures.mkdir(parents=True, exist_ok=True)
         for failure in report.failures:
-            (args.save_failures / f"case{failure.index}-{failure.mutator}-{failure.seed_name}.bin").write_bytes(failure.data)
+            name = f"case{failure.index}-{failure.mutator}-{failure.seed_name}.bin"
+            (args.save_failures / name).write_bytes(failure.data)
     return 0 if report.ok else 1
 
 
