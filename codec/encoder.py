@@ -53,7 +53,7 @@ class EncodeResult:
 
 def make_header(width: int, height: int, settings: EncoderSettings) -> Header:
     """The header for an image: the preset's architecture, levels capped at the image's own resolution."""
-    max_res = max(2, min(settings.max_res, max(width, height)))
+    max_res = max(2, round(settings.max_res_scale * max(width, height)))
     min_res = max(1, min(settings.min_res, max_res))
     config = ModelConfig(
         num_levels=settings.num_levels,

@@ -10,6 +10,8 @@ all levels (a sparse matrix product): no Python loop over levels in the hot path
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -37,12 +39,18 @@ class PixelCoords:
         cols = indices.reshape(-1)
         values = weights.reshape(-1)
         crow = torch.arange(0, 4 * num_points + 1, 4, device=device, dtype=torch.int64)
-        self.blend = torch.sparse_csr_tensor(crow, cols, values, (num_points, num_rows), check_invariants=False)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only its stable core
+            warnings.simplefilter("ignore", UserWarning)
+            self.blend = torch.sparse_csr_tensor(crow, cols, values, (num_points, num_rows), check_invariants=False)
         order = torch.argsort(cols, stable=True)
         points = torch.arange(num_points, device=device).repeat_interleave(4)[order]
         t_crow = torch.zeros(num_rows + 1, dtype=torch.int64, device=device)
         t_crow[1:] = torch.cumsum(torch.bincount(cols, minlength=num_rows), 0)
-        self.blend_t = torch.sparse_csr_tensor(t_crow, points, values[order], (num_rows, num_points), check_invariants=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            self.blend_t = torch.sparse_csr_tensor(
+                t_crow, points, values[order], (num_rows, num_points), check_invariants=False
+            )
 
 
 class _Blend(torch.autograd.Function):

@@ -9,6 +9,7 @@ header, weights and tables. The best such rate-distortion cost is what we keep, 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,11 @@ def score(model: GridINR, prior: FactorizedPrior, batches: Batches, target: torc
     return HardScore(step, mse, bpp, mse + lmbda * bpp)
 
 
+def lr_factor(progress: float, final: float) -> float:
+    """Cosine decay of every learning rate from 1x to ``final`` x over the run."""
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
 def rate_bits(model: GridINR, prior: FactorizedPrior, q: torch.Tensor) -> torch.Tensor:
     """Self-information of quantized latents under the learned prior, summed over all groups."""
     dim = model.header.config.latent_dim
@@ -107,6 +113,7 @@ def train(
             {"params": prior.parameters(), "lr": settings.lr_prior},
         ]
     )
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     start = time.perf_counter()
     soft_steps = int(settings.anneal * settings.steps)
     noise_steps = int(settings.noise * settings.steps)
@@ -127,6 +134,9 @@ def train(
         loss = mse + settings.lmbda * bpp
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        decay = lr_factor(step / settings.steps, settings.lr_final)
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base * decay
         optimizer.step()
 
         scored = None

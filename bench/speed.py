@@ -1,0 +1,157 @@
+"""Speed benchmark: training-step time, whole encode, decode (in-process and whole-process), peak RSS, MACs.
+
+    python -m shc.bench.speed examples/kodim23.png [--preset default] [--quality 3] [--device cpu|cuda]
+        [--steps-timed 20] [--json OUT.json]
+
+Prints one figure per line and optionally writes them as JSON. The whole-process decode runs
+``shc decode`` in a fresh interpreter, so it includes Python start-up and imports (and shows torch is not
+imported); its peak RSS is the child's maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["decoder_macs_per_pixel", "main"]
+
+
+def decoder_macs_per_pixel(header) -> float:
+    """Multiply-accumulates per output pixel: 4-corner blend on every level, the MLP, and the latent decoder
+    (applied once per stored row, amortized over the native pixels)."""
+    cfg = header.config
+    blend = 4 * cfg.feat_dim * cfg.num_levels
+    dims = [cfg.num_levels * cfg.feat_dim] + [cfg.mlp_width] * cfg.mlp_depth + [3]
+    mlp = sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+    latent_decoder = sum(header.level_rows()) * cfg.latent_dim * cfg.feat_dim / (header.width * header.height)
+    return blend + mlp + latent_decoder
+
+
+def _time_training_step(image: Path, preset: str, quality: int, device: str, steps: int) -> float:
+    import torch
+
+    from shc.codec.encoder import make_header
+    from shc.codec.model import GridINR, pixel_batches
+    from shc.codec.presets import settings_for
+    from shc.codec.prior import FactorizedPrior
+    from shc.codec.train import rate_bits
+    from shc.codec.quantize import soft_round_gumbel
+    from shc.images import load_rgb
+
+    rgb = load_rgb(image)
+    height, width = rgb.shape[:2]
+    settings = settings_for(preset, quality)
+    header = make_header(width, height, settings)
+    model = GridINR(header).to(device)
+    prior = FactorizedPrior(header.config.num_tables).to(device)
+    batches = pixel_batches(header, width, height, 1, 0, device)  # full-image steps, as in the issue's target
+    pixels, coords = batches[0]
+    target = torch.from_numpy(rgb.reshape(-1, 3).astype(np.float32) / 255).to(device)
+    optimizer = torch.optim.Adam(list(model.parameters()) + list(prior.parameters()), lr=1e-3)
+
+    def step() -> None:
+        q = soft_round_gumbel(model.latents, 0.3)
+        loss = torch.mean((model(q, coords) - target) ** 2) + 1e-3 * rate_bits(model, prior, q) / coords.num_pixels
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shc.bench.speed", description=__doc__.splitlines()[0])
+    parser.add_argument("image", type=Path)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--quality", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps-timed", type=int, default=20)
+    parser.add_argument("--skip-encode", action="store_true", help="only time steps and decoding of --shc")
+    parser.add_argument("--shc", type=Path, default=None, help="decode this file instead of the new encode")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from shc.codec.encoder import encode_image
+    from shc.format.container import read_file
+    from shc.format.decoder import decode_bytes
+    from shc.images import load_rgb
+    from shc.metrics import psnr_db
+
+    figures: dict[str, object] = {
+        "image": str(args.image),
+        "preset": args.preset,
+        "quality": args.quality,
+        "device": args.device,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpu_count": __import__("os").cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
+        "torch": torch.__version__,
+    }
+    figures["train_step_ms_full_image"] = round(1000 * _time_training_step(
+        args.image, args.preset, args.quality, args.device, args.steps_timed), 2)
+    print(f"training step (full image, fwd+bwd+Adam): {figures['train_step_ms_full_image']} ms", flush=True)
+
+    if args.shc is not None:
+        data = args.shc.read_bytes()
+    else:
+        result = encode_image(args.image, preset=args.preset, quality=args.quality, device=args.device)
+        data = result.data
+        figures.update(encode_seconds=round(result.encode_seconds, 2), bytes=len(data),
+                       bpp=round(result.bpp, 4), psnr_db=round(result.psnr_db, 3), steps=result.settings.steps)
+        print(f"encode: {result.encode_seconds:.1f} s, {len(data)} bytes, {result.bpp:.4f} bpp, "
+              f"PSNR {result.psnr_db:.2f} dB", flush=True)
+
+    header = read_file(data).header
+    start = time.perf_counter()
+    decoded = decode_bytes(data)
+    figures["decode_seconds_in_process"] = round(time.perf_counter() - start, 4)
+    figures["decoded_psnr_db"] = round(psnr_db(decoded, load_rgb(args.image)), 3)
+    figures["decoder_macs_per_pixel"] = round(decoder_macs_per_pixel(header), 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        shc_path = Path(tmp) / "image.shc"
+        shc_path.write_bytes(data)
+        code = (
+            "import sys, resource; from shc.cli.main import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        )
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code, "decode", str(shc_path), "-o", str(Path(tmp) / "o.png")],
+                             capture_output=True, text=True, check=True)
+        figures["decode_seconds_whole_process"] = round(time.perf_counter() - start, 3)
+        torch_loaded, max_rss_kb = out.stdout.split()[-2:]
+        figures["decode_peak_rss_mb"] = round(int(max_rss_kb) / 1024, 1)
+        figures["decode_imports_torch"] = torch_loaded == "True"
+    print(f"decode in-process: {figures['decode_seconds_in_process']} s; whole process (shc decode -> PNG): "
+          f"{figures['decode_seconds_whole_process']} s, peak RSS {figures['decode_peak_rss_mb']} MB, "
+          f"torch imported: {figures['decode_imports_torch']}")
+    print(f"decoder cost: {figures['decoder_macs_per_pixel']} MAC/pixel")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""The PyTorch model (training) against the normative numpy decoder, and small end-to-end encodes."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from shc.codec.encoder import encode_image, make_header
+from shc.codec.model import GridINR, pixel_batches
+from shc.codec.presets import QUALITIES, settings_for
+from shc.codec.prior import FactorizedPrior
+from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
+from shc.codec.tables import build_tables, integer_latents, table_bits
+from shc.format.container import ModelConfig, read_file
+from shc.format.decoder import Synthesis, decode_bytes
+from shc.format.entropy import decode_latents, encode_latents
+from shc.images import load_rgb
+from shc.metrics import psnr_db
+
+DATA = Path(__file__).parent / "data"
+
+
+def _random_model(width: int, height: int, **overrides) -> GridINR:
+    settings = dataclasses.replace(settings_for("fast", 3), **overrides)
+    torch.manual_seed(1)
+    model = GridINR(make_header(width, height, settings))
+    with torch.no_grad():  # integer latents spread over several symbols, as after training
+        model.latents.copy_(torch.randint(-6, 7, model.latents.shape).float())
+        for p in model.network_parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "overrides"),
+    [
+        (40, 30, {}),
+        (33, 57, {"log2_hashmap_size": 6, "num_levels": 5}),  # hashed levels, odd sizes, portrait
+        (24, 16, {"latent_dim": 2, "feat_dim": 3, "mlp_width": 8, "mlp_depth": 1, "num_groups": 2}),
+    ],
+)
+def test_torch_forward_matches_numpy_decoder(width, height, overrides):
+    model = _random_model(width, height, **overrides)
+    header = model.header
+    q = integer_latents(model)
+    (pixels, coords), = pixel_batches(header, width, height, 1)
+    with torch.no_grad():
+        torch_rgb = model(torch.from_numpy(q).float(), coords, round_weights=True).numpy()
+
+    weights = model.weights_float16()
+    prior = FactorizedPrior(header.config.num_tables)
+    tables, q = build_tables(model, prior, q)
+    offsets = model.level_offsets
+    levels = [q[offsets[k] : offsets[k + 1]] for k in range(header.config.num_levels)]
+    from shc.format.container import write_file
+
+    data = write_file(header, weights, tables, encode_latents(header, tables, levels))
+    parsed = read_file(data)
+    decoded_levels = decode_latents(parsed.header, parsed.tables, parsed.latent_words)
+    for a, b in zip(levels, decoded_levels):
+        np.testing.assert_array_equal(a, b)
+    synthesis = Synthesis(parsed, decoded_levels)
+    xs = (np.tile(np.arange(width), height) + 0.5) / width
+    ys = (np.repeat(np.arange(height), width) + 0.5) / height
+    numpy_rgb = synthesis.mlp(synthesis.features(xs, ys))
+    assert np.abs(numpy_rgb).max() > 0.05  # a non-trivial field
+    np.testing.assert_allclose(numpy_rgb, torch_rgb, atol=2e-5, rtol=1e-5)
+    # and the 8-bit outputs agree except where a value sits on a rounding boundary
+    rendered = synthesis.render(width, height).reshape(-1, 3).astype(int)
+    expected = np.rint(np.clip(torch_rgb, 0, 1) * 255).astype(int)
+    assert np.mean(rendered != expected) < 1e-3
+    assert np.abs(rendered - expected).max() <= 1
+
+
+def test_batched_forward_equals_full_forward():
+    model = _random_model(30, 20)
+    q = torch.from_numpy(integer_latents(model)).float()
+    (_, full), = pixel_batches(model.header, 30, 20, 1)
+    batches = pixel_batches(model.header, 30, 20, 3, seed=5)
+    with torch.no_grad():
+        whole = model(q, full)
+        assembled = torch.empty_like(whole)
+        for pixels, coords in batches:
+            assembled[pixels] = model(q, coords)
+    assert sorted(torch.cat([p for p, _ in batches]).tolist()) == list(range(600))
+    torch.testing.assert_close(assembled, whole)
+
+
+def test_blend_gradient_matches_dense_reference():
+    model = _random_model(12, 9, log2_hashmap_size=5, num_levels=3)
+    (_, coords), = pixel_batches(model.header, 12, 9, 1)
+    q = model.latents.detach().clone().requires_grad_(True)
+    model(q, coords).square().sum().backward()
+    dense = coords.blend.to_dense()
+    q_ref = model.latents.detach().clone().requires_grad_(True)
+    feats = dense @ torch.nn.functional.linear(q_ref, model.latent_decoder.weight, model.latent_decoder.bias)
+    h = feats.view(coords.num_pixels, -1)
+    for k, layer in enumerate(model.mlp):
+        h = layer(h)
+        if k < len(model.mlp) - 1:
+            h = torch.relu(h)
+    h.square().sum().backward()
+    torch.testing.assert_close(q.grad, q_ref.grad)
+
+
+def test_quantizers():
+    x = torch.tensor([-2.7, -0.2, 0.4, 1.9, 3.2], requires_grad=True)
+    y = hard_round(x)
+    assert y.tolist() == [-3.0, 0.0, 0.0, 2.0, 3.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0] * 5  # straight-through
+    torch.manual_seed(0)
+    soft = soft_round_gumbel(x.detach().repeat(2000, 1), tau=0.01)
+    # at low temperature the relaxed sample is (almost always) the nearest integer
+    assert torch.mean((torch.abs(soft - torch.round(x.detach())) < 0.01).float()) > 0.97
+    hot = soft_round_gumbel(torch.full((4000,), 0.3), tau=0.5)
+    assert 0.0 <= hot.min() and hot.max() <= 1.0 and 0.15 < hot.mean() < 0.5  # stochastic, biased to 0
+    assert temperature(0.0) == pytest.approx(0.5) and temperature(1.0) == pytest.approx(0.05)
+
+
+def test_prior_pmf_is_a_distribution_and_cdf_monotone():
+    prior = FactorizedPrior(2)
+    with torch.no_grad():
+        for p in prior.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    x = torch.linspace(-30, 30, 601).repeat(2, 1)
+    logits = prior.logits_cdf(x, slice(0, 2))
+    assert torch.all(logits[:, 1:] >= logits[:, :-1] - 1e-5)
+    pmf = prior.pmf(1, -200, 200)
+    assert np.all(pmf >= 0) and abs(pmf.sum() - 1.0) < 1e-3
+
+
+def test_table_bits_estimate_matches_range_coder():
+    model = _random_model(40, 30)
+    prior = FactorizedPrior(1)
+    tables, q = build_tables(model, prior, integer_latents(model))
+    levels = [q[model.level_offsets[k] : model.level_offsets[k + 1]] for k in range(model.header.config.num_levels)]
+    words = encode_latents(model.header, tables, levels)
+    estimate = table_bits(model, tables, q)
+    assert abs(words.size * 32 - estimate) <= 64 + 0.01 * estimate
+
+
+def test_quality_knob_is_ordered():
+    sizes = [QUALITIES[q][0] for q in sorted(QUALITIES)]
+    lambdas = [QUALITIES[q][1] for q in sorted(QUALITIES)]
+    assert sizes == sorted(sizes) and lambdas == sorted(lambdas, reverse=True)
+
+
+def test_encode_small_photo_above_psnr_floor():
+    rgb = load_rgb(DATA / "parrot_64x48.png")
+    result = encode_image(rgb, preset="fast", quality=5, steps=150, seed=0)
+    assert result.width == 64 and result.height == 48
+    decoded = decode_bytes(result.data)
+    assert decoded.shape == (48, 64, 3)
+    assert result.psnr_db == pytest.approx(psnr_db(decoded, rgb))
+    assert result.psnr_db > 24.0
+    assert result.bpp == len(result.data) * 8 / (64 * 48)
+    # the training-time estimate of the kept state is what the file delivers
+    assert abs(result.training.best.psnr_db - result.psnr_db) < 0.05
+    assert abs(result.training.best.bpp - result.bpp) / result.bpp < 0.02
+
+
+def test_encoding_is_deterministic_for_a_seed():
+    rgb = load_rgb(DATA / "parrot_64x48.png")[:24, :32]
+    a = encode_image(rgb, preset="fast", steps=20, seed=3).data
+    b = encode_image(rgb, preset="fast", steps=20, seed=3).data
+    assert a == b
+
+
+def test_decode_path_does_not_import_torch(tmp_path):
+    code = (
+        "import sys, shc, shc.format, shc.cli.common; from pathlib import Path; "
+        f"img = shc.decode(Path({str(DATA / 'parrot_128x96_q3.shc')!r}).read_bytes(), scale=1.5); "
+        "assert img.size == (192, 144), img.size; print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_header_config_is_what_the_settings_ask():
+    header = make_header(768, 512, settings_for("default", 3))
+    assert isinstance(header.config, ModelConfig)
+    assert header.level_cells[0][0] >= header.level_cells[0][1]  # landscape: x has more cells
+    assert all(a[0] <= b[0] for a, b in zip(header.level_cells, header.level_cells[1:]))
