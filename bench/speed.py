@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,20 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["decoder_macs_per_pixel", "main"]
+
+
+# ru_maxrss of a freshly exec'ed child can report the parent's size at fork time on Linux; VmHWM cannot.
+_PEAK_RSS_SNIPPET = """
+def _peak_rss_kb():
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
 
 
 def decoder_macs_per_pixel(header) -> float:
@@ -132,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         shc_path = Path(tmp) / "image.shc"
         shc_path.write_bytes(data)
         code = (
-            "import sys, resource; from shc.cli.main import main\n"
+            _PEAK_RSS_SNIPPET + "import sys; from shc.cli.main import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "print('torch' in sys.modules, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+            "print('torch' in sys.modules, _peak_rss_kb())"
         )
         start = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", code, "decode", str(shc_path), "-o", str(Path(tmp) / "o.png")],
