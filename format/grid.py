@@ -20,11 +20,13 @@ import numpy as np
 from shc.format.constants import HASH_PRIMES
 
 __all__ = [
+    "axis_cells",
     "choose_level_cells",
     "corner_indices_weights",
     "level_group",
     "level_num_rows",
     "pixel_positions",
+    "vertex_rows",
 ]
 
 
@@ -66,9 +68,20 @@ def pixel_positions(size: int, cells: int, start: int = 0, stop: int | None = No
     return (np.arange(start, stop, dtype=np.float64) + 0.5) * (cells / size)
 
 
-def _axis_cell(pos: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray]:
+def axis_cells(pos: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cell index (int64, clamped so the last vertex is reachable) and fraction (float64) along one axis."""
     cell = np.minimum(np.floor(pos), cells - 1).astype(np.int64)
     return cell, (pos - cell)
+
+
+def vertex_rows(vx: np.ndarray, vy: np.ndarray, nx: int, ny: int, log2_hashmap_size: int) -> np.ndarray:
+    """Table rows (int64) of vertices ``(vx, vy)`` (broadcastable int arrays): dense index or spatial hash."""
+    _, dense = level_num_rows(nx, ny, log2_hashmap_size)
+    if dense:
+        return vy * (nx + 1) + vx
+    hx = np.asarray(vx).astype(np.uint32) * np.uint32(HASH_PRIMES[0])
+    hy = np.asarray(vy).astype(np.uint32) * np.uint32(HASH_PRIMES[1])
+    return ((hx ^ hy) & np.uint32((1 << log2_hashmap_size) - 1)).astype(np.int64)
 
 
 def corner_indices_weights(
@@ -80,17 +93,11 @@ def corner_indices_weights(
         indices: int64 ``(n, 4)`` rows into this level's table, corners ordered (x0,y0), (x1,y0), (x0,y1), (x1,y1).
         weights: float32 ``(n, 4)``, summing to 1 per point.
     """
-    ix, fx = _axis_cell(xs, nx)
-    iy, fy = _axis_cell(ys, ny)
+    ix, fx = axis_cells(xs, nx)
+    iy, fy = axis_cells(ys, ny)
     cx = np.stack([ix, ix + 1, ix, ix + 1], axis=-1)
     cy = np.stack([iy, iy, iy + 1, iy + 1], axis=-1)
-    _, dense = level_num_rows(nx, ny, log2_hashmap_size)
-    if dense:
-        indices = cy * (nx + 1) + cx
-    else:
-        hx = cx.astype(np.uint32) * np.uint32(HASH_PRIMES[0])
-        hy = cy.astype(np.uint32) * np.uint32(HASH_PRIMES[1])
-        indices = ((hx ^ hy) & np.uint32((1 << log2_hashmap_size) - 1)).astype(np.int64)
+    indices = vertex_rows(cx, cy, nx, ny, log2_hashmap_size)
     gx = np.stack([1.0 - fx, fx, 1.0 - fx, fx], axis=-1)
     gy = np.stack([1.0 - fy, 1.0 - fy, fy, fy], axis=-1)
     return indices, (gx * gy).astype(np.float32)
