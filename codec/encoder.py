@@ -101,7 +101,7 @@ def encode_image(
     offsets = model.level_offsets
     levels = [q[offsets[k] : offsets[k + 1]] for k in range(header.config.num_levels)]
     words = encode_latents(header, tables, levels)
-    data = write_file(header, model.weights_float16(), tables, words)
+    data = write_file(header, model.quantized_weights(), tables, words)
 
     decoded = decode_bytes(data)
     return EncodeResult(

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from shc.format.container import Header, weight_shapes
+from shc.format.constants import WEIGHT_INT_MAX
+from shc.format.container import Header, QuantizedWeights, weight_shapes
 from shc.format.grid import corner_indices_weights, level_group, pixel_positions
 
 __all__ = ["GridINR", "PixelCoords", "pixel_batches"]
@@ -146,14 +147,15 @@ class GridINR(nn.Module):
         assert len(params) == len(names)
         return params
 
-    def forward(self, q_latents: torch.Tensor, coords: PixelCoords, round_weights: bool = False) -> torch.Tensor:
+    def forward(self, q_latents: torch.Tensor, coords: PixelCoords, quantize_weights: bool = False) -> torch.Tensor:
         """RGB ``(n, 3)`` in [0, 1] units (unclipped) for the pixels of ``coords``.
 
-        ``round_weights`` evaluates with float16-rounded weights, i.e. what the file stores.
+        ``quantize_weights`` evaluates with the int8 weights the file stores (straight-through gradient, so
+        training can adapt to them).
         """
         params = self.network_parameters()
-        if round_weights:
-            params = [p.half().float() for p in params]
+        if quantize_weights:
+            params = [p + (dequantize(*quantize_tensor(p)) - p).detach() for p in params]
         cfg = self.header.config
         feature_table = F.linear(q_latents, params[0], params[1])  # (rows, F)
         feats = _Blend.apply(feature_table, coords)  # (n * L, F)
@@ -165,6 +167,24 @@ class GridINR(nn.Module):
                 h = F.relu(h)
         return h
 
-    def weights_float16(self) -> np.ndarray:
-        """The flat float16 weight vector written to the WGHT section."""
-        return np.concatenate([p.detach().cpu().numpy().ravel() for p in self.network_parameters()]).astype(np.float16)
+    def quantized_weights(self) -> QuantizedWeights:
+        """The int8 weights and float32 scales written to the WGHT section."""
+        scales, values = [], []
+        for p in self.network_parameters():
+            q, scale = quantize_tensor(p.detach().cpu())
+            scales.append(float(scale))
+            values.append(q.numpy().astype(np.int8).ravel())
+        return QuantizedWeights(np.array(scales, dtype=np.float32), np.concatenate(values))
+
+
+def quantize_tensor(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-tensor int8: ``scale = max|p| / 127`` (float32), values ``round(p / scale)``."""
+    scale = p.detach().abs().max().float() / WEIGHT_INT_MAX
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(p.detach() / safe).clamp(-WEIGHT_INT_MAX, WEIGHT_INT_MAX)
+    return q, scale
+
+
+def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``q * scale`` in float32: one multiplication, bit-identical to the numpy decoder's."""
+    return q.float() * scale

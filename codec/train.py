@@ -2,7 +2,7 @@
 
 loss = MSE + λ · bpp, where bpp is the prior's self-information of the quantized latents per pixel.
 Every ``eval_every`` steps (and at the end) the state is scored the way the file will be: hard-rounded
-latents, float16 weights, 8-bit output, the latent bits under the *integer* tables plus the bytes of the
+latents, int8 weights, 8-bit output, the latent bits under the *integer* tables plus the bytes of the
 header, weights and tables. The best such rate-distortion cost is what we keep, never the soft loss.
 """
 
@@ -53,7 +53,8 @@ def file_overhead_bytes(model: GridINR, tables) -> int:
     cfg = model.header.config
     framing = 5 + 4 * 12
     header = 18 + 8 * cfg.num_levels
-    weights = 2 * sum(p.numel() for p in model.network_parameters())
+    params = model.network_parameters()
+    weights = 4 * len(params) + sum(p.numel() for p in params)  # float32 scale + int8 values per tensor
     table_bytes = sum(6 + 2 * len(t.counts) for t in tables)
     return framing + header + weights + table_bytes
 
@@ -69,7 +70,7 @@ def score(model: GridINR, prior: FactorizedPrior, batches: Batches, target: torc
     q_t = torch.from_numpy(q).to(target)
     sq_err = 0.0
     for pixels, coords in batches:
-        x_hat = model(q_t, coords, round_weights=True)
+        x_hat = model(q_t, coords, quantize_weights=True)
         x8 = torch.round(x_hat.clamp(0, 1) * 255) / 255
         sq_err += float(torch.sum((x8 - target[pixels]) ** 2))
     num_pixels = target.shape[0]
@@ -128,7 +129,7 @@ def train(
         else:
             q = hard_round(model.latents)
         pixels, coords = batches[step % len(batches)]
-        x_hat = model(q, coords)
+        x_hat = model(q, coords, quantize_weights=step > soft_steps)
         mse = torch.mean((x_hat - target[pixels]) ** 2)
         bpp = rate_bits(model, prior, q) / num_pixels
         loss = mse + settings.lmbda * bpp

@@ -1,7 +1,16 @@
 """The ``.shc`` file format and its normative decoder. Imports numpy and constriction only, never torch."""
 
 from shc.format.constants import FORMAT_VERSION, MAGIC
-from shc.format.container import Header, ModelConfig, ShcFile, Table, read_file, weight_shapes, write_file
+from shc.format.container import (
+    Header,
+    ModelConfig,
+    QuantizedWeights,
+    ShcFile,
+    Table,
+    read_file,
+    weight_shapes,
+    write_file,
+)
 from shc.format.decoder import Synthesis, decode_bytes, output_size
 from shc.format.entropy import decode_latents, encode_latents, pmf_to_table
 from shc.format.errors import ShcFormatError
@@ -11,6 +20,7 @@ __all__ = [
     "MAGIC",
     "Header",
     "ModelConfig",
+    "QuantizedWeights",
     "ShcFile",
     "ShcFormatError",
     "Synthesis",

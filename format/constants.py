@@ -5,11 +5,14 @@ from __future__ import annotations
 MAGIC = b"SHC\x1a"
 """First four bytes of every file ("SHC" plus ^Z so a text viewer stops there)."""
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever any byte of the layout or the normative decoding changes."""
 
 SECTION_TAGS = (b"HEAD", b"WGHT", b"TABL", b"LATN")
 """Sections in their required order: header, network weights, probability tables, range-coded latents."""
+
+WEIGHT_INT_MAX = 127
+"""Network weights are stored as int8 in [-127, 127] times one float32 scale per tensor."""
 
 TABLE_PRECISION = 15
 """Integer frequency tables sum to exactly 2**TABLE_PRECISION; every symbol count is >= 1."""

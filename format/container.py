@@ -18,7 +18,7 @@ from shc.format.binary import Reader
 from shc.format.errors import ShcFormatError
 from shc.format.grid import level_num_rows
 
-__all__ = ["Header", "ModelConfig", "ShcFile", "Table", "read_file", "weight_shapes", "write_file"]
+__all__ = ["Header", "ModelConfig", "QuantizedWeights", "ShcFile", "Table", "read_file", "weight_shapes", "write_file"]
 
 
 @dataclass(frozen=True)
@@ -114,11 +114,36 @@ class Table:
 
 
 @dataclass(frozen=True)
+class QuantizedWeights:
+    """The network weights as stored: per tensor (``weight_shapes`` order) a float32 scale and int8 values."""
+
+    scales: np.ndarray  # float32, one per tensor, finite and >= 0
+    values: np.ndarray  # int8, flat, each in [-WEIGHT_INT_MAX, WEIGHT_INT_MAX]
+
+    def dequantized(self, header: Header) -> np.ndarray:
+        """Flat float32 weights: ``float32(value) * scale`` (one IEEE multiplication, the same everywhere)."""
+        sizes = [int(np.prod(shape)) for _, shape in weight_shapes(header)]
+        return self.values.astype(np.float32) * np.repeat(self.scales.astype(np.float32), sizes)
+
+    def validate(self, header: Header) -> None:
+        shapes = weight_shapes(header)
+        if self.scales.shape != (len(shapes),) or self.values.shape != (_num_weights(header),):
+            msg = f"expected {len(shapes)} scales and {_num_weights(header)} weights for this header"
+            raise ShcFormatError(msg)
+        if not np.all(np.isfinite(self.scales)) or np.any(self.scales < 0):
+            msg = "WGHT section has a non-finite or negative weight scale"
+            raise ShcFormatError(msg)
+        if self.values.size and int(np.abs(self.values.astype(np.int16)).max()) > C.WEIGHT_INT_MAX:
+            msg = f"WGHT section has a weight outside [-{C.WEIGHT_INT_MAX}, {C.WEIGHT_INT_MAX}]"
+            raise ShcFormatError(msg)
+
+
+@dataclass(frozen=True)
 class ShcFile:
-    """A parsed file: everything is integers or float16 weights, nothing evaluated yet."""
+    """A parsed file: everything is integers (and one float32 scale per weight tensor), nothing evaluated yet."""
 
     header: Header
-    weights: np.ndarray  # float16, flat, in weight_shapes() order
+    weights: QuantizedWeights
     tables: tuple[Table, ...]  # index = group * latent_dim + dim
     latent_words: np.ndarray  # uint32 range-coder words
     section_bytes: dict[str, int]
@@ -174,13 +199,24 @@ def _section(tag: bytes, payload: bytes) -> bytes:
     return tag + struct.pack("<I", len(payload)) + payload + struct.pack("<I", zlib.crc32(tag + payload))
 
 
-def write_file(header: Header, weights: np.ndarray, tables: tuple[Table, ...], latent_words: np.ndarray) -> bytes:
+def _weights_payload(header: Header, weights: QuantizedWeights) -> bytes:
+    out = []
+    offset = 0
+    for (_, shape), scale in zip(weight_shapes(header), weights.scales):
+        count = int(np.prod(shape))
+        out.append(struct.pack("<f", float(scale)))
+        out.append(weights.values[offset : offset + count].astype("i1").tobytes())
+        offset += count
+    return b"".join(out)
+
+
+def write_file(header: Header, weights: QuantizedWeights, tables: tuple[Table, ...], latent_words: np.ndarray) -> bytes:
     """Serialize; validates like the reader does, so we never write a file we would refuse to read."""
     header.validate()
-    weights = np.asarray(weights, dtype=np.float16).ravel()
-    if weights.size != _num_weights(header):
-        msg = f"{weights.size} weights given, the header implies {_num_weights(header)}"
-        raise ValueError(msg)
+    try:
+        weights.validate(header)
+    except ShcFormatError as error:
+        raise ValueError(str(error)) from None
     if len(tables) != header.config.num_tables:
         msg = f"{len(tables)} tables given, the header implies {header.config.num_tables}"
         raise ValueError(msg)
@@ -190,7 +226,7 @@ def write_file(header: Header, weights: np.ndarray, tables: tuple[Table, ...], l
     return C.MAGIC + bytes([C.FORMAT_VERSION]) + b"".join(
         [
             _section(b"HEAD", _header_payload(header)),
-            _section(b"WGHT", weights.astype("<f2").tobytes()),
+            _section(b"WGHT", _weights_payload(header, weights)),
             _section(b"TABL", _tables_payload(tables)),
             _section(b"LATN", words.tobytes()),
         ]
@@ -247,6 +283,22 @@ def _parse_header(payload: bytes) -> Header:
     return header
 
 
+def _parse_weights(payload: bytes, header: Header) -> QuantizedWeights:
+    shapes = weight_shapes(header)
+    expected = 4 * len(shapes) + _num_weights(header)
+    if len(payload) != expected:
+        msg = f"WGHT section has {len(payload)} bytes, the header implies {expected}"
+        raise ShcFormatError(msg)
+    reader = Reader(payload, "WGHT section")
+    scales, values = [], []
+    for name, shape in shapes:
+        scales.append(reader.unpack("f", f"{name} scale")[0])
+        values.append(np.frombuffer(reader.bytes(int(np.prod(shape)), f"{name} values"), dtype="i1"))
+    weights = QuantizedWeights(np.array(scales, dtype=np.float32), np.concatenate(values).astype(np.int8))
+    weights.validate(header)
+    return weights
+
+
 def _parse_tables(payload: bytes, header: Header) -> tuple[Table, ...]:
     reader = Reader(payload, "TABL section")
     tables = []
@@ -271,15 +323,7 @@ def read_file(data: bytes) -> ShcFile:
     data = bytes(data)
     sections = _read_sections(data)
     header = _parse_header(sections[b"HEAD"])
-    weight_bytes = sections[b"WGHT"]
-    expected = 2 * _num_weights(header)
-    if len(weight_bytes) != expected:
-        msg = f"WGHT section has {len(weight_bytes)} bytes, the header implies {expected}"
-        raise ShcFormatError(msg)
-    weights = np.frombuffer(weight_bytes, dtype="<f2").astype(np.float16)
-    if not np.all(np.isfinite(weights)):
-        msg = "WGHT section contains non-finite weights"
-        raise ShcFormatError(msg)
+    weights = _parse_weights(sections[b"WGHT"], header)
     tables = _parse_tables(sections[b"TABL"], header)
     latent_bytes = sections[b"LATN"]
     if len(latent_bytes) % 4:

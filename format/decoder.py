@@ -64,10 +64,11 @@ class Synthesis:
     def __init__(self, shc_file: ShcFile, latents: list[np.ndarray]) -> None:
         self.header = shc_file.header
         params: dict[str, np.ndarray] = {}
+        flat = shc_file.weights.dequantized(self.header)
         offset = 0
         for name, shape in weight_shapes(self.header):
             count = int(np.prod(shape))
-            params[name] = shc_file.weights[offset : offset + count].astype(np.float32).reshape(shape)
+            params[name] = flat[offset : offset + count].reshape(shape)
             offset += count
         dec_w, dec_b = params["latent_decoder.weight"], params["latent_decoder.bias"]
         # The latent decoder is linear, so it is applied once per stored row rather than per pixel.

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from shc.format import constants as C
-from shc.format.container import Header, ModelConfig, read_file, weight_shapes, write_file
+from shc.format.container import Header, ModelConfig, QuantizedWeights, read_file, weight_shapes, write_file
 from shc.format.decoder import decode_bytes
 from shc.format.entropy import encode_latents, pmf_to_table
 from shc.format.errors import ShcFormatError
@@ -213,7 +213,8 @@ def _synthetic_file(
             columns.append(table.min_symbol + rng.choice(len(p), size=rows, p=p))
         latents.append(np.stack(columns, axis=1).astype(np.int32))
     num_weights = sum(int(np.prod(shape)) for _, shape in weight_shapes(header))
-    weights = rng.normal(0.0, 0.5, num_weights).astype(np.float16)
+    scales = rng.uniform(0.002, 0.02, len(weight_shapes(header))).astype(np.float32)
+    weights = QuantizedWeights(scales, rng.integers(-127, 128, num_weights).astype(np.int8))
     return write_file(header, weights, tables, encode_latents(header, tables, latents))
 
 
@@ -391,14 +392,22 @@ def _latent_words(rng, seed, seeds):
 
 
 def _special_weights(rng, seed, seeds):
-    """A few float16 weights set to inf, NaN, +-65504, subnormals or zero, CRC re-fixed."""
+    """Weight scales set to inf, NaN, negative, huge, subnormal or zero, or int8 values set to -128; CRC re-fixed."""
     sections = seed.sections
-    weights = np.frombuffer(sections[1][1], dtype="<f2").copy()
-    if weights.size:
-        specials = np.array([np.inf, -np.inf, np.nan, 65504.0, -65504.0, 6e-8, -6e-8, 0.0, 1024.0], dtype="<f2")
-        for _ in range(rng.integers(1, 4)):
-            weights[int(rng.integers(weights.size))] = specials[int(rng.integers(specials.size))]
-    return assemble(_with_payload(sections, 1, weights.tobytes()))
+    payload = bytearray(sections[1][1])
+    header = read_file(seed.data).header
+    starts, offset = [], 0
+    for _, shape in weight_shapes(header):
+        starts.append(offset)
+        offset += 4 + int(np.prod(shape))
+    specials = [np.inf, -np.inf, np.nan, -1.0, 3.0e38, 1e-45, 0.0, 1e4]
+    for _ in range(rng.integers(1, 4)):
+        start = starts[int(rng.integers(len(starts)))]
+        if rng.random() < 0.6:
+            payload[start : start + 4] = struct.pack("<f", specials[int(rng.integers(len(specials)))])
+        elif offset > start + 4:
+            payload[int(rng.integers(start + 4, offset))] = 0x80  # int8 -128, outside the allowed range
+    return assemble(_with_payload(sections, 1, bytes(payload)))
 
 
 def _tag_version(rng, seed, seeds):

@@ -51,9 +51,9 @@ def test_torch_forward_matches_numpy_decoder(width, height, overrides):
     q = integer_latents(model)
     (pixels, coords), = pixel_batches(header, width, height, 1)
     with torch.no_grad():
-        torch_rgb = model(torch.from_numpy(q).float(), coords, round_weights=True).numpy()
+        torch_rgb = model(torch.from_numpy(q).float(), coords, quantize_weights=True).numpy()
 
-    weights = model.weights_float16()
+    weights = model.quantized_weights()
     prior = FactorizedPrior(header.config.num_tables)
     tables, q = build_tables(model, prior, q)
     offsets = model.level_offsets
@@ -112,6 +112,21 @@ def test_blend_gradient_matches_dense_reference():
     torch.testing.assert_close(q.grad, q_ref.grad)
 
 
+def test_weight_quantization_is_symmetric_int8_and_exact_on_both_sides():
+    from shc.codec.model import dequantize, quantize_tensor
+
+    p = torch.tensor([[0.5, -0.25], [0.001, -1.27]])
+    q, scale = quantize_tensor(p)
+    assert float(scale) == pytest.approx(1.27 / 127)
+    assert q.abs().max() == 127 and q.dtype == torch.float32
+    assert torch.all(torch.abs(dequantize(q, scale) - p) <= scale / 2 + 1e-7)
+    zero_q, zero_scale = quantize_tensor(torch.zeros(3))
+    assert float(zero_scale) == 0.0 and torch.all(zero_q == 0)
+    # numpy's float32 product is the same number as torch's
+    flat = (q.numpy().astype(np.int8).astype(np.float32) * np.float32(scale)).reshape(p.shape)
+    np.testing.assert_array_equal(flat, dequantize(q, scale).numpy())
+
+
 def test_quantizers():
     x = torch.tensor([-2.7, -0.2, 0.4, 1.9, 3.2], requires_grad=True)
     y = hard_round(x)
@@ -141,7 +156,7 @@ def test_prior_pmf_is_a_distribution_and_cdf_monotone():
 
 def test_table_bits_estimate_matches_range_coder():
     model = _random_model(40, 30)
-    prior = FactorizedPrior(1)
+    prior = FactorizedPrior(model.header.config.num_tables)
     tables, q = build_tables(model, prior, integer_latents(model))
     levels = [q[model.level_offsets[k] : model.level_offsets[k + 1]] for k in range(model.header.config.num_levels)]
     words = encode_latents(model.header, tables, levels)

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from shc.format import constants as C
-from shc.format.container import Header, ModelConfig, Table, read_file, weight_shapes, write_file
+from shc.format.container import Header, ModelConfig, QuantizedWeights, Table, read_file, weight_shapes, write_file
 from shc.format.decoder import Synthesis, decode_bytes, output_size, to_uint8
 from shc.format.entropy import decode_latents, encode_latents, pmf_to_table
 from shc.format.errors import ShcFormatError
@@ -89,7 +89,7 @@ def replace_section(data: bytes, tag: bytes, payload: bytes) -> bytes:
 @dataclass
 class Built:
     header: Header
-    weights: np.ndarray
+    weights: QuantizedWeights
     tables: tuple[Table, ...]
     latents: list[np.ndarray]
     words: np.ndarray
@@ -105,7 +105,7 @@ def build(
     seed: int = 0,
 ) -> Built:
     """A valid file: integer latents drawn half from each table's own PMF, half uniformly over its range
-    (so that symbols with count 1 get coded too), random float16 weights."""
+    (so that symbols with count 1 get coded too), random int8 weights with random scales."""
     rng = np.random.default_rng(seed)
     header = Header(width, height, config, cells)
     header.validate()
@@ -122,7 +122,8 @@ def build(
             columns.append(table.min_symbol + np.where(rng.random(rows) < 0.5, drawn, uniform))
         latents.append(np.stack(columns, axis=1).astype(np.int32))
     num_weights = sum(int(np.prod(shape)) for _, shape in weight_shapes(header))
-    weights = rng.normal(0.0, 0.3, num_weights).astype(np.float16)
+    scales = rng.uniform(0.001, 0.01, len(weight_shapes(header))).astype(np.float32)
+    weights = QuantizedWeights(scales, rng.integers(-127, 128, num_weights).astype(np.int8))
     words = encode_latents(header, tables, latents)
     return Built(header, weights, tables, latents, words, write_file(header, weights, tables, words))
 
@@ -166,8 +167,10 @@ def test_write_read_round_trip(case: str) -> None:
     built = build(**ENTROPY_CASES[case])
     parsed = read_file(built.data)
     assert parsed.header == built.header
-    assert parsed.weights.dtype == np.float16
-    assert parsed.weights.tobytes() == built.weights.tobytes()
+    np.testing.assert_array_equal(parsed.weights.scales, built.weights.scales)
+    np.testing.assert_array_equal(parsed.weights.values, built.weights.values)
+    flat = parsed.weights.dequantized(parsed.header)
+    assert flat.dtype == np.float32 and flat.size == built.weights.values.size
     assert len(parsed.tables) == len(built.tables)
     for got, want in zip(parsed.tables, built.tables):
         assert got.min_symbol == want.min_symbol
@@ -319,7 +322,7 @@ def test_container_errors_have_distinct_messages() -> None:
         "magic": (b"PNG\x1a" + data[4:], r"^not an \.shc file \(wrong magic bytes\)$"),
         "version": (
             C.MAGIC + bytes([C.FORMAT_VERSION + 1]) + data[5:],
-            r"^unsupported \.shc format version 2 \(this decoder reads version 1\)$",
+            rf"^unsupported \.shc format version {C.FORMAT_VERSION + 1} \(this decoder reads version {C.FORMAT_VERSION}\)$",
         ),
         "crc": (bytes(corrupted), r"^section LATN is corrupted \(CRC32 mismatch\)$"),
         "trailing": (data + b"\x00\x01\x02", r"^3 bytes of trailing garbage after the last section$"),
@@ -335,6 +338,15 @@ def test_container_errors_have_distinct_messages() -> None:
 @functools.cache
 def _valid_small() -> Built:
     return build(**ENTROPY_CASES["two_symbols"])
+
+
+def _weights_payload_with(scale: float = 0.01, value: int = 1) -> bytes:
+    """A WGHT payload of the right length for ``_valid_small()`` with every scale / value set as given."""
+    header = _valid_small().header
+    return b"".join(
+        struct.pack("<f", scale) + np.full(int(np.prod(shape)), value, dtype="i1").tobytes()
+        for _, shape in weight_shapes(header)
+    )
 
 
 def _with(tag: bytes, payload: bytes) -> bytes:
@@ -363,9 +375,17 @@ MALFORMED = {
     "head_too_short": (lambda: container(b"\x01\x00"), "truncated while reading image size"),
     "head_extra_bytes": (lambda: container(head_payload() + b"\x00"), "HEAD section: 1 unexpected trailing bytes"),
     "weights_count": (lambda: _with(b"WGHT", b"\x00\x3c" * 3), "WGHT section has 6 bytes, the header implies"),
-    "weights_nan": (
-        lambda: _with(b"WGHT", np.full(_valid_small().weights.size, np.nan, "<f2").tobytes()),
-        "non-finite weights",
+    "weights_nan_scale": (
+        lambda: _with(b"WGHT", _weights_payload_with(scale=float("nan"))),
+        "non-finite or negative weight scale",
+    ),
+    "weights_negative_scale": (
+        lambda: _with(b"WGHT", _weights_payload_with(scale=-1.0)),
+        "non-finite or negative weight scale",
+    ),
+    "weights_int_minus_128": (
+        lambda: _with(b"WGHT", _weights_payload_with(value=-128)),
+        r"weight outside \[-127, 127\]",
     ),
     "table_zero_symbols": (lambda: _with(b"TABL", _table(0, 0)), "table 0 has 0 symbols"),
     "table_too_many_symbols": (lambda: _with(b"TABL", _table(0, 4097)), "table 0 has 4097 symbols"),
