@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from shc.format.container import write_file
+
 from shc.codec.model import GridINR, PixelCoords
 from shc.codec.presets import EncoderSettings
 from shc.codec.prior import FactorizedPrior
@@ -49,17 +51,9 @@ class TrainResult:
 
 
 def file_overhead_bytes(model: GridINR, tables) -> int:
-    """Bytes of everything but the latent words: magic, version, section framing, header, weights, tables."""
-    cfg = model.header.config
-    framing = 5 + 4 * 12
-    header = 18 + 8 * cfg.num_levels
-    params = model.network_parameters()
-    weights = 4 * len(params) + sum(p.numel() for p in params)  # float32 scale + int8 values per tensor
-    table_bytes = sum(6 + 2 * len(t.counts) for t in tables)
-    return framing + header + weights + table_bytes
-
-
-Batches = list[tuple[torch.Tensor, PixelCoords]]
+    """Bytes of everything but the latent words (magic, framing, header, weights, tables): the real container
+    written with no latent data, so the estimate can never drift from the format."""
+    return len(write_file(model.header, model.quantized_weights(), tables, np.zeros(0, dtype=np.uint32)))
 
 
 @torch.no_grad()
