@@ -133,6 +133,12 @@ class Synthesis:
         more than ``DECODE_TILE_PIXELS`` pixels (a 1-pixel-high image a million pixels wide included).
         """
         image = np.empty((height, width, 3), dtype=np.uint8)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflowing weights: defined by to_uint8
+            self._render_into(image)
+        return image
+
+    def _render_into(self, image: np.ndarray) -> None:
+        height, width = image.shape[:2]
         tile_rows = max(1, C.DECODE_TILE_PIXELS // width)
         tile_cols = min(width, C.DECODE_TILE_PIXELS)
         for top in range(0, height, tile_rows):
@@ -143,12 +149,15 @@ class Synthesis:
                 xs = pixel_positions(width, 1, left, right)
                 rgb = self.mlp(self.tile_features(xs, ys))
                 image[top:bottom, left:right] = to_uint8(rgb).reshape(bottom - top, right - left, 3)
-        return image
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    """Normative float -> 8-bit conversion: clip to [0, 1], scale by 255, round half to even."""
-    return np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """Normative float -> 8-bit conversion: NaN -> 0, clip to [0, 1], scale by 255, round half to even.
+
+    NaN can only come from a file whose weights overflow float32; mapping it explicitly keeps the output
+    defined (a NaN cast to uint8 is platform-dependent).
+    """
+    return np.rint(np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def decode_bytes(
@@ -161,4 +170,5 @@ def decode_bytes(
     shc_file = read_file(data)
     width, height = output_size(shc_file.header, scale, size, max_pixels)
     latents = decode_latents(shc_file.header, shc_file.tables, shc_file.latent_words)
-    return Synthesis(shc_file, latents).render(width, height)
+    with np.errstate(over="ignore", invalid="ignore"):  # weights that overflow float32: see to_uint8
+        return Synthesis(shc_file, latents).render(width, height)

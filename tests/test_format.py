@@ -585,3 +585,11 @@ def test_decoding_never_imports_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_to_uint8_is_defined_for_nan_and_infinities() -> None:
+    from shc.format.decoder import to_uint8
+
+    rgb = np.array([[np.nan, np.inf, -np.inf], [0.5, 1.0 / 510.0, 3.0 / 510.0]], dtype=np.float32)
+    # NaN -> 0, +inf -> 255, -inf -> 0; 0.5 -> 127.5 -> 128 (half to even), 0.5 -> 0, 1.5 -> 2
+    assert to_uint8(rgb).tolist() == [[0, 255, 0], [128, 0, 2]]
