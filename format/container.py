@@ -80,6 +80,11 @@ class Header:
         if self.total_latents > C.MAX_TOTAL_LATENTS:
             msg = f"header declares {self.total_latents} latents, more than the limit {C.MAX_TOTAL_LATENTS}"
             raise ShcFormatError(msg)
+        feature_values = sum(self.level_rows()) * self.config.feat_dim
+        if feature_values > C.MAX_TOTAL_LATENTS:
+            # the decoder's float32 feature tables hold rows x feat_dim values: bound them like the latents
+            msg = f"header implies {feature_values} feature-table values, more than the limit {C.MAX_TOTAL_LATENTS}"
+            raise ShcFormatError(msg)
 
     def level_rows(self) -> list[int]:
         return [level_num_rows(nx, ny, self.config.log2_hashmap_size)[0] for nx, ny in self.level_cells]

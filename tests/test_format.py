@@ -593,3 +593,13 @@ def test_to_uint8_is_defined_for_nan_and_infinities() -> None:
     rgb = np.array([[np.nan, np.inf, -np.inf], [0.5, 1.0 / 510.0, 3.0 / 510.0]], dtype=np.float32)
     # NaN -> 0, +inf -> 255, -inf -> 0; 0.5 -> 127.5 -> 128 (half to even), 0.5 -> 0, 1.5 -> 2
     assert to_uint8(rgb).tolist() == [[0, 255, 0], [128, 0, 2]]
+
+
+def test_feature_tables_are_bounded_like_the_latents() -> None:
+    # one hashed level of 2**24 rows: 2**24 latents is allowed, but 2 features per row would make the
+    # decoder allocate 2**25 floats, so the header is refused before anything is allocated
+    config = ModelConfig(num_levels=1, log2_hashmap_size=24, latent_dim=1, feat_dim=2, mlp_width=4, mlp_depth=1)
+    header = Header(64, 64, config, ((5000, 5000),))
+    with pytest.raises(ShcFormatError, match="feature-table values, more than the limit"):
+        header.validate()
+    Header(64, 64, ModelConfig(1, 24, 1, 1, 4, 1), ((5000, 5000),)).validate()  # F = 1 stays valid
