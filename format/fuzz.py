@@ -305,10 +305,15 @@ def _head_field(rng, seed, seeds):
     payload = sections[0][1]
     fields = head_fields(payload)
     for _ in range(rng.integers(1, 4)):
-        _, code, offset = fields[int(rng.integers(len(fields)))]
-        (original,) = struct.unpack_from("<" + code, payload, offset)
-        payload = set_field(payload, code, offset, interesting_value(rng, code, original))
+        payload = _set_random_field(rng, payload, fields)
     return assemble(_with_payload(sections, 0, payload))
+
+
+def _set_random_field(rng, payload: bytes, fields) -> bytes:
+    """One of ``fields`` (name, struct code, offset) set to an interesting value near or far from its own."""
+    _, code, offset = fields[int(rng.integers(len(fields)))]
+    (original,) = struct.unpack_from("<" + code, payload, offset)
+    return set_field(payload, code, offset, interesting_value(rng, code, original))
 
 
 def _huge_header(rng, seed, seeds):
@@ -344,10 +349,7 @@ def _table_field(rng, seed, seeds):
             if vb + move <= 0xFFFF:
                 payload = set_field(set_field(payload, "H", a, va - move), "H", b, vb + move)
             return assemble(_with_payload(sections, 2, payload))
-    _, code, offset = fields[int(rng.integers(len(fields)))]
-    (original,) = struct.unpack_from("<" + code, payload, offset)
-    payload = set_field(payload, code, offset, interesting_value(rng, code, original))
-    return assemble(_with_payload(sections, 2, payload))
+    return assemble(_with_payload(sections, 2, _set_random_field(rng, payload, fields)))
 
 
 def _section_length(rng, seed, seeds):
