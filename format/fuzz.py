@@ -275,28 +275,28 @@ def _bit_flip(rng, seed, seeds):
     return bytes(data)
 
 
-def _payload_bit_flip(rng, seed, seeds):
-    """1-4 bits flipped inside one section's payload, CRC re-fixed."""
+def _mutate_payload_bytes(rng, seed, change) -> bytes:
+    """1-4 bytes of one section's payload replaced by ``change(old_byte)``, CRC re-fixed."""
     sections = seed.sections
     index = _pick_section(rng, sections)
     payload = bytearray(sections[index][1])
     if payload:
         for _ in range(rng.integers(1, 5)):
             pos = int(rng.integers(len(payload)))
-            payload[pos] ^= 1 << int(rng.integers(8))
+            payload[pos] = change(payload[pos])
     return assemble(_with_payload(sections, index, bytes(payload)))
+
+
+def _payload_bit_flip(rng, seed, seeds):
+    """1-4 bits flipped inside one section's payload, CRC re-fixed."""
+    return _mutate_payload_bytes(rng, seed, lambda old: old ^ (1 << int(rng.integers(8))))
 
 
 def _payload_byte_set(rng, seed, seeds):
     """1-4 payload bytes of one section set to boundary or random values, CRC re-fixed."""
-    sections = seed.sections
-    index = _pick_section(rng, sections)
-    payload = bytearray(sections[index][1])
-    if payload:
-        for _ in range(rng.integers(1, 5)):
-            pos = int(rng.integers(len(payload)))
-            payload[pos] = int(rng.choice([0, 1, 0x7F, 0x80, 0xFE, 0xFF, int(rng.integers(256))]))
-    return assemble(_with_payload(sections, index, bytes(payload)))
+    return _mutate_payload_bytes(
+        rng, seed, lambda old: int(rng.choice([0, 1, 0x7F, 0x80, 0xFE, 0xFF, int(rng.integers(256))]))
+    )
 
 
 def _head_field(rng, seed, seeds):
