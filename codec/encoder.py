@@ -21,7 +21,7 @@ from shc.format.grid import choose_level_cells
 from shc.images import load_rgb
 from shc.metrics import psnr_db
 
-from shc.codec.model import GridINR, pixel_batches
+from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings, settings_for
 from shc.codec.prior import FactorizedPrior
 from shc.codec.tables import build_tables, integer_latents
@@ -91,10 +91,9 @@ def encode_image(
     dev = torch.device(device)
     model = GridINR(header).to(dev)
     prior = FactorizedPrior(header.config.num_tables).to(dev)
-    num_batches = -(-width * height // settings.batch_pixels)
-    batches = pixel_batches(header, width, height, num_batches, seed, dev)
+    grid = PixelGrid(header, width, height, dev)
     target = torch.from_numpy(rgb.reshape(-1, 3).astype(np.float32) / 255.0).to(dev)
-    result = train(model, prior, batches, target, settings, progress)
+    result = train(model, prior, grid, target, settings, progress, seed)
 
     model, prior = model.cpu(), prior.cpu()
     tables, q = build_tables(model, prior, integer_latents(model))

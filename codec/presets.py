@@ -39,7 +39,7 @@ class EncoderSettings:
     lr_final: float = 0.1
     """Learning rates decay (cosine) to this fraction of their start by the last step."""
     batch_pixels: int = 1 << 16
-    """Pixels per training step: larger images are split into fixed random batches, cycled step by step."""
+    """Pixels per training step: a fresh random subset of columns x rows of larger images at each step."""
     eval_every: int = 40
     """Steps between hard-quantized rate-distortion evaluations that pick the state to keep."""
 

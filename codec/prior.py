@@ -19,6 +19,26 @@ from torch.nn import functional as F
 __all__ = ["FactorizedPrior"]
 
 
+class _Lerp(torch.autograd.Function):
+    """``table[i] * (1 - t) + table[i + 1] * t`` whose table gradient is two ``bincount`` s (an indexed
+    ``index_put`` accumulation measured ~5x slower on CPU)."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, index: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        left, right = table[index], table[index + 1]
+        ctx.save_for_backward(index, t, right - left)
+        ctx.size = table.numel()
+        return left + (right - left) * t
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        index, t, slope = ctx.saved_tensors
+        grad_right = grad * t
+        grad_table = torch.bincount(index, grad - grad_right, minlength=ctx.size)
+        grad_table[1:] += torch.bincount(index, grad_right, minlength=ctx.size)[:-1]
+        return grad_table.to(grad.dtype), None, grad * slope
+
+
 class FactorizedPrior(nn.Module):
     """Per-channel learned CDF with ``filters`` hidden widths, initialized as in Ballé et al. / CompressAI."""
 
@@ -56,6 +76,35 @@ class FactorizedPrior(nn.Module):
     def bits(self, x: torch.Tensor, channels: slice) -> torch.Tensor:
         """Total self-information in bits of values ``x`` ``(c, n)`` (appendix eq. 3 summed, not averaged)."""
         return -torch.log2(self.likelihood(x, channels).clamp_min(1e-9)).sum()
+
+    def tabulated_bits(self, values: torch.Tensor, channels: torch.Tensor, spacing: float = 0.125,
+                       max_points: int = 2048) -> torch.Tensor:
+        """Total self-information in bits of ``values`` (any shape) whose channel ids are ``channels``.
+
+        The training-time rate: instead of running the CDF MLPs on every latent (twice), the self-information
+        ``-log2 P`` of each channel is evaluated on a grid of spacing ``spacing`` covering the values and
+        interpolated linearly. Integers lie on the grid, so hard-rounded latents get their exact bits; the
+        gradient reaches the prior through the grid values and the latents through the segment slopes.
+        One small batched MLP evaluation per step replaces one per latent: ~20x less time on a Kodak grid.
+        """
+        values = values.reshape(-1)
+        with torch.no_grad():
+            lo = float(torch.floor(values.min())) - 1.0
+            hi = float(torch.ceil(values.max())) + 1.0
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            msg = "latents are not finite (training diverged)"
+            raise FloatingPointError(msg)
+        points = int(round((hi - lo) / spacing)) + 1
+        if points > max_points:  # a very wide range (early, large learning rates): coarser grid, same span
+            points = max_points
+            spacing = (hi - lo) / (points - 1)
+        grid = lo + spacing * torch.arange(points, device=values.device, dtype=values.dtype)
+        nll = -torch.log2(self.likelihood(grid.expand(self.channels, points), slice(None)).clamp_min(1e-9))
+        position = (values - lo) / spacing
+        cell = position.detach().floor().clamp_(0, points - 2).long()
+        frac = position - cell
+        base = channels.reshape(-1) * points + cell
+        return _Lerp.apply(nll.reshape(-1), base, frac).sum()
 
     @torch.no_grad()
     def pmf(self, channel: int, min_symbol: int, max_symbol: int) -> np.ndarray:

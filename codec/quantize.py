@@ -21,14 +21,18 @@ def hard_round(x: torch.Tensor) -> torch.Tensor:
 
 
 def soft_round_gumbel(x: torch.Tensor, tau: float) -> torch.Tensor:
-    """Stochastic Gumbel annealing of ``x`` at temperature ``tau`` > 0."""
+    """Stochastic Gumbel annealing of ``x`` at temperature ``tau`` > 0.
+
+    The two-way Gumbel-softmax over (round down, round up) is a sigmoid of the logit difference plus the
+    difference of two Gumbel samples, which is a standard logistic sample: one random number per value.
+    """
     floor = torch.floor(x).detach()
     frac = (x - floor).clamp(1e-6, 1.0 - 1e-6)
     # logits of rounding down / up: the closer integer is more likely, sharper as tau -> 0
-    logits = torch.stack([-torch.atanh(frac), -torch.atanh(1.0 - frac)], dim=-1) / tau
-    gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp(1e-10, 1.0 - 1e-7)))
-    up = torch.softmax((logits + gumbel) / tau, dim=-1)[..., 1]
-    return floor + up
+    logit_gap = (torch.atanh(frac) - torch.atanh(1.0 - frac)) / tau  # logit(up) - logit(down)
+    u = torch.rand_like(x).clamp(1e-7, 1.0 - 1e-7)
+    logistic = torch.log(u) - torch.log1p(-u)
+    return floor + torch.sigmoid((logit_gap + logistic) / tau)
 
 
 def temperature(progress: float, tau_start: float = 0.5, tau_end: float = 0.05) -> float:

@@ -19,7 +19,7 @@ import torch
 
 from shc.format.container import write_file
 
-from shc.codec.model import GridINR, PixelCoords
+from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings
 from shc.codec.prior import FactorizedPrior
 from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
@@ -57,13 +57,13 @@ def file_overhead_bytes(model: GridINR, tables) -> int:
 
 
 @torch.no_grad()
-def score(model: GridINR, prior: FactorizedPrior, batches: Batches, target: torch.Tensor, lmbda: float, step: int) -> HardScore:
+def score(model: GridINR, prior: FactorizedPrior, grid: PixelGrid, target: torch.Tensor, lmbda: float, step: int) -> HardScore:
     """Hard-quantized RD cost over the whole image, as the decoder will see it."""
     q = integer_latents(model)
     tables, q = build_tables(model, prior, q)
     q_t = torch.from_numpy(q).to(target)
     sq_err = 0.0
-    for pixels, coords in batches:
+    for pixels, coords in grid.strips():
         x_hat = model(q_t, coords, quantize_weights=True)
         x8 = torch.round(x_hat.clamp(0, 1) * 255) / 255
         sq_err += float(torch.sum((x8 - target[pixels]) ** 2))
@@ -80,26 +80,26 @@ def lr_factor(progress: float, final: float) -> float:
 
 
 def rate_bits(model: GridINR, prior: FactorizedPrior, q: torch.Tensor) -> torch.Tensor:
-    """Self-information of quantized latents under the learned prior, summed over all groups."""
-    dim = model.header.config.latent_dim
-    total = q.new_zeros(())
-    for group, rows in enumerate(model.group_slices()):
-        total = total + prior.bits(q[rows].T, slice(group * dim, (group + 1) * dim))
-    return total
+    """Self-information of (soft- or hard-) quantized latents under the learned prior, all groups at once."""
+    return prior.tabulated_bits(q, model.latent_channels)
 
 
 def train(
     model: GridINR,
     prior: FactorizedPrior,
-    batches: Batches,
+    grid: PixelGrid,
     target: torch.Tensor,
     settings: EncoderSettings,
     progress: Callable[[int, HardScore | None, float], None] | None = None,
+    seed: int = 0,
 ) -> TrainResult:
     """Fit ``model`` and ``prior`` to ``target`` ``(n, 3)`` in [0, 1]; leaves them in the best scored state.
 
-    Step ``k`` trains on pixel batch ``k mod len(batches)``; the rate term always covers every latent.
+    Each step trains on a fresh random batch of about ``settings.batch_pixels`` pixels (the whole image
+    when it is smaller); the rate term always covers every latent.
     """
+    rng = np.random.default_rng(seed)
+    whole_image = grid.coords() if settings.batch_pixels >= grid.num_pixels else None
     num_pixels = target.shape[0]
     optimizer = torch.optim.Adam(
         [
@@ -122,7 +122,7 @@ def train(
             q = soft_round_gumbel(model.latents, temperature((step - noise_steps) / max(soft_steps - noise_steps, 1)))
         else:
             q = hard_round(model.latents)
-        pixels, coords = batches[step % len(batches)]
+        pixels, coords = whole_image or grid.random_batch(settings.batch_pixels, rng)
         x_hat = model(q, coords, quantize_weights=step > soft_steps)
         mse = torch.mean((x_hat - target[pixels]) ** 2)
         bpp = rate_bits(model, prior, q) / num_pixels
@@ -136,7 +136,7 @@ def train(
 
         scored = None
         if step % settings.eval_every == 0 or step == settings.steps:
-            scored = score(model, prior, batches, target, settings.lmbda, step)
+            scored = score(model, prior, grid, target, settings.lmbda, step)
             history.append(scored)
             if best is None or scored.cost < best.cost:
                 best = scored

@@ -12,13 +12,14 @@ import pytest
 import torch
 
 from shc.codec.encoder import encode_image, make_header
-from shc.codec.model import GridINR, pixel_batches
+from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import QUALITIES, settings_for
 from shc.codec.prior import FactorizedPrior
 from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
 from shc.codec.tables import build_tables, integer_latents, table_bits
 from shc.format.container import ModelConfig, read_file
 from shc.format.decoder import Synthesis, decode_bytes
+from shc.format.grid import corner_indices_weights
 from shc.format.entropy import decode_latents, encode_latents
 from shc.images import load_rgb
 from shc.metrics import psnr_db
@@ -49,7 +50,7 @@ def test_torch_forward_matches_numpy_decoder(width, height, overrides):
     model = _random_model(width, height, **overrides)
     header = model.header
     q = integer_latents(model)
-    (pixels, coords), = pixel_batches(header, width, height, 1)
+    pixels, coords = PixelGrid(header, width, height).coords()
     with torch.no_grad():
         torch_rgb = model(torch.from_numpy(q).float(), coords, quantize_weights=True).numpy()
 
@@ -81,35 +82,56 @@ def test_torch_forward_matches_numpy_decoder(width, height, overrides):
     assert np.abs(rendered - expected).max() <= 1
 
 
-def test_batched_forward_equals_full_forward():
-    model = _random_model(30, 20)
+def test_strips_and_random_batches_are_pieces_of_the_full_forward():
+    model = _random_model(30, 20, log2_hashmap_size=6, num_levels=5)  # hashed levels included
+    grid = PixelGrid(model.header, 30, 20)
     q = torch.from_numpy(integer_latents(model)).float()
-    (_, full), = pixel_batches(model.header, 30, 20, 1)
-    batches = pixel_batches(model.header, 30, 20, 3, seed=5)
     with torch.no_grad():
+        pixels, full = grid.coords()
         whole = model(q, full)
-        assembled = torch.empty_like(whole)
-        for pixels, coords in batches:
-            assembled[pixels] = model(q, coords)
-    assert sorted(torch.cat([p for p, _ in batches]).tolist()) == list(range(600))
-    torch.testing.assert_close(assembled, whole)
+        strips = grid.strips(max_pixels=70)  # 2 rows each, the last one shorter
+        assert [c.num_pixels for _, c in strips] == [60] * 10
+        assembled = torch.cat([model(q, coords) for _, coords in strips])
+        torch.testing.assert_close(assembled, whole)
+        rng = np.random.default_rng(3)
+        for batch in (150, 37, 1, 10_000):
+            idx, coords = grid.random_batch(batch, rng)
+            assert idx.unique().numel() == idx.numel() == coords.num_pixels
+            assert abs(coords.num_pixels - min(batch, 600)) <= 0.3 * min(batch, 600) + 30
+            torch.testing.assert_close(model(q, coords), whole[idx])
+    assert torch.equal(pixels, torch.arange(600))
 
 
-def test_blend_gradient_matches_dense_reference():
+def test_separable_blend_gradient_matches_dense_reference():
+    """The gradient reaching the latents through the separable blend equals that of an explicit blend matrix
+    built from the normative 4-corner geometry (hashed levels, a random product batch)."""
     model = _random_model(12, 9, log2_hashmap_size=5, num_levels=3)
-    (_, coords), = pixel_batches(model.header, 12, 9, 1)
+    header = model.header
+    columns, rows = np.array([0, 3, 4, 10]), np.array([1, 2, 8])
+    _, coords = PixelGrid(header, 12, 9).coords(columns, rows)
     q = model.latents.detach().clone().requires_grad_(True)
     model(q, coords).square().sum().backward()
-    dense = coords.blend.to_dense()
+
+    xs = (np.tile(columns, rows.size) + 0.5) / 12
+    ys = (np.repeat(rows, columns.size) + 0.5) / 9
+    num_rows = sum(header.level_rows())
+    dense = torch.zeros(xs.size, header.config.num_levels, num_rows)
+    offset = 0
+    for level, ((nx, ny), level_rows) in enumerate(zip(header.level_cells, header.level_rows())):
+        idx, w = corner_indices_weights(xs * nx, ys * ny, nx, ny, header.config.log2_hashmap_size)
+        for corner in range(4):
+            dense[np.arange(xs.size), level, offset + idx[:, corner]] += torch.from_numpy(w[:, corner])
+        offset += level_rows
     q_ref = model.latents.detach().clone().requires_grad_(True)
-    feats = dense @ torch.nn.functional.linear(q_ref, model.latent_decoder.weight, model.latent_decoder.bias)
-    h = feats.view(coords.num_pixels, -1)
+    table = torch.nn.functional.linear(q_ref, model.latent_decoder.weight, model.latent_decoder.bias)
+    h = (dense @ table).view(xs.size, -1)
     for k, layer in enumerate(model.mlp):
         h = layer(h)
         if k < len(model.mlp) - 1:
             h = torch.relu(h)
     h.square().sum().backward()
-    torch.testing.assert_close(q.grad, q_ref.grad)
+    assert q_ref.grad.abs().sum() > 0
+    torch.testing.assert_close(q.grad, q_ref.grad, atol=1e-5, rtol=1e-4)
 
 
 def test_weight_quantization_is_symmetric_int8_and_exact_on_both_sides():
@@ -152,6 +174,34 @@ def test_prior_pmf_is_a_distribution_and_cdf_monotone():
     assert torch.all(logits[:, 1:] >= logits[:, :-1] - 1e-5)
     pmf = prior.pmf(1, -200, 200)
     assert np.all(pmf >= 0) and abs(pmf.sum() - 1.0) < 1e-3
+
+
+def test_tabulated_rate_matches_the_exact_prior():
+    """The training rate (self-information interpolated on a 1/8 grid) equals the CDF-MLP rate exactly on
+    integers and closely in between, with matching gradients for the latents and the prior."""
+    torch.manual_seed(0)
+    prior = FactorizedPrior(3)
+    with torch.no_grad():
+        for p in prior.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    channels = torch.randint(0, 3, (5000, 1))
+    for values in (torch.randint(-9, 10, (5000, 1)).float(), 3 * torch.randn(5000, 1)):
+        x_tab = values.clone().requires_grad_(True)
+        tab = prior.tabulated_bits(x_tab, channels)
+        tab.backward()
+        grads_tab = [p.grad.clone() for p in prior.parameters()]
+        prior.zero_grad()
+        x_ref = values.clone().requires_grad_(True)
+        ref = sum(prior.bits(x_ref[channels == c][None, :], slice(c, c + 1)) for c in range(3))
+        ref.backward()
+        grads_ref = [p.grad.clone() for p in prior.parameters()]
+        prior.zero_grad()
+        integral = bool(torch.all(values == values.round()))
+        assert float(tab.detach()) == pytest.approx(float(ref.detach()), rel=1e-5 if integral else 2e-3)
+        for g_tab, g_ref in zip(grads_tab, grads_ref):
+            torch.testing.assert_close(g_tab, g_ref, atol=0.02 * float(g_ref.abs().max()) + 1e-3, rtol=0.05)
+        if not integral:  # slopes of the interpolant: the derivative up to the grid's resolution
+            assert torch.corrcoef(torch.stack([x_tab.grad[:, 0], x_ref.grad[:, 0]]))[0, 1] > 0.99
 
 
 def test_table_bits_estimate_matches_range_coder():

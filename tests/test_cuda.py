@@ -29,7 +29,7 @@ def test_gpu_encoded_file_decodes_on_cpu_like_the_encoder_says():
 
 def test_gpu_and_cpu_forward_agree():
     from shc.codec.encoder import make_header
-    from shc.codec.model import GridINR, pixel_batches
+    from shc.codec.model import GridINR, PixelGrid
     from shc.codec.presets import settings_for
 
     header = make_header(64, 48, settings_for("fast", 3))
@@ -37,8 +37,8 @@ def test_gpu_and_cpu_forward_agree():
     model = GridINR(header)
     with torch.no_grad():
         model.latents.copy_(torch.randint(-5, 6, model.latents.shape).float())
-    (_, coords_cpu), = pixel_batches(header, 64, 48, 1)
-    (_, coords_gpu), = pixel_batches(header, 64, 48, 1, device="cuda")
+    _, coords_cpu = PixelGrid(header, 64, 48).coords()
+    _, coords_gpu = PixelGrid(header, 64, 48, device="cuda").coords()
     with torch.no_grad():
         cpu = model(model.latents, coords_cpu).numpy()
         gpu = model.cuda()(model.latents, coords_gpu).cpu().numpy()
