@@ -19,6 +19,12 @@ from torch.nn import functional as F
 __all__ = ["FactorizedPrior"]
 
 
+def _bin_probability(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """``sigmoid(upper) - sigmoid(lower)`` of pre-sigmoid CDF values, on the sigmoid's flat side for accuracy."""
+    sign = -torch.sign(lower + upper).detach()
+    return torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+
+
 class _Lerp(torch.autograd.Function):
     """``table[i] * (1 - t) + table[i + 1] * t`` whose table gradient is two ``bincount`` s (an indexed
     ``index_put`` accumulation measured ~5x slower on CPU)."""
@@ -68,22 +74,20 @@ class FactorizedPrior(nn.Module):
 
     def likelihood(self, x: torch.Tensor, channels: slice) -> torch.Tensor:
         """P(round-bin of x) = c(x + 1/2) - c(x - 1/2), computed on the sigmoid's flat side for accuracy."""
-        lower = self.logits_cdf(x - 0.5, channels)
-        upper = self.logits_cdf(x + 0.5, channels)
-        sign = -torch.sign(lower + upper).detach()
-        return torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+        return _bin_probability(self.logits_cdf(x - 0.5, channels), self.logits_cdf(x + 0.5, channels))
 
     def bits(self, x: torch.Tensor, channels: slice) -> torch.Tensor:
         """Total self-information in bits of values ``x`` ``(c, n)`` (appendix eq. 3 summed, not averaged)."""
         return -torch.log2(self.likelihood(x, channels).clamp_min(1e-9)).sum()
 
     def tabulated_bits(self, values: torch.Tensor, channels: torch.Tensor, spacing: float = 0.125,
-                       max_points: int = 2048) -> torch.Tensor:
+                       max_points: int = 4096) -> torch.Tensor:
         """Total self-information in bits of ``values`` (any shape) whose channel ids are ``channels``.
 
         The training-time rate: instead of running the CDF MLPs on every latent (twice), the self-information
-        ``-log2 P`` of each channel is evaluated on a grid of spacing ``spacing`` covering the values and
-        interpolated linearly. Integers lie on the grid, so hard-rounded latents get their exact bits; the
+        ``-log2 P`` of each channel is evaluated on a grid of spacing ``spacing`` (a power of two, at most
+        1/2, doubled while the grid would exceed ``max_points``) covering the values and interpolated
+        linearly. Integers lie on the grid, so hard-rounded latents get their exact bits; the
         gradient reaches the prior through the grid values and the latents through the segment slopes.
         One small batched MLP evaluation per step replaces one per latent: ~20x less time on a Kodak grid.
         """
@@ -94,12 +98,13 @@ class FactorizedPrior(nn.Module):
         if not (math.isfinite(lo) and math.isfinite(hi)):
             msg = "latents are not finite (training diverged)"
             raise FloatingPointError(msg)
+        while (hi - lo) / spacing >= max_points and spacing < 0.5:  # a very wide range: coarser grid
+            spacing *= 2
         points = int(round((hi - lo) / spacing)) + 1
-        if points > max_points:  # a very wide range (early, large learning rates): coarser grid, same span
-            points = max_points
-            spacing = (hi - lo) / (points - 1)
-        grid = lo + spacing * torch.arange(points, device=values.device, dtype=values.dtype)
-        nll = -torch.log2(self.likelihood(grid.expand(self.channels, points), slice(None)).clamp_min(1e-9))
+        half = int(round(0.5 / spacing))  # c(x -+ 1/2) are the same CDF evaluations, `half` grid steps apart
+        knots = lo - 0.5 + spacing * torch.arange(points + 2 * half, device=values.device, dtype=values.dtype)
+        logits = self.logits_cdf(knots.expand(self.channels, -1), slice(None))
+        nll = -torch.log2(_bin_probability(logits[:, :points], logits[:, 2 * half :]).clamp_min(1e-9))
         position = (values - lo) / spacing
         cell = position.detach().floor().clamp_(0, points - 2).long()
         frac = position - cell
