@@ -16,10 +16,26 @@ Modules, by role:
 
 from __future__ import annotations
 
-from shc.bench.base import Codec
-from shc.bench.bdrate import bd_psnr, bd_rate
-from shc.bench.metrics import ms_ssim
-from shc.bench.registry import CODEC_NAMES, make_codecs
-from shc.bench.runner import run_benchmark
+from importlib import import_module
+from typing import Any
 
 __all__ = ["CODEC_NAMES", "Codec", "bd_psnr", "bd_rate", "make_codecs", "ms_ssim", "run_benchmark"]
+
+# Resolved on first use, so `shc decode` (whose CLI registers `shc bench`) does not pay for the runner's
+# imports (tqdm, matplotlib helpers) at start-up.
+_HOMES = {
+    "Codec": "shc.bench.base",
+    "bd_psnr": "shc.bench.bdrate",
+    "bd_rate": "shc.bench.bdrate",
+    "ms_ssim": "shc.bench.metrics",
+    "CODEC_NAMES": "shc.bench.names",
+    "make_codecs": "shc.bench.registry",
+    "run_benchmark": "shc.bench.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
+    msg = f"module 'shc.bench' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -8,12 +8,11 @@ from typing import Any
 
 from shc.bench.base import Codec
 from shc.bench.classic import CLASSIC_CODECS
+from shc.bench.names import CODEC_NAMES
 from shc.bench.shc_codec import DEFAULT_SHC_QUALITIES, ShcCodec
 
 __all__ = ["CODEC_NAMES", "make_codecs"]
 
-CODEC_NAMES: tuple[str, ...] = ("shc", *CLASSIC_CODECS)
-"""Every ``--codecs`` name, shc first."""
 
 _NEEDS = {"heic": ("pillow_heif", "pillow-heif")}  # codec -> (module, pip name) it cannot run without
 

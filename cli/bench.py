@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from shc.bench.registry import CODEC_NAMES
+from shc.bench.names import CODEC_NAMES
 from shc.cli.common import BadInputError, UsageError
 
 __all__ = ["IMAGE_SUFFIXES", "bench"]

@@ -204,8 +204,10 @@ def encode(input_path, output, preset, quality, steps, device, seed, as_json, fo
 @click.option("--size", default=None, metavar="WxH", help="Render at exactly W x H pixels (aspect ratio is yours).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_OUTPUT_PIXELS, show_default=True,
               help="Refuse to render more pixels than this (decompression-bomb guard).")
+@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="zlib level of PNG output: 1 writes fastest, 9 smallest (the pixels are the same).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite OUTPUT if it exists.")
-def decode(input_path, output, scale, size, max_pixels, force) -> None:
+def decode(input_path, output, scale, size, max_pixels, png_level, force) -> None:
     """Decode the .shc file IN (- for stdin) to an 8-bit RGB image, at any resolution."""
     from PIL import Image
 
@@ -226,9 +228,10 @@ def decode(input_path, output, scale, size, max_pixels, force) -> None:
     except ShcFormatError as error:
         raise BadInputError(f"{input_path}: {error}") from None
     buffer = BytesIO()
-    fmt = "PNG" if output == "-" else None
+    fmt = "PNG" if output == "-" else Image.registered_extensions().get(Path(output).suffix.lower(), "PNG")
+    options = {"compress_level": png_level} if fmt == "PNG" else {}
     try:
-        Image.fromarray(pixels).save(buffer, format=fmt or Image.registered_extensions().get(Path(output).suffix.lower(), "PNG"))
+        Image.fromarray(pixels).save(buffer, format=fmt, **options)
     except (KeyError, ValueError, OSError) as error:
         raise UsageError(f"cannot write {output}: {error}") from None
     write_output(output, buffer.getvalue(), force)

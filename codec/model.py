@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from shc.format.constants import WEIGHT_INT_MAX
 from shc.format.container import Header, QuantizedWeights, weight_shapes
 from shc.format.grid import (
-    axis_cells,
+    axis_weights,
     level_group,
     level_num_rows,
     pixel_positions,
@@ -46,12 +46,13 @@ class GridCoords:
         device = grid.device
         self.axes = []
         for nx, ny in grid.header.level_cells:
-            cx, fx = axis_cells(pixel_positions(grid.width, nx)[columns], nx)
-            cy, fy = axis_cells(pixel_positions(grid.height, ny)[rows], ny)
-            wx = torch.from_numpy(fx.astype(np.float32)).to(device)[None, :, None]
-            wy = torch.from_numpy(fy.astype(np.float32)).to(device)[:, None, None]
+            cx, wx0, wx1 = axis_weights(pixel_positions(grid.width, nx)[columns], nx)
+            cy, wy0, wy1 = axis_weights(pixel_positions(grid.height, ny)[rows], ny)
             cx_t, cy_t = torch.from_numpy(cx).to(device), torch.from_numpy(cy).to(device)
-            self.axes.append((cx_t, cx_t + 1, 1.0 - wx, wx, cy_t, cy_t + 1, 1.0 - wy, wy))
+            self.axes.append((
+                cx_t, cx_t + 1, _to(wx0, device)[None, :, None], _to(wx1, device)[None, :, None],
+                cy_t, cy_t + 1, _to(wy0, device)[:, None, None], _to(wy1, device)[:, None, None],
+            ))
 
     def sample(self, table: torch.Tensor) -> torch.Tensor:
         """Blended features ``(num_pixels, L * F)`` of a feature table ``(rows, F)``."""
@@ -61,6 +62,10 @@ class GridCoords:
             along_x = vertex_grid.index_select(1, x0) * wx0 + vertex_grid.index_select(1, x1) * wx1  # (ny+1, w, F)
             out.append(along_x.index_select(0, y0) * wy0 + along_x.index_select(0, y1) * wy1)  # (h, w, F)
         return torch.stack(out, 2).view(self.num_pixels, len(self.axes) * feat)
+
+
+def _to(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(array).to(device)
 
 
 class PixelGrid:

@@ -17,7 +17,7 @@ from shc.format import constants as C
 from shc.format.container import Header, ShcFile, read_file, weight_shapes
 from shc.format.entropy import decode_latents
 from shc.format.errors import ShcFormatError
-from shc.format.grid import axis_cells, corner_indices_weights, pixel_positions, vertex_rows
+from shc.format.grid import axis_weights, pixel_positions, vertex_rows
 
 __all__ = ["Synthesis", "decode_bytes", "output_size"]
 
@@ -73,55 +73,68 @@ class Synthesis:
         dec_w, dec_b = params["latent_decoder.weight"], params["latent_decoder.bias"]
         # The latent decoder is linear, so it is applied once per stored row rather than per pixel.
         # The bias is added in place: a temporary copy would double the peak memory of large tables.
-        self.feature_tables = []
+        self.feature_tables_t = []  # per level (F, rows): channels first, like everything after it
         for lat in latents:
-            table = lat.astype(np.float32) @ dec_w.T
-            table += dec_b
-            self.feature_tables.append(table)
+            table = dec_w @ lat.T.astype(np.float32)
+            table += dec_b[:, None]
+            self.feature_tables_t.append(table)
         num_layers = (len(params) - 2) // 2
-        self.layers = [(params[f"mlp.{k}.weight"].T.copy(), params[f"mlp.{k}.bias"]) for k in range(num_layers)]
+        self.layers = [(params[f"mlp.{k}.weight"], params[f"mlp.{k}.bias"][:, None]) for k in range(num_layers)]
+
+    def _vertex_block(self, level: int, vy0: int, vy1: int) -> np.ndarray:
+        """Feature rows of level ``level``'s vertices in vertex rows ``vy0..vy1`` (inclusive), channels first:
+        ``(F, vy1 - vy0 + 1, nx + 1)``; a slice for a dense level, a hashed gather otherwise."""
+        cfg = self.header.config
+        nx, ny = self.header.level_cells[level]
+        vx = np.arange(nx + 1)[None, :]
+        vy = np.arange(vy0, vy1 + 1)[:, None]
+        return self.feature_tables_t[level][:, vertex_rows(vx, vy, nx, ny, cfg.log2_hashmap_size)]
 
     def features(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """Concatenated level features ``(n, num_levels * feat_dim)`` at points given in [0, 1] image units."""
+        """Concatenated level features ``(num_levels * feat_dim, n)`` (channels first) at points given in
+        [0, 1] image units; point by point, with exactly the arithmetic of :meth:`tile_features`."""
         cfg = self.header.config
-        out = np.empty((xs.size, cfg.num_levels * cfg.feat_dim), dtype=np.float32)
+        out = np.empty((cfg.num_levels, cfg.feat_dim, xs.size), dtype=np.float32)
         for level, (nx, ny) in enumerate(self.header.level_cells):
-            idx, w = corner_indices_weights(xs * nx, ys * ny, nx, ny, cfg.log2_hashmap_size)
-            table = self.feature_tables[level]
-            blended = np.einsum("nc,ncf->nf", w, table[idx])
-            out[:, level * cfg.feat_dim : (level + 1) * cfg.feat_dim] = blended
-        return out
+            cx, wx0, wx1 = axis_weights(xs * nx, nx)
+            cy, wy0, wy1 = axis_weights(ys * ny, ny)
+            table = self.feature_tables_t[level]
+
+            def corner(dx: int, dy: int) -> np.ndarray:
+                return table[:, vertex_rows(cx + dx, cy + dy, nx, ny, cfg.log2_hashmap_size)]
+
+            top = corner(0, 0) * wx0 + corner(1, 0) * wx1
+            bottom = corner(0, 1) * wx0 + corner(1, 1) * wx1
+            out[level] = top * wy0 + bottom * wy1
+        return out.reshape(-1, xs.size)
 
     def tile_features(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """Features ``(len(ys) * len(xs), L * F)`` of the pixel grid ``ys x xs`` (row-major), [0, 1] units.
+        """Features ``(L * F, len(ys) * len(xs))`` (channels first) of the pixel grid ``ys x xs`` (row-major
+        pixels), in [0, 1] units.
 
-        The same numbers as :meth:`features` on the expanded grid, computed separably: each axis's cells and
-        fractions once per level, then 4 broadcast gathers, so no per-pixel index arithmetic is repeated.
+        Separable (SPEC §7): on each level, interpolate along x on the vertex rows the tile touches, then
+        along y, in float32 - ``(rows + 1) * cols + rows * cols`` multiply-adds per level instead of four
+        gathers per pixel.
         """
         cfg = self.header.config
         rows, cols = ys.size, xs.size
-        feat = cfg.feat_dim
-        out = np.empty((rows, cols, cfg.num_levels * feat), dtype=np.float32)
+        out = np.empty((cfg.num_levels, cfg.feat_dim, rows, cols), dtype=np.float32)
         for level, (nx, ny) in enumerate(self.header.level_cells):
-            cx, fx = axis_cells(xs * nx, nx)
-            cy, fy = axis_cells(ys * ny, ny)
-            table = self.feature_tables[level]
-            cx, cy, fx, fy = cx[None, :], cy[:, None], fx[None, :], fy[:, None]
-            blended = np.zeros((rows, cols, feat), dtype=np.float32)
-            for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
-                                   (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-                corner = vertex_rows(cx + dx, cy + dy, nx, ny, cfg.log2_hashmap_size)
-                weight = weight.astype(np.float32)
-                if feat == 1:  # the common case: a flat gather, no trailing axis to broadcast
-                    blended[..., 0] += weight * table[:, 0].take(corner)
-                else:
-                    blended += weight[..., None] * table[corner]
-            out[:, :, level * feat : (level + 1) * feat] = blended
-        return out.reshape(rows * cols, -1)
+            cx, wx0, wx1 = axis_weights(xs * nx, nx)
+            cy, wy0, wy1 = axis_weights(ys * ny, ny)
+            vy0 = int(cy.min())
+            block = self._vertex_block(level, vy0, int(cy.max()) + 1)  # (F, vertex rows, nx + 1)
+            along_x = block[:, :, cx] * wx0 + block[:, :, cx + 1] * wx1  # (F, vertex rows, cols)
+            cy = cy - vy0
+            out[level] = along_x[:, cy] * wy0[:, None] + along_x[:, cy + 1] * wy1[:, None]
+        return out.reshape(-1, rows * cols)
 
     def mlp(self, h: np.ndarray) -> np.ndarray:
-        for k, (w_t, b) in enumerate(self.layers):
-            h = h @ w_t + b
+        """RGB ``(3, n)`` of features ``(L * F, n)``: channels first, so each layer is one wide matrix
+        product (~2.5x faster than pixels-first for these narrow layers)."""
+        for k, (w, b) in enumerate(self.layers):
+            h = w @ h
+            h += b
             if k < len(self.layers) - 1:
                 np.maximum(h, 0.0, out=h)
         return h
@@ -147,8 +160,8 @@ class Synthesis:
                 right = min(width, left + tile_cols)
                 ys = pixel_positions(height, 1, top, bottom)
                 xs = pixel_positions(width, 1, left, right)
-                rgb = self.mlp(self.tile_features(xs, ys))
-                image[top:bottom, left:right] = to_uint8(rgb).reshape(bottom - top, right - left, 3)
+                rgb = self.mlp(self.tile_features(xs, ys))  # (3, pixels)
+                image[top:bottom, left:right] = to_uint8(rgb.T).reshape(bottom - top, right - left, 3)
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:

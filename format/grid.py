@@ -21,6 +21,7 @@ from shc.format.constants import HASH_PRIMES
 
 __all__ = [
     "axis_cells",
+    "axis_weights",
     "choose_level_cells",
     "corner_indices_weights",
     "level_group",
@@ -72,6 +73,13 @@ def axis_cells(pos: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray]:
     """Cell index (int64, clamped so the last vertex is reachable) and fraction (float64) along one axis."""
     cell = np.minimum(np.floor(pos), cells - 1).astype(np.int64)
     return cell, (pos - cell)
+
+
+def axis_weights(pos: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell index and the float32 bilinear weights ``(1 - f, f)`` of its two vertices along one axis
+    (``f`` and ``1 - f`` computed in float64, then rounded): the numbers both decoder and trainer use."""
+    cell, frac = axis_cells(pos, cells)
+    return cell, (1.0 - frac).astype(np.float32), frac.astype(np.float32)
 
 
 def vertex_rows(vx: np.ndarray, vy: np.ndarray, nx: int, ny: int, log2_hashmap_size: int) -> np.ndarray:

@@ -41,6 +41,19 @@ def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 # --- classic codecs -------------------------------------------------------------------------------
 
 
+def test_codec_names_list_every_codec_without_importing_them() -> None:
+    import subprocess
+    import sys
+
+    from shc.bench.names import CLASSIC_CODEC_NAMES
+
+    assert tuple(CLASSIC_CODECS) == CLASSIC_CODEC_NAMES
+    # the CLI (and so `shc decode`) starts without the benchmark's codecs or runner
+    code = "import sys, shc.cli.main; print(sorted(m for m in sys.modules if m.startswith('shc.bench.')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['shc.bench.names']"
+
+
 @pytest.mark.parametrize("name", sorted(CLASSIC_CODECS))
 def test_classic_codec_round_trip(name: str) -> None:
     codec = CLASSIC_CODECS[name]

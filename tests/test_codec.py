@@ -69,10 +69,15 @@ def test_torch_forward_matches_numpy_decoder(width, height, overrides):
     synthesis = Synthesis(parsed, decoded_levels)
     xs = (np.tile(np.arange(width), height) + 0.5) / width
     ys = (np.repeat(np.arange(height), width) + 0.5) / height
-    numpy_rgb = synthesis.mlp(synthesis.features(xs, ys))
-    # the separable tile path used by render() computes the same features as the per-point path
+    numpy_rgb = synthesis.mlp(synthesis.features(xs, ys)).T
+    # the separable tile path used by render() computes bit-identical features to the per-point path
     separable = synthesis.tile_features((np.arange(width) + 0.5) / width, (np.arange(height) + 0.5) / height)
-    np.testing.assert_allclose(separable, synthesis.features(xs, ys), atol=1e-6, rtol=1e-6)
+    np.testing.assert_array_equal(separable, synthesis.features(xs, ys))
+    # and the training blend (torch, separable, the same float32 weights) computes the very same numbers
+    with torch.no_grad():
+        table = torch.from_numpy(np.concatenate(synthesis.feature_tables_t, axis=1).T.copy())
+        torch_feats = coords.sample(table).numpy()
+    np.testing.assert_array_equal(torch_feats.T, separable)
     assert np.abs(numpy_rgb).max() > 0.05  # a non-trivial field
     np.testing.assert_allclose(numpy_rgb, torch_rgb, atol=2e-5, rtol=1e-5)
     # and the 8-bit outputs agree except where a value sits on a rounding boundary

@@ -530,7 +530,7 @@ def test_golden_file_decodes_at_any_size(name: str) -> None:
     parsed = read_file(data)
     synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
     xs = pixel_positions(wide_width, 1)
-    direct = to_uint8(synthesis.mlp(synthesis.features(xs, np.full_like(xs, 0.5))))
+    direct = to_uint8(synthesis.mlp(synthesis.features(xs, np.full_like(xs, 0.5))).T)
     assert int(np.abs(direct.astype(np.int16) - wide[0].astype(np.int16)).max()) <= 1
 
 
