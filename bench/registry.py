@@ -42,9 +42,12 @@ def make_codecs(
         if module is not None and importlib.util.find_spec(module) is None:
             msg = f"codec {name!r} needs {package}: pip install 'shc[bench]'"
             raise ValueError(msg)
-        if name == "shc":
+        if name in ("shc", "ngp"):
             qualities = tuple(shc_qualities) if shc_qualities else DEFAULT_SHC_QUALITIES
-            codecs.append(ShcCodec(qualities=qualities, options=dict(shc_options or {})))
+            options = dict(shc_options or {})
+            if name == "ngp":
+                options["entropy_coding"] = False
+            codecs.append(ShcCodec(name=name, qualities=qualities, options=options))
         else:
             codecs.append(CLASSIC_CODECS[name])
     return codecs

@@ -168,7 +168,7 @@ def bench(
         msg = "--codecs is empty"
         raise UsageError(msg)
     shc_qualities = _parse_qualities(qualities)
-    if "shc" in names:
+    if "shc" in names or "ngp" in names:
         _check_shc_options(preset, shc_qualities)
     try:
         codec_list = make_codecs(

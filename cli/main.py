@@ -134,7 +134,10 @@ class _Progress:
               help="Print the report as one JSON object (psnr_db is null when the decoded image is exact).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when stderr is a terminal].")
-def encode(input_path, output, preset, quality, steps, device, seed, as_json, force, progress) -> None:
+@click.option("--no-entropy", is_flag=True,
+              help="Baseline for comparisons: store the grid as raw float16 latents, without SHACIRA's "
+                   "quantization and entropy coding (files are many times larger).")
+def encode(input_path, output, preset, quality, steps, device, seed, as_json, force, progress, no_entropy) -> None:
     """Encode the image IN (PNG, JPEG, ...; - for stdin) to a .shc file.
 
     The encoder trains a small network on the image, writes the file, then decodes that file and
@@ -148,7 +151,7 @@ def encode(input_path, output, preset, quality, steps, device, seed, as_json, fo
         msg = f"{output} exists; use --force to overwrite it"
         raise UsageError(msg)
     try:
-        settings = settings_for(preset, quality, steps)
+        settings = settings_for(preset, quality, steps, entropy_coding=not no_entropy)
     except ValueError as error:
         raise UsageError(str(error)) from None
     _check_device(device)
@@ -178,6 +181,7 @@ def encode(input_path, output, preset, quality, steps, device, seed, as_json, fo
         "preset": preset,
         "quality": quality if quality is not None else DEFAULT_QUALITY,
         "steps": settings.steps,
+        "entropy_coding": settings.entropy_coding,
         "device": device,
         "bytes": result.num_bytes,
         "bpp": round(result.bpp, 5),
@@ -273,6 +277,7 @@ def info(input_path, as_json) -> None:
         },
         "level_cells": [list(c) for c in header.level_cells],
         "num_latents": header.total_latents,
+        "latent_coding": "range-coded" if header.range_coded else "float16",
         "tables": [{"min_symbol": t.min_symbol, "num_symbols": len(t.counts)} for t in parsed.tables],
         "sections": sections,
     }
@@ -282,8 +287,8 @@ def info(input_path, as_json) -> None:
     click.echo(f"{input_path}: .shc version {report['format_version']}, {header.width}x{header.height}, "
                f"{len(data)} bytes, {report['bpp']:.4f} bpp")
     click.echo(f"  grid: {cfg.num_levels} levels, table 2^{cfg.log2_hashmap_size}, latent dim {cfg.latent_dim}, "
-               f"{header.total_latents} latents; features {cfg.feat_dim}/level; MLP {cfg.mlp_depth} x {cfg.mlp_width}; "
-               f"{cfg.num_groups} probability group(s)")
+               f"{header.total_latents} {report['latent_coding']} latents; features {cfg.feat_dim}/level; "
+               f"MLP {cfg.mlp_depth} x {cfg.mlp_width}; {cfg.num_groups} probability group(s)")
     click.echo(f"  levels (cells): {' '.join(f'{nx}x{ny}' for nx, ny in header.level_cells)}")
     for name, sec in sections.items():
         share = 100.0 * sec["bytes"] / len(data)

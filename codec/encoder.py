@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from shc.format import constants as C
 from shc.format.container import Header, ModelConfig, write_file
 from shc.format.decoder import decode_bytes
-from shc.format.entropy import encode_latents
+from shc.format.entropy import encode_latents, pack_float16_latents
 from shc.format.grid import choose_level_cells
 from shc.images import load_rgb
 from shc.metrics import psnr_db
@@ -24,7 +25,7 @@ from shc.metrics import psnr_db
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings, settings_for
 from shc.codec.prior import FactorizedPrior
-from shc.codec.tables import build_tables, integer_latents
+from shc.codec.tables import build_tables, float16_latents, integer_latents, split_levels
 from shc.codec.train import HardScore, TrainResult, train
 
 __all__ = ["EncodeResult", "encode_image", "make_header"]
@@ -65,7 +66,8 @@ def make_header(width: int, height: int, settings: EncoderSettings) -> Header:
         num_groups=min(settings.num_groups, settings.num_levels),
     )
     cells = tuple(choose_level_cells(width, height, settings.num_levels, min_res, max_res))
-    header = Header(width, height, config, cells)
+    coding = C.LATENTS_RANGE_CODED if settings.entropy_coding else C.LATENTS_FLOAT16
+    header = Header(width, height, config, cells, coding)
     header.validate()
     return header
 
@@ -79,12 +81,16 @@ def encode_image(
     seed: int = 0,
     settings: EncoderSettings | None = None,
     progress: Callable[[int, HardScore | None, float], None] | None = None,
+    entropy_coding: bool = True,
 ) -> EncodeResult:
-    """Encode ``image`` (path, PIL image or uint8 array) and check the result by decoding it."""
+    """Encode ``image`` (path, PIL image or uint8 array) and check the result by decoding it.
+
+    ``entropy_coding=False`` (ignored when ``settings`` are given) writes the no-entropy baseline.
+    """
     start = time.perf_counter()
     rgb = load_rgb(image)
     height, width = rgb.shape[:2]
-    settings = settings or settings_for(preset, quality, steps)
+    settings = settings or settings_for(preset, quality, steps, entropy_coding)
     torch.manual_seed(seed)
     np.random.seed(seed)
     header = make_header(width, height, settings)
@@ -96,11 +102,12 @@ def encode_image(
     result = train(model, prior, grid, target, settings, progress, seed)
 
     model, prior = model.cpu(), prior.cpu()
-    tables, q = build_tables(model, prior, integer_latents(model))
-    offsets = model.level_offsets
-    levels = [q[offsets[k] : offsets[k + 1]] for k in range(header.config.num_levels)]
-    words = encode_latents(header, tables, levels)
-    data = write_file(header, model.quantized_weights(), tables, words)
+    if header.range_coded:
+        tables, q = build_tables(model, prior, integer_latents(model))
+        latent_data = encode_latents(header, tables, split_levels(model, q))
+    else:
+        tables, latent_data = (), pack_float16_latents(split_levels(model, float16_latents(model)))
+    data = write_file(header, model.quantized_weights(), tables, latent_data)
 
     decoded = decode_bytes(data)
     return EncodeResult(

@@ -42,6 +42,8 @@ class EncoderSettings:
     """Pixels per training step: a fresh random subset of columns x rows of larger images at each step."""
     eval_every: int = 100
     """Steps between hard-quantized rate-distortion evaluations that pick the state to keep."""
+    entropy_coding: bool = True
+    """False gives the Instant-NGP-style baseline: float16 latents stored raw, no quantization or rate term."""
 
 
 # quality -> (log2_hashmap_size, λ, max_res_scale): λ halves per step, so bits roughly grow geometrically
@@ -69,9 +71,13 @@ PRESETS: dict[str, EncoderSettings] = {
 
 
 def settings_for(
-    preset: str = "default", quality: int | None = None, steps: int | None = None
+    preset: str = "default", quality: int | None = None, steps: int | None = None, entropy_coding: bool = True
 ) -> EncoderSettings:
-    """Resolve a preset name, a quality level and an optional step override into settings."""
+    """Resolve a preset name, a quality level, an optional step override and the latent coding into settings.
+
+    Without entropy coding (the Instant-NGP-style baseline) ``quality`` still picks the grid (table size,
+    finest level); λ has nothing to weigh.
+    """
     if preset not in PRESETS:
         msg = f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}"
         raise ValueError(msg)
@@ -88,4 +94,4 @@ def settings_for(
             msg = f"steps must be >= 1, got {steps}"
             raise ValueError(msg)
         settings = replace(settings, steps=steps)
-    return settings
+    return replace(settings, entropy_coding=entropy_coding)

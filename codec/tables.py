@@ -15,13 +15,24 @@ from shc.format.entropy import pmf_to_table
 from shc.codec.model import GridINR
 from shc.codec.prior import FactorizedPrior
 
-__all__ = ["build_tables", "integer_latents", "table_bits"]
+__all__ = ["build_tables", "float16_latents", "integer_latents", "split_levels", "table_bits"]
 
 
 def integer_latents(model: GridINR) -> np.ndarray:
     """Rounded latents ``(rows, D)`` as int64, clamped into the format's symbol range."""
     q = torch.round(model.latents.detach()).clamp(C.MIN_SYMBOL, C.MAX_SYMBOL)
     return q.cpu().numpy().astype(np.int64)
+
+
+def float16_latents(model: GridINR) -> np.ndarray:
+    """Latents ``(rows, D)`` rounded to float16, as a file without entropy coding stores them."""
+    return model.latents.detach().cpu().numpy().astype(np.float16)
+
+
+def split_levels(model: GridINR, q: np.ndarray) -> list[np.ndarray]:
+    """Per-level ``(rows_l, D)`` views of the latent rows ``q``."""
+    offsets = model.level_offsets
+    return [q[offsets[k] : offsets[k + 1]] for k in range(model.header.config.num_levels)]
 
 
 def _symbol_range(values: np.ndarray) -> tuple[int, int]:

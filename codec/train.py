@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from shc.format.container import write_file
+from shc.format.entropy import pack_float16_latents
 
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings
 from shc.codec.prior import FactorizedPrior
 from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
-from shc.codec.tables import build_tables, integer_latents, table_bits
+from shc.codec.tables import build_tables, float16_latents, integer_latents, split_levels, table_bits
 
 __all__ = ["HardScore", "TrainResult", "file_overhead_bytes", "train"]
 
@@ -58,19 +59,22 @@ def file_overhead_bytes(model: GridINR, tables) -> int:
 
 @torch.no_grad()
 def score(model: GridINR, prior: FactorizedPrior, grid: PixelGrid, target: torch.Tensor, lmbda: float, step: int) -> HardScore:
-    """Hard-quantized RD cost over the whole image, as the decoder will see it."""
-    q = integer_latents(model)
-    tables, q = build_tables(model, prior, q)
-    q_t = torch.from_numpy(q).to(target)
+    """The RD cost over the whole image as the decoder will see it: hard-rounded latents under the integer
+    tables (or float16 latents and their exact file size, without entropy coding), int8 weights, 8-bit output."""
+    if model.header.range_coded:
+        tables, q = build_tables(model, prior, integer_latents(model))
+        bits = table_bits(model, tables, q) + 32 + 8 * file_overhead_bytes(model, tables)  # + the coder's last word
+    else:
+        q = float16_latents(model)
+        bits = 8 * len(write_file(model.header, model.quantized_weights(), (), pack_float16_latents(split_levels(model, q))))
+    q_t = torch.from_numpy(q.astype(np.float32)).to(target)
     sq_err = 0.0
     for pixels, coords in grid.strips():
         x_hat = model(q_t, coords, quantize_weights=True)
         x8 = torch.round(x_hat.clamp(0, 1) * 255) / 255
         sq_err += float(torch.sum((x8 - target[pixels]) ** 2))
-    num_pixels = target.shape[0]
     mse = sq_err / target.numel()
-    bits = table_bits(model, tables, q) + 32  # the range coder's final word
-    bpp = (bits + 8 * file_overhead_bytes(model, tables)) / num_pixels
+    bpp = bits / target.shape[0]
     return HardScore(step, mse, bpp, mse + lmbda * bpp)
 
 
@@ -99,6 +103,7 @@ def train(
     when it is smaller); the rate term always covers every latent.
     """
     rng = np.random.default_rng(seed)
+    entropy_coded = model.header.range_coded
     whole_image = grid.coords() if settings.batch_pixels >= grid.num_pixels else None
     num_pixels = target.shape[0]
     optimizer = torch.optim.Adam(
@@ -117,7 +122,9 @@ def train(
     best_state = None
     history: list[HardScore] = []
     for step in range(1, settings.steps + 1):
-        if step <= noise_steps:
+        if not entropy_coded:  # the no-entropy baseline: float16 latents, no rate term
+            q = model.latents + (model.latents.detach().half().float() - model.latents.detach())
+        elif step <= noise_steps:
             q = model.latents + torch.empty_like(model.latents).uniform_(-0.5, 0.5)
         elif step <= soft_steps:
             q = soft_round_gumbel(model.latents, temperature((step - noise_steps) / max(soft_steps - noise_steps, 1)))
@@ -126,7 +133,7 @@ def train(
         pixels, coords = whole_image or grid.random_batch(settings.batch_pixels, rng)
         x_hat = model(q, coords, quantize_weights=step > soft_steps)
         mse = torch.mean((x_hat - target[pixels]) ** 2)
-        bpp = rate_bits(model, prior, q) / num_pixels
+        bpp = rate_bits(model, prior, q) / num_pixels if entropy_coded else mse.new_zeros(())
         loss = mse + settings.lmbda * bpp
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -5,8 +5,16 @@ from __future__ import annotations
 MAGIC = b"SHC\x1a"
 """First four bytes of every file ("SHC" plus ^Z so a text viewer stops there)."""
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped whenever any byte of the layout or the normative decoding changes."""
+
+READABLE_VERSIONS = (2, 3)
+"""Versions this decoder reads: 2 is version 3 without the HEAD ``latent_coding`` byte (always range-coded)."""
+
+LATENTS_RANGE_CODED = 0
+"""HEAD ``latent_coding``: integer latents, range-coded with the TABL tables (SHACIRA)."""
+LATENTS_FLOAT16 = 1
+"""HEAD ``latent_coding``: float16 latents stored raw, no tables (the Instant-NGP-style baseline)."""
 
 SECTION_TAGS = (b"HEAD", b"WGHT", b"TABL", b"LATN")
 """Sections in their required order: header, network weights, probability tables, range-coded latents."""

@@ -62,8 +62,17 @@ class Header:
     height: int
     config: ModelConfig
     level_cells: tuple[tuple[int, int], ...]
+    latent_coding: int = C.LATENTS_RANGE_CODED
+    """How LATN stores the latents: range-coded integers, or raw float16 (the no-entropy baseline)."""
+
+    @property
+    def range_coded(self) -> bool:
+        return self.latent_coding == C.LATENTS_RANGE_CODED
 
     def validate(self) -> None:
+        if self.latent_coding not in (C.LATENTS_RANGE_CODED, C.LATENTS_FLOAT16):
+            msg = f"header field latent_coding={self.latent_coding} is not 0 (range-coded) or 1 (float16)"
+            raise ShcFormatError(msg)
         for name, value in (("width", self.width), ("height", self.height)):
             if not 1 <= value <= C.MAX_IMAGE_SIDE:
                 msg = f"header field {name}={value} is outside the allowed range [1, {C.MAX_IMAGE_SIDE}]"
@@ -145,12 +154,13 @@ class QuantizedWeights:
 
 @dataclass(frozen=True)
 class ShcFile:
-    """A parsed file: everything is integers (and one float32 scale per weight tensor), nothing evaluated yet."""
+    """A parsed file, nothing evaluated yet: integers, one float32 scale per weight tensor, and the LATN
+    payload as range-coder words (or, for a float16 file, the latent values)."""
 
     header: Header
     weights: QuantizedWeights
-    tables: tuple[Table, ...]  # index = group * latent_dim + dim
-    latent_words: np.ndarray  # uint32 range-coder words
+    tables: tuple[Table, ...]  # index = group * latent_dim + dim; empty for a float16 file
+    latent_words: np.ndarray  # uint32 range-coder words, or float16 latents (header.latent_coding)
     section_bytes: dict[str, int]
 
 
@@ -177,7 +187,7 @@ def _num_weights(header: Header) -> int:
 def _header_payload(header: Header) -> bytes:
     cfg = header.config
     out = struct.pack(
-        "<IIBBBBHBB",
+        "<IIBBBBHBBB",
         header.width,
         header.height,
         cfg.num_levels,
@@ -187,6 +197,7 @@ def _header_payload(header: Header) -> bytes:
         cfg.mlp_width,
         cfg.mlp_depth,
         cfg.num_groups,
+        header.latent_coding,
     )
     return out + b"".join(struct.pack("<II", nx, ny) for nx, ny in header.level_cells)
 
@@ -216,18 +227,29 @@ def _weights_payload(header: Header, weights: QuantizedWeights) -> bytes:
 
 
 def write_file(header: Header, weights: QuantizedWeights, tables: tuple[Table, ...], latent_words: np.ndarray) -> bytes:
-    """Serialize; validates like the reader does, so we never write a file we would refuse to read."""
+    """Serialize; validates like the reader does, so we never write a file we would refuse to read.
+
+    ``latent_words``: the range coder's uint32 words, or for a float16 header (no tables) the latents in
+    LATN order (level, dimension, row), any float dtype, converted to float16.
+    """
     header.validate()
     try:
         weights.validate(header)
     except ShcFormatError as error:
         raise ValueError(str(error)) from None
-    if len(tables) != header.config.num_tables:
-        msg = f"{len(tables)} tables given, the header implies {header.config.num_tables}"
+    num_tables = header.config.num_tables if header.range_coded else 0
+    if len(tables) != num_tables:
+        msg = f"{len(tables)} tables given, the header implies {num_tables}"
         raise ValueError(msg)
     for index, table in enumerate(tables):
         table.validate(index)
-    words = np.asarray(latent_words, dtype="<u4")
+    if header.range_coded:
+        words = np.asarray(latent_words, dtype="<u4")
+    else:
+        words = np.asarray(latent_words).astype("<f2")
+        if words.shape != (header.total_latents,) or not np.all(np.isfinite(words)):
+            msg = f"a float16 file needs {header.total_latents} finite latents, got {words.size}"
+            raise ValueError(msg)
     return C.MAGIC + bytes([C.FORMAT_VERSION]) + b"".join(
         [
             _section(b"HEAD", _header_payload(header)),
@@ -241,15 +263,16 @@ def write_file(header: Header, weights: QuantizedWeights, tables: tuple[Table, .
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _read_sections(data: bytes) -> dict[bytes, bytes]:
+def _read_sections(data: bytes) -> tuple[int, dict[bytes, bytes]]:
     if len(data) < len(C.MAGIC) or data[: len(C.MAGIC)] != C.MAGIC:
         msg = "not an .shc file (wrong magic bytes)"
         raise ShcFormatError(msg)
     reader = Reader(data, "file")
     reader.bytes(len(C.MAGIC), "magic")
     version = reader.u8("version")
-    if version != C.FORMAT_VERSION:
-        msg = f"unsupported .shc format version {version} (this decoder reads version {C.FORMAT_VERSION})"
+    if version not in C.READABLE_VERSIONS:
+        readable = ", ".join(map(str, C.READABLE_VERSIONS))
+        msg = f"unsupported .shc format version {version} (this decoder reads versions {readable})"
         raise ShcFormatError(msg)
     sections = {}
     for tag in C.SECTION_TAGS:
@@ -271,19 +294,20 @@ def _read_sections(data: bytes) -> dict[bytes, bytes]:
     if reader.remaining:
         msg = f"{reader.remaining} bytes of trailing garbage after the last section"
         raise ShcFormatError(msg)
-    return sections
+    return version, sections
 
 
-def _parse_header(payload: bytes) -> Header:
+def _parse_header(payload: bytes, version: int) -> Header:
     reader = Reader(payload, "HEAD section")
     width, height, num_levels, log2_size, latent_dim, feat_dim, width_mlp, depth, groups = reader.unpack(
         "IIBBBBHBB", "image size and model configuration"
     )
+    coding = reader.u8("latent_coding") if version >= 3 else C.LATENTS_RANGE_CODED
     config = ModelConfig(num_levels, log2_size, latent_dim, feat_dim, width_mlp, depth, groups)
     config.validate()  # bounds num_levels before reading the per-level list
     cells = tuple(reader.unpack("II", f"level {level} cells") for level in range(num_levels))
     reader.expect_end()
-    header = Header(width, height, config, cells)
+    header = Header(width, height, config, cells, coding)
     header.validate()
     return header
 
@@ -307,7 +331,7 @@ def _parse_weights(payload: bytes, header: Header) -> QuantizedWeights:
 def _parse_tables(payload: bytes, header: Header) -> tuple[Table, ...]:
     reader = Reader(payload, "TABL section")
     tables = []
-    for index in range(header.config.num_tables):
+    for index in range(header.config.num_tables if header.range_coded else 0):
         min_symbol, num_symbols = reader.unpack("iH", f"table {index} range")
         if not 1 <= num_symbols <= C.MAX_TABLE_SYMBOLS:
             msg = f"table {index} has {num_symbols} symbols, allowed 1..{C.MAX_TABLE_SYMBOLS}"
@@ -326,15 +350,24 @@ def read_file(data: bytes) -> ShcFile:
         msg = f"expected bytes, got {type(data).__name__}"
         raise TypeError(msg)
     data = bytes(data)
-    sections = _read_sections(data)
-    header = _parse_header(sections[b"HEAD"])
+    version, sections = _read_sections(data)
+    header = _parse_header(sections[b"HEAD"], version)
     weights = _parse_weights(sections[b"WGHT"], header)
     tables = _parse_tables(sections[b"TABL"], header)
     latent_bytes = sections[b"LATN"]
-    if len(latent_bytes) % 4:
-        msg = f"LATN section length {len(latent_bytes)} is not a multiple of 4"
-        raise ShcFormatError(msg)
-    words = np.frombuffer(latent_bytes, dtype="<u4").astype(np.uint32)
+    if header.range_coded:
+        if len(latent_bytes) % 4:
+            msg = f"LATN section length {len(latent_bytes)} is not a multiple of 4"
+            raise ShcFormatError(msg)
+        words = np.frombuffer(latent_bytes, dtype="<u4").astype(np.uint32)
+    else:
+        if len(latent_bytes) != 2 * header.total_latents:
+            msg = f"LATN section has {len(latent_bytes)} bytes, {header.total_latents} float16 latents need {2 * header.total_latents}"
+            raise ShcFormatError(msg)
+        words = np.frombuffer(latent_bytes, dtype="<f2").astype(np.float16)
+        if not np.all(np.isfinite(words)):
+            msg = "LATN section has a non-finite float16 latent"
+            raise ShcFormatError(msg)
     overhead = len(C.MAGIC) + 1
     section_bytes = {"header": overhead + 12 + len(sections[b"HEAD"])}
     for key, tag in (("weights", b"WGHT"), ("tables", b"TABL"), ("latents", b"LATN")):

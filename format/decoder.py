@@ -15,7 +15,7 @@ import numpy as np
 
 from shc.format import constants as C
 from shc.format.container import Header, ShcFile, read_file, weight_shapes
-from shc.format.entropy import decode_latents
+from shc.format.entropy import file_latents
 from shc.format.errors import ShcFormatError
 from shc.format.grid import axis_weights, pixel_positions, vertex_rows
 
@@ -182,6 +182,6 @@ def decode_bytes(
     """Decode a whole ``.shc`` file to an 8-bit RGB array ``(height, width, 3)``."""
     shc_file = read_file(data)
     width, height = output_size(shc_file.header, scale, size, max_pixels)
-    latents = decode_latents(shc_file.header, shc_file.tables, shc_file.latent_words)
+    latents = file_latents(shc_file)
     with np.errstate(over="ignore", invalid="ignore"):  # weights that overflow float32: see to_uint8
         return Synthesis(shc_file, latents).render(width, height)

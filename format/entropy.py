@@ -12,11 +12,18 @@ import constriction
 import numpy as np
 
 from shc.format import constants as C
-from shc.format.container import Header, Table
+from shc.format.container import Header, ShcFile, Table
 from shc.format.errors import ShcFormatError
 from shc.format.grid import level_group
 
-__all__ = ["decode_latents", "encode_latents", "pmf_to_table"]
+__all__ = [
+    "decode_latents",
+    "encode_latents",
+    "file_latents",
+    "pack_float16_latents",
+    "pmf_to_table",
+    "unpack_float16_latents",
+]
 
 
 def pmf_to_table(pmf: np.ndarray, min_symbol: int, precision: int = C.TABLE_PRECISION) -> Table:
@@ -104,3 +111,25 @@ def decode_latents(header: Header, tables: tuple[Table, ...], words: np.ndarray)
         msg = "LATN section holds more data than the declared latents use"
         raise ShcFormatError(msg)
     return latents
+
+
+def pack_float16_latents(levels: list[np.ndarray]) -> np.ndarray:
+    """Latents of a float16 file (no entropy coding) in LATN order: level, then dimension, then row."""
+    return np.concatenate([np.asarray(lat, dtype=np.float32).T.reshape(-1) for lat in levels]).astype(np.float16)
+
+
+def unpack_float16_latents(header: Header, values: np.ndarray) -> list[np.ndarray]:
+    """Inverse of :func:`pack_float16_latents`: per level ``(rows, latent_dim)`` float32 arrays."""
+    dim = header.config.latent_dim
+    latents, offset = [], 0
+    for rows in header.level_rows():
+        latents.append(values[offset : offset + rows * dim].astype(np.float32).reshape(dim, rows).T.copy())
+        offset += rows * dim
+    return latents
+
+
+def file_latents(shc_file: ShcFile) -> list[np.ndarray]:
+    """The latents of a parsed file, per level ``(rows, latent_dim)``: range-decoded integers, or float16."""
+    if shc_file.header.range_coded:
+        return decode_latents(shc_file.header, shc_file.tables, shc_file.latent_words)
+    return unpack_float16_latents(shc_file.header, shc_file.latent_words)

@@ -105,7 +105,7 @@ def split_sections(data: bytes) -> Sections | None:
 
 # ---------------------------------------------------------------------------------------------- header fields
 
-# HEAD payload layout (format version 1): "<IIBBBBHBB" then "<II" (nx, ny) per level.
+# HEAD payload layout (format version 3): "<IIBBBBHBBB" then "<II" (nx, ny) per level.
 HEAD_FIXED_FIELDS = (
     ("width", "I", 0),
     ("height", "I", 4),
@@ -116,8 +116,9 @@ HEAD_FIXED_FIELDS = (
     ("mlp_width", "H", 12),
     ("mlp_depth", "B", 14),
     ("num_groups", "B", 15),
+    ("latent_coding", "B", 16),
 )
-HEAD_FIXED_BYTES = 16
+HEAD_FIXED_BYTES = 17
 
 
 def head_fields(payload: bytes) -> list[tuple[str, str, int]]:
@@ -219,7 +220,8 @@ def _synthetic_file(
 
 
 def synthetic_seeds() -> list[Seed]:
-    """Two small valid files covering what the golden files do not (deterministic, built with numpy only)."""
+    """Three small valid files covering what the golden files do not (deterministic, built with numpy only):
+    a hashed level with several tables, a 4096-symbol table, and float16 (no-entropy) latents."""
     rng = np.random.default_rng(20240501)
     laplace = np.exp(-np.abs(np.arange(-20, 20)) / 3.0)
     hashed = _synthetic_file(
@@ -240,7 +242,15 @@ def synthetic_seeds() -> list[Seed]:
         ((8, 8),),
         [(np.exp(-np.abs(np.arange(-2048, 2048)) / 40.0), -2048)],
     )
-    return [Seed("synthetic_hashed", hashed), Seed("synthetic_table4096", wide)]
+    # the no-entropy variant: float16 latents, no tables
+    raw_header = Header(20, 12, ModelConfig(num_levels=2, log2_hashmap_size=5, mlp_width=4, mlp_depth=1),
+                        ((3, 2), (8, 5)), C.LATENTS_FLOAT16)
+    raw_weights = QuantizedWeights(
+        rng.uniform(0.002, 0.02, len(weight_shapes(raw_header))).astype(np.float32),
+        rng.integers(-127, 128, sum(int(np.prod(shape)) for _, shape in weight_shapes(raw_header))).astype(np.int8),
+    )
+    raw = write_file(raw_header, raw_weights, (), rng.normal(0, 3, raw_header.total_latents))
+    return [Seed("synthetic_hashed", hashed), Seed("synthetic_table4096", wide), Seed("synthetic_float16", raw)]
 
 
 def default_seeds() -> list[Seed]:

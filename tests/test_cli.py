@@ -442,6 +442,17 @@ def test_info_json_sections_add_up(encoded):
     assert len(report["level_cells"]) == report["config"]["num_levels"]
 
 
+def test_encode_no_entropy_and_info(tmp_path):
+    out = tmp_path / "raw.shc"
+    result = invoke("encode", PARROT, "-o", out, "--preset", "fast", "--steps", "30",
+                    "--no-entropy", "--json")
+    assert result.exit_code == 0, result.output
+    assert json_report(result.stdout)["entropy_coding"] is False
+    info = json_report(invoke("info", out, "--json").stdout)
+    assert info["latent_coding"] == "float16" and info["tables"] == [] and info["format_version"] == 3
+    assert "float16 latents" in invoke("info", out).stdout
+
+
 def test_info_text_and_stdin(encoded):
     path, _ = encoded
     result = invoke("info", path)

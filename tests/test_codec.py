@@ -239,6 +239,21 @@ def test_encode_small_photo_above_psnr_floor():
     assert abs(result.training.best.bpp - result.bpp) / result.bpp < 0.02
 
 
+def test_no_entropy_baseline_stores_float16_latents():
+    """The Instant-NGP-style baseline: same grid, float16 latents stored raw - a valid file, decoded by the
+    same decoder, many times larger than SHACIRA's at the same quality setting."""
+    rgb = load_rgb(DATA / "parrot_64x48.png")
+    raw = encode_image(rgb, preset="fast", quality=3, steps=150, seed=0, entropy_coding=False)
+    coded = encode_image(rgb, preset="fast", quality=3, steps=150, seed=0)
+    parsed = read_file(raw.data)
+    assert not parsed.header.range_coded and parsed.tables == ()
+    assert parsed.header.level_cells == read_file(coded.data).header.level_cells
+    assert parsed.section_bytes["latents"] == 12 + 2 * parsed.header.total_latents
+    assert raw.num_bytes > 3 * coded.num_bytes
+    assert raw.psnr_db == pytest.approx(psnr_db(decode_bytes(raw.data), rgb)) and raw.psnr_db > 24.0
+    assert abs(raw.training.best.bpp - raw.bpp) < 1e-9  # the score counts the real file exactly
+
+
 def test_encoding_is_deterministic_for_a_seed():
     rgb = load_rgb(DATA / "parrot_64x48.png")[:24, :32]
     a = encode_image(rgb, preset="fast", steps=20, seed=3).data

@@ -67,10 +67,11 @@ def head_payload(
     mlp_depth: int = 1,
     num_groups: int = 1,
     cells: list[tuple[int, int]] | None = None,
+    latent_coding: int = C.LATENTS_RANGE_CODED,
 ) -> bytes:
     cells = [(4, 4)] * num_levels if cells is None else cells
-    config = (num_levels, log2_hashmap_size, latent_dim, feat_dim, mlp_width, mlp_depth, num_groups)
-    fixed = struct.pack("<IIBBBBHBB", width, height, *config)
+    config = (num_levels, log2_hashmap_size, latent_dim, feat_dim, mlp_width, mlp_depth, num_groups, latent_coding)
+    fixed = struct.pack("<IIBBBBHBBB", width, height, *config)
     return fixed + b"".join(struct.pack("<II", nx, ny) for nx, ny in cells)
 
 
@@ -322,7 +323,7 @@ def test_container_errors_have_distinct_messages() -> None:
         "magic": (b"PNG\x1a" + data[4:], r"^not an \.shc file \(wrong magic bytes\)$"),
         "version": (
             C.MAGIC + bytes([C.FORMAT_VERSION + 1]) + data[5:],
-            rf"^unsupported \.shc format version {C.FORMAT_VERSION + 1} \(this decoder reads version {C.FORMAT_VERSION}\)$",
+            rf"^unsupported \.shc format version {C.FORMAT_VERSION + 1} \(this decoder reads versions 2, 3\)$",
         ),
         "crc": (bytes(corrupted), r"^section LATN is corrupted \(CRC32 mismatch\)$"),
         "trailing": (data + b"\x00\x01\x02", r"^3 bytes of trailing garbage after the last section$"),
@@ -603,3 +604,64 @@ def test_feature_tables_are_bounded_like_the_latents() -> None:
     with pytest.raises(ShcFormatError, match="feature-table values, more than the limit"):
         header.validate()
     Header(64, 64, ModelConfig(1, 24, 1, 1, 4, 1), ((5000, 5000),)).validate()  # F = 1 stays valid
+
+
+# ---------------------------------------------------------------------------------------------- versions / float16
+
+
+def test_version_2_files_still_decode() -> None:
+    """A version-2 file (no latent_coding byte) decodes to the pixels it always did."""
+    data = (DATA_DIR / "compat" / "parrot_64x48_q1_v2.shc").read_bytes()
+    assert data[4] == 2 and sha256(data) == "2c8e09cb77fe4f27db057986dc1470d0ff0efa8b30058f32fe53ab22a8bcdaeb"
+    parsed = read_file(data)
+    assert parsed.header.range_coded and (parsed.header.width, parsed.header.height) == (64, 48)
+    pixels = decode_bytes(data)
+    assert sha256(pixels.tobytes()) == "b3c9f4150f6c73586e93613401737bf974d8bdea6825175eb89e015bbe831104"
+
+
+def _float16_file(rng: np.random.Generator) -> tuple[Header, QuantizedWeights, np.ndarray, bytes]:
+    header = Header(24, 16, ModelConfig(num_levels=3, log2_hashmap_size=5, latent_dim=2, feat_dim=2, mlp_width=6,
+                                        mlp_depth=1, num_groups=2), ((2, 1), (5, 4), (9, 7)), C.LATENTS_FLOAT16)
+    shapes = weight_shapes(header)
+    weights = QuantizedWeights(rng.uniform(0.005, 0.02, len(shapes)).astype(np.float32),
+                               rng.integers(-127, 128, sum(int(np.prod(s)) for _, s in shapes)).astype(np.int8))
+    values = rng.normal(0, 2, header.total_latents).astype(np.float16)
+    return header, weights, values, write_file(header, weights, (), values)
+
+
+def test_float16_file_round_trip_and_decode() -> None:
+    from shc.format.entropy import file_latents, pack_float16_latents
+
+    header, weights, values, data = _float16_file(np.random.default_rng(4))
+    assert len(data) == 4 + 1 + 12 * 4 + (17 + 8 * 3) + 4 * len(weight_shapes(header)) + weights.values.size + 2 * values.size
+    parsed = read_file(data)
+    assert parsed.header == header and parsed.tables == ()
+    latents = file_latents(parsed)
+    assert [lat.shape for lat in latents] == [(rows, 2) for rows in header.level_rows()]
+    np.testing.assert_array_equal(pack_float16_latents(latents), values)  # LATN order: level, dim, row
+    pixels = decode_bytes(data)
+    reference = Synthesis(parsed, [lat.astype(np.float32) for lat in latents]).render(24, 16)
+    np.testing.assert_array_equal(pixels, reference)
+    assert len(np.unique(pixels)) > 10
+
+
+def test_float16_file_errors() -> None:
+    header, weights, values, data = _float16_file(np.random.default_rng(5))
+    for cut in range(len(data)):
+        with pytest.raises(ShcFormatError):
+            read_file(data[:cut])
+    nan = values.copy()
+    nan[7] = np.float16("nan")
+    with pytest.raises(ShcFormatError, match="non-finite float16 latent"):
+        read_file(replace_section(data, b"LATN", nan.astype("<f2").tobytes()))
+    with pytest.raises(ShcFormatError, match=r"LATN section has \d+ bytes, \d+ float16 latents need"):
+        read_file(replace_section(data, b"LATN", values[:-1].astype("<f2").tobytes()))
+    with pytest.raises(ShcFormatError, match="TABL section: .*unexpected trailing bytes"):
+        read_file(replace_section(data, b"TABL", b"\x00" * 8))
+    bad_coding = bytearray(replace_section(data, b"HEAD", head_payload(latent_coding=2)))
+    with pytest.raises(ShcFormatError, match="latent_coding=2"):
+        read_file(bytes(bad_coding))
+    with pytest.raises(ValueError, match="1 tables given, the header implies 0"):
+        write_file(header, weights, (Table(0, np.array([1 << 15], np.uint32)),), values)
+    with pytest.raises(ValueError, match="finite latents"):
+        write_file(header, weights, (), np.where(np.arange(values.size) == 3, np.inf, values))
