@@ -18,7 +18,10 @@ _NEEDS = {"heic": ("pillow_heif", "pillow-heif")}  # codec -> (module, pip name)
 
 
 def make_codecs(
-    names: Sequence[str], shc_qualities: Sequence[float] | None = None, shc_options: Mapping[str, Any] | None = None
+    names: Sequence[str],
+    shc_qualities: Sequence[float] | None = None,
+    shc_options: Mapping[str, Any] | None = None,
+    ngp_qualities: Sequence[float] | None = None,
 ) -> list[Codec]:
     """Build codecs by name, in the given order.
 
@@ -26,6 +29,7 @@ def make_codecs(
         names: Names from :data:`CODEC_NAMES`.
         shc_qualities: Quality points for shc (default :data:`shc.bench.shc_codec.DEFAULT_SHC_QUALITIES`).
         shc_options: ``preset``/``steps``/``device``/``seed`` for :func:`shc.encode`.
+        ngp_qualities: Quality points of the ``ngp`` baseline (default: ``shc_qualities``).
 
     Raises:
         ValueError: For an unknown or repeated name, or a codec whose library is not installed.
@@ -43,7 +47,8 @@ def make_codecs(
             msg = f"codec {name!r} needs {package}: pip install 'shc[bench]'"
             raise ValueError(msg)
         if name in ("shc", "ngp"):
-            qualities = tuple(shc_qualities) if shc_qualities else DEFAULT_SHC_QUALITIES
+            chosen = ngp_qualities if name == "ngp" and ngp_qualities else shc_qualities
+            qualities = tuple(chosen) if chosen else DEFAULT_SHC_QUALITIES
             options = dict(shc_options or {})
             if name == "ngp":
                 options["entropy_coding"] = False

@@ -132,6 +132,8 @@ Exit status: 0 done, 1 usage error, 2 bad input (folder, images, CSV, results fo
     help="Comma-separated codecs to measure, in this order.",
 )
 @click.option("--qualities", help="shc quality points, comma-separated (1 = smallest .. 8 = best) [default: 1..8].")
+@click.option("--ngp-qualities", help="Quality points of the ngp baseline (its files are ~10-100x larger, so fewer "
+                                      "points usually suffice) [default: those of --qualities].")
 @click.option("--preset", help="shc encoder preset (fast, default, paper).")
 @click.option("--steps", type=click.IntRange(min=1), help="Override the preset's shc training steps.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where shc trains [default: shc's own, cpu].")
@@ -151,6 +153,7 @@ def bench(
     out_dir: Path,
     codecs: str,
     qualities: str | None,
+    ngp_qualities: str | None,
     preset: str | None,
     steps: int | None,
     device: str | None,
@@ -168,11 +171,14 @@ def bench(
         msg = "--codecs is empty"
         raise UsageError(msg)
     shc_qualities = _parse_qualities(qualities)
+    baseline_qualities = _parse_qualities(ngp_qualities) or shc_qualities
     if "shc" in names or "ngp" in names:
         _check_shc_options(preset, shc_qualities)
+        _check_shc_options(preset, baseline_qualities)
     try:
         codec_list = make_codecs(
-            names, shc_qualities, {"preset": preset, "steps": steps, "device": device, "seed": seed}
+            names, shc_qualities, {"preset": preset, "steps": steps, "device": device, "seed": seed},
+            ngp_qualities=baseline_qualities,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None

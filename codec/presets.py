@@ -33,10 +33,10 @@ class EncoderSettings:
     anneal: float = 0.95
     """Steps up to this fraction use soft (Gumbel-annealed) rounding after the noise phase; then hard rounding."""
     lmbda: float = 8e-3
-    lr_latents: float = 5e-2
+    lr_latents: float = 2e-2
     lr_network: float = 1e-2
     lr_prior: float = 1e-2
-    lr_final: float = 0.1
+    lr_final: float = 0.02
     """Learning rates decay (cosine) to this fraction of their start by the last step."""
     batch_pixels: int = 1 << 14
     """Pixels per training step: a fresh random subset of columns x rows of larger images at each step."""

@@ -276,6 +276,14 @@ def test_shc_adapter_passes_options(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "preset='fast'" in codec.description
 
 
+def test_ngp_baseline_is_shc_without_entropy_coding() -> None:
+    shc_codec, ngp = make_codecs(["shc", "ngp"], [1, 3, 5], {"preset": "fast", "steps": None}, ngp_qualities=[1, 3])
+    assert (shc_codec.name, shc_codec.qualities, ngp.name, ngp.qualities) == ("shc", (1, 3, 5), "ngp", (1, 3))
+    assert ngp.encode_options == {"preset": "fast", "entropy_coding": False}
+    assert "entropy_coding=False" in ngp.description and "entropy_coding" not in shc_codec.description
+    assert make_codecs(["ngp"], [2])[0].qualities == (2,)
+
+
 def test_make_codecs_rejects_unknown() -> None:
     with pytest.raises(ValueError, match="unknown codec 'png'"):
         make_codecs(["jpeg420", "png"])
