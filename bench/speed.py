@@ -1,8 +1,9 @@
 """Speed benchmark: training-step time, whole encode, decode (in-process and whole-process), peak RSS, MACs.
 
     python -m shc.bench.speed examples/kodim23.png [--preset default] [--quality 3] [--device cpu|cuda]
-        [--steps-timed 20] [--json OUT.json]
+        [--steps-timed 20] [--repeats 5] [--json OUT.json]
 
+Training steps are timed on the full image (the issue's figure) and on the encoder's own random batches.
 Prints one figure per line and optionally writes them as JSON. The whole-process decode runs
 ``shc decode`` in a fresh interpreter, so it includes Python start-up and imports (and shows torch is not
 imported); its peak RSS is the child's maximum resident set size.
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps-timed", type=int, default=20)
     parser.add_argument("--skip-encode", action="store_true", help="only time steps and decoding of --shc")
     parser.add_argument("--shc", type=Path, default=None, help="decode this file instead of the new encode")
+    parser.add_argument("--repeats", type=int, default=5, help="decode timings: best of this many runs")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -148,9 +150,12 @@ def main(argv: list[str] | None = None) -> int:
               f"PSNR {result.psnr_db:.2f} dB", flush=True)
 
     header = read_file(data).header
-    start = time.perf_counter()
-    decoded = decode_bytes(data)
-    figures["decode_seconds_in_process"] = round(time.perf_counter() - start, 4)
+    times = []
+    for _ in range(args.repeats):  # best of N: the figure of the code, not of a noisy neighbour
+        start = time.perf_counter()
+        decoded = decode_bytes(data)
+        times.append(time.perf_counter() - start)
+    figures["decode_seconds_in_process"] = round(min(times), 4)
     figures["decoded_psnr_db"] = round(psnr_db(decoded, load_rgb(args.image)), 3)
     figures["decoder_macs_per_pixel"] = round(decoder_macs_per_pixel(header), 1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,15 +166,21 @@ def main(argv: list[str] | None = None) -> int:
             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "print('torch' in sys.modules, _peak_rss_kb())"
         )
-        start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", code, "decode", str(shc_path), "-o", str(Path(tmp) / "o.png")],
-                             capture_output=True, text=True, check=True)
-        figures["decode_seconds_whole_process"] = round(time.perf_counter() - start, 3)
+        walls = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-c", code, "decode", str(shc_path), "-o", str(Path(tmp) / "o.png"), "--force"],
+                capture_output=True, text=True, check=True,
+            )
+            walls.append(time.perf_counter() - start)
+        figures["decode_seconds_whole_process"] = round(min(walls), 3)
+        figures["decode_seconds_whole_process_median"] = round(float(np.median(walls)), 3)
         torch_loaded, max_rss_kb = out.stdout.split()[-2:]
         figures["decode_peak_rss_mb"] = round(int(max_rss_kb) / 1024, 1)
         figures["decode_imports_torch"] = torch_loaded == "True"
     print(f"decode in-process: {figures['decode_seconds_in_process']} s; whole process (shc decode -> PNG): "
-          f"{figures['decode_seconds_whole_process']} s, peak RSS {figures['decode_peak_rss_mb']} MB, "
+          f"{figures['decode_seconds_whole_process']} s (median {figures['decode_seconds_whole_process_median']} s), peak RSS {figures['decode_peak_rss_mb']} MB, "
           f"torch imported: {figures['decode_imports_torch']}")
     print(f"decoder cost: {figures['decoder_macs_per_pixel']} MAC/pixel")
     if args.json:

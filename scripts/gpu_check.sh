@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check, for a machine with CUDA and the project's dependencies already installed (no network):
-# the CUDA tests, then the speed benchmark on cuda and on cpu. Figures go to ${OUT:-results/speed-gpu}.
+# the CUDA tests, then the speed benchmark on cuda (encode, steps, decode). Figures go to ${OUT:-results/speed-gpu}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-results/speed-gpu}
