@@ -81,15 +81,6 @@ class Synthesis:
         num_layers = (len(params) - 2) // 2
         self.layers = [(params[f"mlp.{k}.weight"], params[f"mlp.{k}.bias"][:, None]) for k in range(num_layers)]
 
-    def _vertex_block(self, level: int, vy0: int, vy1: int) -> np.ndarray:
-        """Feature rows of level ``level``'s vertices in vertex rows ``vy0..vy1`` (inclusive), channels first:
-        ``(F, vy1 - vy0 + 1, nx + 1)``; a slice for a dense level, a hashed gather otherwise."""
-        cfg = self.header.config
-        nx, ny = self.header.level_cells[level]
-        vx = np.arange(nx + 1)[None, :]
-        vy = np.arange(vy0, vy1 + 1)[:, None]
-        return self.feature_tables_t[level][:, vertex_rows(vx, vy, nx, ny, cfg.log2_hashmap_size)]
-
     def features(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         """Concatenated level features ``(num_levels * feat_dim, n)`` (channels first) at points given in
         [0, 1] image units; point by point, with exactly the arithmetic of :meth:`tile_features`."""
@@ -122,11 +113,14 @@ class Synthesis:
         for level, (nx, ny) in enumerate(self.header.level_cells):
             cx, wx0, wx1 = axis_weights(xs * nx, nx)
             cy, wy0, wy1 = axis_weights(ys * ny, ny)
-            vy0 = int(cy.min())
-            block = self._vertex_block(level, vy0, int(cy.max()) + 1)  # (F, vertex rows, nx + 1)
-            along_x = block[:, :, cx] * wx0 + block[:, :, cx + 1] * wx1  # (F, vertex rows, cols)
-            cy = cy - vy0
-            out[level] = along_x[:, cy] * wy0[:, None] + along_x[:, cy + 1] * wy1[:, None]
+            # only the vertices the tile touches (at most 2 per column and per row): a level far finer
+            # than the output must not make the block larger than the tile
+            vx, x_at = np.unique(np.concatenate([cx, cx + 1]), return_inverse=True)
+            vy, y_at = np.unique(np.concatenate([cy, cy + 1]), return_inverse=True)
+            rows_of = vertex_rows(vx[None, :], vy[:, None], nx, ny, cfg.log2_hashmap_size)
+            block = self.feature_tables_t[level][:, rows_of]  # (F, len(vy), len(vx))
+            along_x = block[:, :, x_at[:cols]] * wx0 + block[:, :, x_at[cols:]] * wx1  # (F, len(vy), cols)
+            out[level] = along_x[:, y_at[:rows]] * wy0[:, None] + along_x[:, y_at[rows:]] * wy1[:, None]
         return out.reshape(-1, rows * cols)
 
     def mlp(self, h: np.ndarray) -> np.ndarray:

@@ -665,3 +665,30 @@ def test_float16_file_errors() -> None:
         write_file(header, weights, (Table(0, np.array([1 << 15], np.uint32)),), values)
     with pytest.raises(ValueError, match="finite latents"):
         write_file(header, weights, (), np.where(np.arange(values.size) == 3, np.inf, values))
+
+
+def test_level_far_finer_than_the_output_decodes_in_bounded_memory() -> None:
+    """A (hashed) level of 2^20 x 2^20 cells rendered at 64x48: the separable decoder gathers only the
+    vertices each tile touches, never a block of the level's own size (found by the fuzzer)."""
+    header = Header(64, 48, ModelConfig(num_levels=1, log2_hashmap_size=8, mlp_width=4, mlp_depth=1),
+                    ((1 << 20, 1 << 20),))
+    rng = np.random.default_rng(9)
+    shapes = weight_shapes(header)
+    weights = QuantizedWeights(np.full(len(shapes), 0.02, np.float32),
+                               rng.integers(-127, 128, sum(int(np.prod(s)) for _, s in shapes)).astype(np.int8))
+    table = pmf_to_table(np.ones(9), -4)
+    latents = [rng.integers(-4, 5, (256, 1)).astype(np.int32)]
+    data = write_file(header, weights, (table,), encode_latents(header, (table,), latents))
+    tracemalloc.start()
+    try:
+        pixels = decode_bytes(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert pixels.shape == (48, 64, 3)
+    assert peak < 16 << 20
+    parsed = read_file(data)
+    synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
+    xs, ys = pixel_positions(64, 1), pixel_positions(48, 1)
+    np.testing.assert_array_equal(synthesis.tile_features(xs, ys),
+                                  synthesis.features(np.tile(xs, 48), np.repeat(ys, 64)))
