@@ -6,9 +6,12 @@ Exit codes: 0 success, 1 usage error (bad option, existing output without --forc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from io import BytesIO
 from pathlib import Path
@@ -109,14 +112,37 @@ class _Progress:
 
         self.bar = tqdm(total=total, desc="encode", unit="step", file=sys.stderr, disable=not enabled, leave=False)
         self.postfix = {}
+        self.interrupted = False
 
     def __call__(self, step: int, scored, train_bpp: float) -> None:
+        if self.interrupted:  # Ctrl-C seen during the step: stop here, in plain Python, between steps
+            raise KeyboardInterrupt
         if scored is not None:
             self.bar.set_postfix(psnr=f"{scored.psnr_db:.2f}dB", bpp=f"{scored.bpp:.3f}", refresh=False)
         self.bar.update(step - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()
+
+    @contextlib.contextmanager
+    def deferring_interrupts(self):
+        """While training, Ctrl-C only sets a flag that the next step's callback turns into
+        KeyboardInterrupt (a second Ctrl-C interrupts at once): an interrupt raised inside torch's
+        autograd can leave the process hanging instead of exiting."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 @cli.command()
@@ -169,7 +195,10 @@ def encode(input_path, output, preset, quality, steps, device, seed, as_json, fo
 
     bar = _Progress(settings.steps, sys.stderr.isatty() if progress is None else progress)
     try:
-        result = encode_image(rgb, settings=settings, device=device, seed=seed, progress=bar)
+        with bar.deferring_interrupts():
+            result = encode_image(rgb, settings=settings, device=device, seed=seed, progress=bar)
+        if bar.interrupted:  # Ctrl-C after the last step: still no output
+            raise KeyboardInterrupt
     finally:
         bar.close()
     write_output(output, result.data, force)
