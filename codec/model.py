@@ -188,7 +188,7 @@ class GridINR(nn.Module):
         for k in range(num_layers):
             h = F.linear(h, params[2 + 2 * k], params[3 + 2 * k])
             if k < num_layers - 1:
-                h = F.relu(h)
+                h = F.relu(h, inplace=True)
         return h
 
     def quantized_weights(self) -> QuantizedWeights:
