@@ -89,7 +89,7 @@ class FactorizedPrior(nn.Module):
         1/2, doubled while the grid would exceed ``max_points``) covering the values and interpolated
         linearly. Integers lie on the grid, so hard-rounded latents get their exact bits; the
         gradient reaches the prior through the grid values and the latents through the segment slopes.
-        One small batched MLP evaluation per step replaces one per latent: ~20x less time on a Kodak grid.
+        One small batched MLP evaluation per step replaces two per latent: 59 -> 7 ms on a Kodak grid.
         """
         values = values.reshape(-1)
         with torch.no_grad():

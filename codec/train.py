@@ -1,9 +1,11 @@
 """The overfitting loop: Adam on latents, network and prior, with annealed quantization.
 
-loss = MSE + λ · bpp, where bpp is the prior's self-information of the quantized latents per pixel.
-Every ``eval_every`` steps (and at the end) the state is scored the way the file will be: hard-rounded
-latents, int8 weights, 8-bit output, the latent bits under the *integer* tables plus the bytes of the
-header, weights and tables. The best such rate-distortion cost is what we keep, never the soft loss.
+loss = MSE + λ · bpp, where bpp is the prior's self-information of the quantized latents per pixel; each
+step sees a fresh random batch of pixel columns x rows. Every ``eval_every`` steps (and at the end) the
+state is scored the way the file will be: hard-rounded latents, int8 weights, 8-bit output, the latent
+bits under the *integer* tables plus the bytes of the header, weights and tables. The best such
+rate-distortion cost is what we keep, never the soft loss. Without entropy coding (the float16
+baseline) there is no rate term and the score counts the file's exact size.
 """
 
 from __future__ import annotations
