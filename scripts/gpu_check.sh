@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # The GPU check, for a machine with CUDA and the project's dependencies already installed (no network):
-# the CUDA tests, then the speed benchmark on cuda (encode, steps, decode). Figures go to ${OUT:-results/speed-gpu}.
+# the CUDA tests (and the model tests), then the speed benchmark (steps, encode, decode) on the device.
+# Figures go to ${OUT:-results/speed-gpu}. DEVICE=cpu runs the same script without a GPU (the CUDA tests
+# then skip), which is how its plumbing is checked on CPU-only machines.
+#   [PYTHON=python3] [DEVICE=cuda] [OUT=results/speed-gpu] scripts/gpu_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+device=${DEVICE:-cuda}
 out=${OUT:-results/speed-gpu}
 mkdir -p "$out"
-python3 -m pytest -q tests/test_cuda.py tests/test_codec.py 2>&1 | tee "$out/tests.txt"
-python3 -m shc.bench.speed examples/kodim23.png --device cuda --json "$out/speed-cuda.json" | tee "$out/speed-cuda.txt"
+"$python" -m pytest -q tests/test_cuda.py tests/test_codec.py 2>&1 | tee "$out/tests.txt"
+"$python" -m shc.bench.speed examples/kodim23.png --device "$device" --json "$out/speed-$device.json" \
+    | tee "$out/speed-$device.txt"
