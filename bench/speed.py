@@ -103,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps-timed", type=int, default=20)
-    parser.add_argument("--skip-encode", action="store_true", help="only time steps and decoding of --shc")
     parser.add_argument("--shc", type=Path, default=None, help="decode this file instead of the new encode")
     parser.add_argument("--repeats", type=int, default=5, help="decode timings: best of this many runs")
     parser.add_argument("--json", type=Path, default=None)

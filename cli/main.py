@@ -12,7 +12,6 @@ import math
 import signal
 import sys
 import threading
-import time
 from io import BytesIO
 from pathlib import Path
 
@@ -111,7 +110,6 @@ class _Progress:
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, desc="encode", unit="step", file=sys.stderr, disable=not enabled, leave=False)
-        self.postfix = {}
         self.interrupted = False
 
     def __call__(self, step: int, scored, train_bpp: float) -> None:

@@ -37,7 +37,8 @@ class GridCoords:
     every level be interpolated along x on its vertex rows, then along y: ``(ny + 1) * w + h * w``
     multiply-adds of dense tensors per level instead of 4 scattered gathers per pixel, with a backward of
     a few index-adds. (A sparse CSR blend measured ~10x slower for a Kodak image on 2 CPU cores, and
-    ``embedding_bag`` slower still.) Same numbers as the decoder's 4-corner blend up to float32 rounding.
+    ``embedding_bag`` slower still.) The same float32 arithmetic as the decoder's separable blend (SPEC §7),
+    so the two compute identical features.
     """
 
     def __init__(self, grid: PixelGrid, columns: np.ndarray, rows: np.ndarray) -> None:
@@ -181,7 +182,6 @@ class GridINR(nn.Module):
         params = self.network_parameters()
         if quantize_weights:
             params = [p + (dequantize(*quantize_tensor(p)) - p).detach() for p in params]
-        cfg = self.header.config
         feature_table = F.linear(q_latents, params[0], params[1])  # (rows, F)
         h = coords.sample(feature_table)  # (n, L * F)
         num_layers = len(self.mlp)

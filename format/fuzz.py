@@ -213,10 +213,15 @@ def _synthetic_file(
             p = table.counts / table.counts.sum()
             columns.append(table.min_symbol + rng.choice(len(p), size=rows, p=p))
         latents.append(np.stack(columns, axis=1).astype(np.int32))
-    num_weights = sum(int(np.prod(shape)) for _, shape in weight_shapes(header))
-    scales = rng.uniform(0.002, 0.02, len(weight_shapes(header))).astype(np.float32)
-    weights = QuantizedWeights(scales, rng.integers(-127, 128, num_weights).astype(np.int8))
-    return write_file(header, weights, tables, encode_latents(header, tables, latents))
+    return write_file(header, _random_weights(rng, header), tables, encode_latents(header, tables, latents))
+
+
+def _random_weights(rng: np.random.Generator, header: Header) -> QuantizedWeights:
+    """Valid int8 weights for ``header`` with small random scales."""
+    shapes = weight_shapes(header)
+    scales = rng.uniform(0.002, 0.02, len(shapes)).astype(np.float32)
+    values = rng.integers(-127, 128, sum(int(np.prod(shape)) for _, shape in shapes)).astype(np.int8)
+    return QuantizedWeights(scales, values)
 
 
 def synthetic_seeds() -> list[Seed]:
@@ -245,10 +250,7 @@ def synthetic_seeds() -> list[Seed]:
     # the no-entropy variant: float16 latents, no tables
     raw_header = Header(20, 12, ModelConfig(num_levels=2, log2_hashmap_size=5, mlp_width=4, mlp_depth=1),
                         ((3, 2), (8, 5)), C.LATENTS_FLOAT16)
-    raw_weights = QuantizedWeights(
-        rng.uniform(0.002, 0.02, len(weight_shapes(raw_header))).astype(np.float32),
-        rng.integers(-127, 128, sum(int(np.prod(shape)) for _, shape in weight_shapes(raw_header))).astype(np.int8),
-    )
+    raw_weights = _random_weights(rng, raw_header)
     raw = write_file(raw_header, raw_weights, (), rng.normal(0, 3, raw_header.total_latents))
     return [Seed("synthetic_hashed", hashed), Seed("synthetic_table4096", wide), Seed("synthetic_float16", raw)]
 

@@ -16,7 +16,7 @@ from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import QUALITIES, settings_for
 from shc.codec.prior import FactorizedPrior
 from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
-from shc.codec.tables import build_tables, integer_latents, table_bits
+from shc.codec.tables import build_tables, integer_latents, split_levels, table_bits
 from shc.format.container import ModelConfig, read_file
 from shc.format.decoder import Synthesis, decode_bytes
 from shc.format.grid import corner_indices_weights
@@ -57,8 +57,7 @@ def test_torch_forward_matches_numpy_decoder(width, height, overrides):
     weights = model.quantized_weights()
     prior = FactorizedPrior(header.config.num_tables)
     tables, q = build_tables(model, prior, q)
-    offsets = model.level_offsets
-    levels = [q[offsets[k] : offsets[k + 1]] for k in range(header.config.num_levels)]
+    levels = split_levels(model, q)
     from shc.format.container import write_file
 
     data = write_file(header, weights, tables, encode_latents(header, tables, levels))
