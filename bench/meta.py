@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -49,6 +50,20 @@ def _library_versions() -> dict[str, Any]:
     return libraries
 
 
+def _git_revision() -> str | None:
+    """``git describe --always --dirty`` of the shc source tree, or None outside a git checkout.
+
+    The package version names a release; the revision names the exact encoder that made the bytes."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def _codec_entry(codec: Codec) -> dict[str, Any]:
     return {
         "description": getattr(codec, "description", codec.name),
@@ -69,6 +84,7 @@ def collect_meta(command: str, codecs: Sequence[Codec], images: Sequence[str]) -
         },
         "python": sys.version,
         "packages": _package_versions(),
+        "shc_git_revision": _git_revision(),
         "libraries": _library_versions(),
         "images": list(images),
         "codecs": {codec.name: _codec_entry(codec) for codec in codecs},
