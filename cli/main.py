@@ -150,7 +150,7 @@ class _Progress:
               help="fast: ~20 s for a 768x512 photo on 2 CPU cores; default: 1-3 min there, smaller files; "
                    "paper: the paper's 60,000 full-image steps (use a GPU).")
 @click.option("--quality", "-q", type=click.IntRange(1, 8), default=None,
-              help="1 (smallest file) .. 8 (best picture). Picks hash-table size and rate weight. [default: 3]")
+              help="1 (smallest file) .. 8 (best picture). Picks hash-table size, finest grid level and rate weight. [default: 3]")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the preset's training steps.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for training: cpu, cuda, cuda:1 ...")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,

@@ -2,7 +2,7 @@
 # Regenerates results/kodak-cpu: shc (and its no-entropy baseline, ngp) vs classic codecs on Kodak images,
 # on this machine's CPU.
 #   scripts/bench_kodak.sh [KODAK_DIR] [IMAGES] [QUALITIES] [NGP_QUALITIES]
-# Defaults: ../shared/data/kodak, eight images, shc qualities 1,3,5,8, ngp qualities 1,3.
+# Defaults: ../shared/data/kodak, eight images, shc qualities 1,3,5,8, ngp qualities 1,3 ("none": no ngp).
 # On a 2-core CPU each shc point costs ~1-2.5 min; all 24 images x 8 qualities want a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,9 @@ ngp_qualities=${4:-1,3}
 scripts/setup.sh
 published=()
 [ -f "$kodak/../kodak_published_rd.csv" ] && published=(--published "$kodak/../kodak_published_rd.csv")
+ngp=(--ngp-qualities "$ngp_qualities")
+codecs=shc,ngp,jpeg420,jpeg444,webp,avif,heic,jpeg2000
+if [ "$ngp_qualities" = none ]; then ngp=(); codecs=${codecs/ngp,/}; fi
 .venv/bin/shc bench "$kodak" -o results/kodak-cpu --images "$images" --qualities "$qualities" \
-    --ngp-qualities "$ngp_qualities" --codecs shc,ngp,jpeg420,jpeg444,webp,avif,heic,jpeg2000 \
+    "${ngp[@]}" --codecs "$codecs" \
     "${published[@]}" --no-progress
