@@ -51,17 +51,23 @@ def _library_versions() -> dict[str, Any]:
 
 
 def _git_revision() -> str | None:
-    """``git describe --always --dirty`` of the shc source tree, or None outside a git checkout.
+    """The git commit of the shc source tree, ``-dirty`` if tracked files outside ``results/`` differ from it;
+    None outside a git checkout.
 
-    The package version names a release; the revision names the exact encoder that made the bytes."""
+    The package version names a release; the revision names the exact encoder that made the bytes. A
+    resumable run writes into a committed results folder, so changes under ``results/`` don't count."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10, check=True,
-        )
+        commit = git("rev-parse", "--short=12", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude,top)results")
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return commit + ("-dirty" if changed else "") if commit else None
 
 
 def _codec_entry(codec: Codec) -> dict[str, Any]:
