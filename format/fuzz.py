@@ -56,6 +56,7 @@ __all__ = [
     "default_seeds",
     "main",
     "mutate",
+    "random_weights",
     "run_case",
     "run_fuzz",
     "synthetic_seeds",
@@ -213,10 +214,10 @@ def _synthetic_file(
             p = table.counts / table.counts.sum()
             columns.append(table.min_symbol + rng.choice(len(p), size=rows, p=p))
         latents.append(np.stack(columns, axis=1).astype(np.int32))
-    return write_file(header, _random_weights(rng, header), tables, encode_latents(header, tables, latents))
+    return write_file(header, random_weights(rng, header), tables, encode_latents(header, tables, latents))
 
 
-def _random_weights(rng: np.random.Generator, header: Header) -> QuantizedWeights:
+def random_weights(rng: np.random.Generator, header: Header) -> QuantizedWeights:
     """Valid int8 weights for ``header`` with small random scales."""
     shapes = weight_shapes(header)
     scales = rng.uniform(0.002, 0.02, len(shapes)).astype(np.float32)
@@ -250,7 +251,7 @@ def synthetic_seeds() -> list[Seed]:
     # the no-entropy variant: float16 latents, no tables
     raw_header = Header(20, 12, ModelConfig(num_levels=2, log2_hashmap_size=5, mlp_width=4, mlp_depth=1),
                         ((3, 2), (8, 5)), C.LATENTS_FLOAT16)
-    raw_weights = _random_weights(rng, raw_header)
+    raw_weights = random_weights(rng, raw_header)
     raw = write_file(raw_header, raw_weights, (), rng.normal(0, 3, raw_header.total_latents))
     return [Seed("synthetic_hashed", hashed), Seed("synthetic_table4096", wide), Seed("synthetic_float16", raw)]
 

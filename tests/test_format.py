@@ -27,6 +27,7 @@ from shc.format.container import Header, ModelConfig, QuantizedWeights, Table, r
 from shc.format.decoder import Synthesis, decode_bytes, output_size, to_uint8
 from shc.format.entropy import decode_latents, encode_latents, pmf_to_table
 from shc.format.errors import ShcFormatError
+from shc.format.fuzz import random_weights
 from shc.format.grid import corner_indices_weights, level_group, level_num_rows, pixel_positions
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -673,9 +674,7 @@ def test_level_far_finer_than_the_output_decodes_in_bounded_memory() -> None:
     header = Header(64, 48, ModelConfig(num_levels=1, log2_hashmap_size=8, mlp_width=4, mlp_depth=1),
                     ((1 << 20, 1 << 20),))
     rng = np.random.default_rng(9)
-    shapes = weight_shapes(header)
-    weights = QuantizedWeights(np.full(len(shapes), 0.02, np.float32),
-                               rng.integers(-127, 128, sum(int(np.prod(s)) for _, s in shapes)).astype(np.int8))
+    weights = random_weights(rng, header)
     table = pmf_to_table(np.ones(9), -4)
     latents = [rng.integers(-4, 5, (256, 1)).astype(np.int32)]
     data = write_file(header, weights, (table,), encode_latents(header, (table,), latents))
