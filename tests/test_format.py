@@ -27,7 +27,7 @@ from shc.format.container import Header, ModelConfig, QuantizedWeights, Table, r
 from shc.format.decoder import Synthesis, decode_bytes, output_size, to_uint8
 from shc.format.entropy import decode_latents, encode_latents, pmf_to_table
 from shc.format.errors import ShcFormatError
-from shc.format.fuzz import random_weights
+from shc.tools.fuzz import random_weights
 from shc.format.grid import corner_indices_weights, level_group, level_num_rows, pixel_positions
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -579,7 +579,7 @@ def test_dense_levels_index_rows_directly() -> None:
 def test_decoding_never_imports_torch() -> None:
     code = (
         "import sys\n"
-        "import shc.format, shc.format.fuzz\n"
+        "import shc.format, shc.tools.fuzz\n"
         "from shc.format.decoder import decode_bytes\n"
         f"image = decode_bytes(open({str(DATA_DIR / GOLDEN_NAMES[0])!r}, 'rb').read(), scale=0.5)\n"
         "assert image.ndim == 3\n"

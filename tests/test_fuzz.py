@@ -1,6 +1,6 @@
-"""A short run of the fuzz harness (shc.format.fuzz): no failures, and both clean errors and decodes occur.
+"""A short run of the fuzz harness (shc.tools.fuzz): no failures, and both clean errors and decodes occur.
 
-The long run is ``python -m shc.format.fuzz --cases 10000 --sweep-truncations``.
+The long run is ``python -m shc.tools.fuzz --cases 10000 --sweep-truncations``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from shc.format import constants as C
 from shc.format.container import read_file
 from shc.format.errors import ShcFormatError
-from shc.format.fuzz import (
+from shc.tools.fuzz import (
     MUTATORS,
     Seed,
     assemble,
@@ -99,7 +99,7 @@ def test_synthetic_seeds_cover_hashed_levels_and_big_tables() -> None:
 def test_command_line_runs_without_torch(tmp_path) -> None:
     code = (
         "import sys\n"
-        "from shc.format.fuzz import main\n"
+        "from shc.tools.fuzz import main\n"
         "rc = main(['--cases', '40', '--seed', '3', '--no-synthetic'])\n"
         "print('torch loaded:', 'torch' in sys.modules)\n"
         "sys.exit(rc)\n"
@@ -113,7 +113,7 @@ def test_command_line_runs_without_torch(tmp_path) -> None:
     bad = tmp_path / "bad.shc"
     bad.write_bytes(struct.pack("<4s", b"nope"))
     result = subprocess.run(
-        [sys.executable, "-m", "shc.format.fuzz", "--cases", "5", str(bad)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "shc.tools.fuzz", "--cases", "5", str(bad)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 1  # a seed that does not decode fails the run
     assert "seeds decoded unmutated:       0/1" in result.stdout

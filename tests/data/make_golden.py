@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python tests/data/make_golden.py
 
 The golden files pin the byte layout and the normative decoder: ``tests/test_format.py`` checks that each
-file still decodes to the stored pixel hash, and the fuzz harness (``python -m shc.format.fuzz``) uses them
+file still decodes to the stored pixel hash, and the fuzz harness (``python -m shc.tools.fuzz``) uses them
 as seeds. Regenerate only when the format version changes or the encoder is meant to produce new bytes;
 the decode hashes must never change for the same ``.shc`` bytes unless the normative decoder changes.
 """

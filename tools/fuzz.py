@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m shc.format.fuzz [--cases N] [--seed S] [--time-limit SECONDS] [FILES...]
+    python -m shc.tools.fuzz [--cases N] [--seed S] [--time-limit SECONDS] [FILES...]
 
 Each case takes one seed file, mutates it and runs :func:`shc.format.decoder.decode_bytes` on the result.
 The outcome is one of:
@@ -62,8 +62,9 @@ __all__ = [
     "synthetic_seeds",
 ]
 
-GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "data"
-"""Where the golden files live in a source checkout (the package is installed editable)."""
+SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
+"""Valid encoder-made files shipped as package data (copies of the golden files in tests/data), so the
+fuzzer finds its seeds in any install, editable or not."""
 
 DEFAULT_MAX_PIXELS = 1 << 20
 DEFAULT_CASE_SECONDS = 10.0
@@ -257,8 +258,8 @@ def synthetic_seeds() -> list[Seed]:
 
 
 def default_seeds() -> list[Seed]:
-    """The golden files in ``tests/data`` (when present) followed by :func:`synthetic_seeds`."""
-    golden = [Seed(path.name, path.read_bytes()) for path in sorted(GOLDEN_DIR.glob("*.shc"))]
+    """The shipped seed files (:data:`SEEDS_DIR`) followed by :func:`synthetic_seeds`."""
+    golden = [Seed(path.name, path.read_bytes()) for path in sorted(SEEDS_DIR.glob("*.shc"))]
     return golden + synthetic_seeds()
 
 
@@ -748,7 +749,7 @@ def format_report(report: FuzzReport, seed: int, show_failures: int = 5) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shc.format.fuzz", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m shc.tools.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*", type=Path, help="seed .shc files (default: tests/data golden + synthetic)")
     parser.add_argument("--cases", type=int, default=1000, help="mutated cases to run (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; case i uses default_rng([seed, i])")

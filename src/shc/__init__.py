@@ -19,7 +19,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 __all__ = ["ShcFormatError", "decode", "encode", "__version__"]
-__version__ = "0.1.0"
+
+
+def _package_version() -> str:
+    """The installed distribution's version (pyproject.toml is the one place it is written)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shc")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _package_version()
 
 
 def encode(image: Any, **options: Any) -> bytes:
