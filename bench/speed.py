@@ -97,10 +97,12 @@ def _time_training_step(image: Path, preset: str, quality: int, device: str, ste
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shc.codec.presets import DEFAULT_QUALITY, PRESETS, QUALITIES  # no torch
+
     parser = argparse.ArgumentParser(prog="python -m shc.bench.speed", description=__doc__.splitlines()[0])
     parser.add_argument("image", type=Path)
-    parser.add_argument("--preset", default="default")
-    parser.add_argument("--quality", type=int, default=3)
+    parser.add_argument("--preset", choices=[p.name for p in PRESETS], default="default")
+    parser.add_argument("--quality", type=int, choices=[q.level for q in QUALITIES], default=DEFAULT_QUALITY)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps-timed", type=int, default=20)
     parser.add_argument("--shc", type=Path, default=None, help="decode this file instead of the new encode")

@@ -13,6 +13,7 @@ import click
 
 from shc.bench.names import CODEC_NAMES
 from shc.cli.common import BadInputError, UsageError
+from shc.codec.presets import PRESETS, QUALITIES  # no torch
 
 __all__ = ["IMAGE_SUFFIXES", "bench"]
 
@@ -74,17 +75,15 @@ def find_images(folder: Path, selection: str | None) -> list[Path]:
 
 
 def _check_shc_options(preset: str | None, qualities: Sequence[float] | None) -> None:
-    """Reject a bad preset or quality now, not after hours of classic codecs (best effort, no torch)."""
-    try:
-        from shc.codec.presets import PRESETS, QUALITIES
-    except ImportError:
-        return
-    if preset is not None and preset not in PRESETS:
-        msg = f"unknown --preset {preset!r}; choose one of {', '.join(PRESETS)}"
+    """Reject a bad preset or quality now, not after hours of classic codecs (without importing torch)."""
+    names = [p.name for p in PRESETS]
+    if preset is not None and preset not in names:
+        msg = f"unknown --preset {preset!r}; choose one of {', '.join(names)}"
         raise UsageError(msg)
-    bad = [q for q in qualities or () if q not in QUALITIES]
+    levels = {q.level for q in QUALITIES}
+    bad = [q for q in qualities or () if q not in levels]
     if bad:
-        msg = f"shc qualities must be in {min(QUALITIES)}..{max(QUALITIES)}, got {', '.join(map(str, bad))}"
+        msg = f"shc qualities must be in {min(levels)}..{max(levels)}, got {', '.join(map(str, bad))}"
         raise UsageError(msg)
 
 
@@ -131,10 +130,11 @@ Exit status: 0 done, 1 usage error, 2 bad input (folder, images, CSV, results fo
     "--codecs", default=",".join(CODEC_NAMES), show_default=True,
     help="Comma-separated codecs to measure, in this order.",
 )
-@click.option("--qualities", help="shc quality points, comma-separated (1 = smallest .. 8 = best) [default: 1..8].")
-@click.option("--ngp-qualities", help="Quality points of the ngp baseline (its files are ~10-100x larger, so fewer "
+@click.option("--qualities", help=f"shc quality points, comma-separated ({QUALITIES[0].level} = smallest .. "
+                                  f"{QUALITIES[-1].level} = best) [default: all].")
+@click.option("--ngp-qualities", help="Quality points of the ngp baseline (its files are many times larger, so fewer "
                                       "points usually suffice) [default: those of --qualities].")
-@click.option("--preset", help="shc encoder preset (fast, default, paper).")
+@click.option("--preset", help=f"shc encoder preset ({', '.join(p.name for p in PRESETS)}).")
 @click.option("--steps", type=click.IntRange(min=1), help="Override the preset's shc training steps.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where shc trains [default: shc's own, cpu].")
 @click.option("--seed", type=int, default=0, show_default=True, help="shc training seed (fixed, for reproducibility).")

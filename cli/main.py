@@ -19,13 +19,13 @@ import click
 
 from shc.cli.bench import bench
 from shc.cli.common import EXIT_USAGE, BadInputError, UsageError, check_input, read_input, write_output
+from shc.codec.presets import DEFAULT_QUALITY, PRESETS, QUALITIES  # no torch
 from shc.format.constants import DEFAULT_MAX_OUTPUT_PIXELS
 from shc.format.errors import ShcFormatError
 from shc.images import ImageInputError
 
 __all__ = ["cli", "main"]
 
-PRESET_NAMES = ("fast", "default", "paper")
 
 
 class _Group(click.Group):
@@ -146,11 +146,11 @@ class _Progress:
 @cli.command()
 @click.argument("input_path", metavar="IN")
 @click.option("-o", "--output", required=True, help="Output .shc file, or - for stdout.")
-@click.option("--preset", type=click.Choice(PRESET_NAMES), default="default", show_default=True,
-              help="fast: ~20 s for a 768x512 photo on 2 CPU cores; default: 1-3 min there, smaller files; "
-                   "paper: the paper's 60,000 full-image steps (use a GPU).")
-@click.option("--quality", "-q", type=click.IntRange(1, 8), default=None,
-              help="1 (smallest file) .. 8 (best picture). Picks hash-table size, finest grid level and rate weight. [default: 3]")
+@click.option("--preset", type=click.Choice([p.name for p in PRESETS]), default="default", show_default=True,
+              help="; ".join(f"{p.name}: {p.summary}" for p in PRESETS) + ".")
+@click.option("--quality", "-q", type=click.IntRange(QUALITIES[0].level, QUALITIES[-1].level), default=None,
+              help=f"{QUALITIES[0].level} (smallest file) .. {QUALITIES[-1].level} (best picture). Picks hash-table "
+                   f"size, finest grid level and rate weight. [default: {DEFAULT_QUALITY}]")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the preset's training steps.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for training: cpu, cuda, cuda:1 ...")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
@@ -169,7 +169,7 @@ def encode(input_path, output, preset, quality, steps, device, seed, as_json, fo
     reports what you will get: bytes, bits per pixel from the file size, and PSNR of the decoded
     8-bit image against the input.
     """
-    from shc.codec.presets import DEFAULT_QUALITY, settings_for
+    from shc.codec.presets import settings_for
     from shc.images import load_rgb
 
     if output != "-" and Path(output).exists() and not force:

@@ -15,9 +15,8 @@ import numpy as np
 import torch
 
 from shc.format import constants as C
-from shc.format.container import Header, ModelConfig, write_file
+from shc.format.container import Header, ModelConfig
 from shc.format.decoder import decode_bytes
-from shc.format.entropy import encode_latents, pack_float16_latents
 from shc.format.grid import choose_level_cells
 from shc.images import load_rgb
 from shc.metrics import psnr_db
@@ -25,7 +24,7 @@ from shc.metrics import psnr_db
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings, settings_for
 from shc.codec.prior import FactorizedPrior
-from shc.codec.tables import build_tables, float16_latents, integer_latents, split_levels
+from shc.codec.tables import assemble_file
 from shc.codec.train import HardScore, TrainResult, train
 
 __all__ = ["EncodeResult", "encode_image", "make_header"]
@@ -101,13 +100,7 @@ def encode_image(
     target = torch.from_numpy(rgb.reshape(-1, 3).astype(np.float32) / 255.0).to(dev)
     result = train(model, prior, grid, target, settings, progress, seed)
 
-    model, prior = model.cpu(), prior.cpu()
-    if header.range_coded:
-        tables, q = build_tables(model, prior, integer_latents(model))
-        latent_data = encode_latents(header, tables, split_levels(model, q))
-    else:
-        tables, latent_data = (), pack_float16_latents(split_levels(model, float16_latents(model)))
-    data = write_file(header, model.quantized_weights(), tables, latent_data)
+    data = assemble_file(model.cpu(), prior.cpu()).data
 
     decoded = decode_bytes(data)
     return EncodeResult(

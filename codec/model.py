@@ -3,9 +3,10 @@
     latents (rows, D) --quantize--> ints --latent decoder (D->F, linear)--> feature table (rows, F)
     pixel -> 4 corner rows on each of L levels -> bilinear blend -> (L*F) -> MLP (ReLU) -> RGB
 
-Cells, fractions and hashed vertex rows come from :mod:`shc.format.grid` (the normative numpy geometry),
-so training indexes the latents exactly as the decoder will. Training renders product sets of pixel
-columns and rows, so the bilinear blend is separable (:class:`GridCoords`).
+Pixel positions come from :func:`shc.format.grid.axis_samples` and the storage of every level from
+:class:`shc.format.layout.LatentLayout` (the normative numpy geometry), so training indexes the latents
+exactly as the decoder will. Training renders product sets of pixel columns and rows, so the bilinear
+blend is separable (:class:`GridCoords`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,7 @@ from torch.nn import functional as F
 
 from shc.format.constants import WEIGHT_INT_MAX
 from shc.format.container import Header, QuantizedWeights, weight_shapes
-from shc.format.grid import (
-    axis_weights,
-    level_group,
-    level_num_rows,
-    pixel_positions,
-    vertex_rows,
-)
+from shc.format.grid import axis_samples
 
 __all__ = ["GridCoords", "GridINR", "PixelGrid"]
 
@@ -36,19 +31,20 @@ class GridCoords:
     A product of pixel columns and pixel rows (the full image, a strip, or a random subset of each) lets
     every level be interpolated along x on its vertex rows, then along y: ``(ny + 1) * w + h * w``
     multiply-adds of dense tensors per level instead of 4 scattered gathers per pixel, with a backward of
-    a few index-adds. (A sparse CSR blend measured ~10x slower for a Kodak image on 2 CPU cores, and
-    ``embedding_bag`` slower still.) The same float32 arithmetic as the decoder's separable blend (SPEC §7),
-    so the two compute identical features.
+    a few index-adds (faster than a sparse blend matrix or ``embedding_bag`` on CPU: results/experiments.md).
+    The same float32 arithmetic as the decoder's separable blend (SPEC §7), so given the same feature table
+    the two compute bit-identical features at any output size.
     """
 
     def __init__(self, grid: PixelGrid, columns: np.ndarray, rows: np.ndarray) -> None:
         self.grid = grid
+        self.columns, self.rows = columns, rows
         self.num_pixels = columns.size * rows.size
         device = grid.device
         self.axes = []
-        for nx, ny in grid.header.level_cells:
-            cx, wx0, wx1 = axis_weights(pixel_positions(grid.width, nx)[columns], nx)
-            cy, wy0, wy1 = axis_weights(pixel_positions(grid.height, ny)[rows], ny)
+        for level in grid.layout.levels:
+            cx, wx0, wx1 = axis_samples(grid.width, level.nx, columns)
+            cy, wy0, wy1 = axis_samples(grid.height, level.ny, rows)
             cx_t, cy_t = torch.from_numpy(cx).to(device), torch.from_numpy(cy).to(device)
             self.axes.append((
                 cx_t, cx_t + 1, _to(wx0, device)[None, :, None], _to(wx1, device)[None, :, None],
@@ -78,29 +74,23 @@ class PixelGrid:
     """
 
     def __init__(self, header: Header, width: int, height: int, device: torch.device | str = "cpu") -> None:
-        cfg = header.config
         self.header, self.width, self.height = header, width, height
+        self.layout = header.layout
         self.num_pixels = width * height
         self.device = torch.device(device)
-        self.levels: list[tuple[int, int, int, int, torch.Tensor | None]] = []
-        offset = 0
-        for (nx, ny), rows in zip(header.level_cells, header.level_rows()):
-            _, dense = level_num_rows(nx, ny, cfg.log2_hashmap_size)
-            gather = None
-            if not dense:  # a hashed level is first gathered into its virtual (ny + 1) x (nx + 1) vertex grid
-                vx, vy = np.arange(nx + 1)[None, :], np.arange(ny + 1)[:, None]
-                rows_of = vertex_rows(vx, vy, nx, ny, cfg.log2_hashmap_size).reshape(-1) + offset
-                gather = torch.from_numpy(rows_of).to(self.device)
-            self.levels.append((offset, rows, nx, ny, gather))
-            offset += rows
+        # a hashed level is first gathered into its virtual (ny + 1) x (nx + 1) vertex grid
+        self.gathers = [
+            None if level.dense else torch.from_numpy(level.vertex_grid_rows().reshape(-1) + level.offset).to(self.device)
+            for level in self.layout.levels
+        ]
 
     def vertex_grids(self, table: torch.Tensor) -> list[torch.Tensor]:
         """Each level's feature rows arranged as its ``(ny + 1, nx + 1, F)`` vertex grid."""
         feat = table.shape[1]
         grids = []
-        for offset, rows, nx, ny, gather in self.levels:
-            values = table[offset : offset + rows] if gather is None else table.index_select(0, gather)
-            grids.append(values.view(ny + 1, nx + 1, feat))
+        for level, gather in zip(self.layout.levels, self.gathers):
+            values = table[level.rows_slice] if gather is None else table.index_select(0, gather)
+            grids.append(values.view(level.ny + 1, level.nx + 1, feat))
         return grids
 
     def coords(
@@ -139,13 +129,11 @@ class GridINR(nn.Module):
         super().__init__()
         cfg = header.config
         self.header = header
-        rows = header.level_rows()
-        self.level_offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
-        self.latents = nn.Parameter(torch.empty(int(self.level_offsets[-1]), cfg.latent_dim).uniform_(-0.01, 0.01))
-        # probability-model channel of every latent value (group * latent_dim + dim), for the rate term
-        groups = np.repeat([level_group(lv, cfg.num_levels, cfg.num_groups) for lv in range(cfg.num_levels)], rows)
-        channels = groups[:, None] * cfg.latent_dim + np.arange(cfg.latent_dim)[None, :]
-        self.register_buffer("latent_channels", torch.from_numpy(channels.astype(np.int64)), persistent=False)
+        self.layout = header.layout
+        self.latents = nn.Parameter(torch.empty(self.layout.total_rows, cfg.latent_dim).uniform_(-0.01, 0.01))
+        # probability-model channel of every latent value (its table index), for the rate term
+        channels = torch.from_numpy(self.layout.row_channels())
+        self.register_buffer("latent_channels", channels, persistent=False)
         self.latent_decoder = nn.Linear(cfg.latent_dim, cfg.feat_dim)
         nn.init.normal_(self.latent_decoder.weight, 0.0, 0.1)
         nn.init.zeros_(self.latent_decoder.bias)
@@ -154,15 +142,6 @@ class GridINR(nn.Module):
         for layer in self.mlp:
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
-
-    def group_slices(self) -> list[slice]:
-        """Contiguous latent rows of each probability group (levels of a group are contiguous)."""
-        cfg = self.header.config
-        bounds = []
-        for group in range(cfg.num_groups):
-            levels = [lv for lv in range(cfg.num_levels) if level_group(lv, cfg.num_levels, cfg.num_groups) == group]
-            bounds.append(slice(int(self.level_offsets[levels[0]]), int(self.level_offsets[levels[-1] + 1])))
-        return bounds
 
     def network_parameters(self) -> list[nn.Parameter]:
         """Parameters stored in the WGHT section, in file order."""

@@ -1,15 +1,22 @@
 """Encoder presets and the ``--quality`` knob.
 
 A preset fixes the architecture and the training schedule; ``quality`` (1 = smallest file .. 8 = best
-picture) picks the hash-table size and the rate weight λ. λ multiplies the rate in bits per pixel, so its
-meaning does not depend on the table size or the image size: loss = MSE (on [0, 1] RGB) + λ · bpp.
+picture) picks the hash-table size and the rate weight λ, and for most presets the grid extent and the MLP
+width. λ multiplies the rate in bits per pixel, so its meaning does not depend on the table size or the
+image size: loss = MSE (on [0, 1] RGB) + λ · bpp.
+
+Presets and quality levels are records (:class:`Preset`, :class:`Quality`); the command line builds its
+choices and help from them. This module imports no torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-__all__ = ["PRESETS", "QUALITIES", "EncoderSettings", "settings_for"]
+__all__ = [
+    "DEFAULT_QUALITY", "PRESETS", "QUALITIES", "EncoderSettings", "Preset", "Quality", "preset_named",
+    "quality_level", "settings_for",
+]
 
 
 @dataclass(frozen=True)
@@ -26,7 +33,8 @@ class EncoderSettings:
     mlp_width: int = 16
     mlp_depth: int = 2
     num_groups: int = 12
-    """Probability-model groups of levels; one per level gave a 7 % lower RD cost than one shared (kodim23, q3)."""
+    """Probability-model groups of levels; one per level fits each level's statistics, for a lower RD cost
+    than one shared model (results/experiments.md)."""
     steps: int = 4000
     noise: float = 0.5
     """Fraction of the steps (at the start) trained with additive uniform noise instead of rounding."""
@@ -46,33 +54,84 @@ class EncoderSettings:
     """False gives the Instant-NGP-style baseline: float16 latents stored raw, no quantization or rate term."""
 
 
-# quality -> (log2_hashmap_size, λ, max_res_scale, mlp_width): λ halves per step, so bits roughly grow
-# geometrically. Tables: hashing the fine levels pays at low and middle rates (kodim23 q3 dense 2^17: same
-# RD cost, 40 % slower; q5 dense 2^18: +2.6 % cost), but at the top rates the full-resolution level
-# collides 3:1 in a 2^17 table; 2^19 keeps it dense for photos up to ~0.5 MP (kodim23 q7: RD cost -7.5 %,
-# ~13 % fewer bits). MLP: at q1 the weights are ~20 % of the file; width 12 lowers the RD cost 1.6 % on
-# kodim23 and 2.6 % on kodim19 (width 8: +1 %).
-QUALITIES: dict[int, tuple[int, float, float, int]] = {
-    1: (13, 3.2e-2, 0.5, 12),
-    2: (14, 1.6e-2, 0.5, 16),
-    3: (15, 8e-3, 0.5, 16),
-    4: (16, 4e-3, 0.5, 16),
-    5: (16, 2e-3, 0.75, 16),
-    6: (17, 1e-3, 0.75, 16),
-    7: (19, 5e-4, 1.0, 16),
-    8: (19, 2.5e-4, 1.0, 16),
-}
+@dataclass(frozen=True)
+class Quality:
+    """One step of the ``--quality`` knob: what it sets in the preset's settings."""
+
+    level: int
+    """The ``--quality`` value: 1 (smallest file) .. 8 (best picture)."""
+    log2_hashmap_size: int
+    """Rows per level's hash table (log2)."""
+    lmbda: float
+    """Rate weight λ of the loss."""
+    max_res_scale: float
+    """Grid extent: the finest level's cells per long image side, as a fraction of it."""
+    mlp_width: int
+    """Hidden width of the synthesis MLP."""
+
+
+# λ halves per level, so the bits grow roughly geometrically. Tables: hashing the fine levels pays at low
+# and middle rates (a dense table there costs time for no gain), but at the top rates the full-resolution
+# level collides in a 2^17 table; 2^19 rows keep it dense for photos up to about half a megapixel. MLP: at
+# q1 the weights are a large share of the file, so a narrower MLP lowers the RD cost (too narrow raises
+# it again). The measurements behind these choices: results/experiments.md and results/kodak-cpu/README.md.
+QUALITIES: tuple[Quality, ...] = (
+    Quality(level=1, log2_hashmap_size=13, lmbda=3.2e-2, max_res_scale=0.5, mlp_width=12),
+    Quality(level=2, log2_hashmap_size=14, lmbda=1.6e-2, max_res_scale=0.5, mlp_width=16),
+    Quality(level=3, log2_hashmap_size=15, lmbda=8e-3, max_res_scale=0.5, mlp_width=16),
+    Quality(level=4, log2_hashmap_size=16, lmbda=4e-3, max_res_scale=0.5, mlp_width=16),
+    Quality(level=5, log2_hashmap_size=16, lmbda=2e-3, max_res_scale=0.75, mlp_width=16),
+    Quality(level=6, log2_hashmap_size=17, lmbda=1e-3, max_res_scale=0.75, mlp_width=16),
+    Quality(level=7, log2_hashmap_size=19, lmbda=5e-4, max_res_scale=1.0, mlp_width=16),
+    Quality(level=8, log2_hashmap_size=19, lmbda=2.5e-4, max_res_scale=1.0, mlp_width=16),
+)
 DEFAULT_QUALITY = 3
 
-PRESETS: dict[str, EncoderSettings] = {
-    # a few seconds on a small image, ~20 s on a Kodak photo on 2 CPU cores: demo and tests
-    "fast": EncoderSettings(steps=800, eval_every=40),
-    # what a user should pick: ~95 s for a Kodak photo on 2 CPU cores
-    "default": EncoderSettings(),
+
+@dataclass(frozen=True)
+class Preset:
+    """A named architecture and training schedule."""
+
+    name: str
+    """What ``--preset`` takes."""
+    summary: str
+    """One line for the command-line help."""
+    settings: EncoderSettings
+    """The settings before the quality level is applied."""
+    quality_sets_architecture: bool = True
+    """Whether the quality level also picks the grid extent (``max_res_scale``) and the MLP width; when
+    False it sets only the table size and λ, and the preset keeps its own grid extent and MLP."""
+
+
+# Encode times of each preset on a Kodak photo: results/presets-kodim23/README.md.
+PRESETS: tuple[Preset, ...] = (
+    Preset("fast", "tens of seconds per photo on a CPU, for demos and tests",
+           EncoderSettings(steps=800, eval_every=40)),
+    Preset("default", "minutes per photo on a CPU, smaller files (the one to pick)", EncoderSettings()),
     # the paper's Kodak settings (appendix): 16 levels, MLP 16 x 2, D = F = 1, 60,000 full-image steps
-    "paper": EncoderSettings(num_levels=16, num_groups=16, max_res_scale=1.0, steps=60000, eval_every=500,
-                             batch_pixels=1 << 22),
-}
+    Preset("paper", "the paper's Kodak settings, 60,000 full-image steps (use a GPU)",
+           EncoderSettings(num_levels=16, num_groups=16, max_res_scale=1.0, steps=60000, eval_every=500,
+                           batch_pixels=1 << 22),
+           quality_sets_architecture=False),
+)
+
+
+def preset_named(name: str) -> Preset:
+    """The preset called ``name``; ValueError naming the choices if there is none."""
+    choices = ", ".join(preset.name for preset in PRESETS)
+    return _find([p for p in PRESETS if p.name == name], f"unknown preset {name!r}; choose one of {choices}")
+
+
+def quality_level(level: int) -> Quality:
+    """The quality record of ``level``; ValueError giving the range if there is none."""
+    span = f"{QUALITIES[0].level}..{QUALITIES[-1].level}"
+    return _find([q for q in QUALITIES if q.level == level], f"quality must be an integer in {span}, got {level}")
+
+
+def _find(matches: list, error: str):
+    if not matches:
+        raise ValueError(error)
+    return matches[0]
 
 
 def settings_for(
@@ -83,17 +142,11 @@ def settings_for(
     Without entropy coding (the Instant-NGP-style baseline) ``quality`` still picks the grid (table size,
     finest level) and the MLP width; λ has nothing to weigh.
     """
-    if preset not in PRESETS:
-        msg = f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}"
-        raise ValueError(msg)
-    quality = DEFAULT_QUALITY if quality is None else quality
-    if quality not in QUALITIES:
-        msg = f"quality must be an integer in {min(QUALITIES)}..{max(QUALITIES)}, got {quality}"
-        raise ValueError(msg)
-    log2_size, lmbda, max_res_scale, mlp_width = QUALITIES[quality]
-    settings = replace(PRESETS[preset], log2_hashmap_size=log2_size, lmbda=lmbda)
-    if preset != "paper":  # the paper preset keeps the paper's grid extent and MLP
-        settings = replace(settings, max_res_scale=max_res_scale, mlp_width=mlp_width)
+    chosen = preset_named(preset)
+    knob = quality_level(DEFAULT_QUALITY if quality is None else quality)
+    settings = replace(chosen.settings, log2_hashmap_size=knob.log2_hashmap_size, lmbda=knob.lmbda)
+    if chosen.quality_sets_architecture:
+        settings = replace(settings, max_res_scale=knob.max_res_scale, mlp_width=knob.mlp_width)
     if steps is not None:
         if steps < 1:
             msg = f"steps must be >= 1, got {steps}"

@@ -27,7 +27,7 @@ def _bin_probability(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
 
 class _Lerp(torch.autograd.Function):
     """``table[i] * (1 - t) + table[i + 1] * t`` whose table gradient is two ``bincount`` s (an indexed
-    ``index_put`` accumulation measured ~5x slower on CPU)."""
+    ``index_put`` accumulation is slower on CPU; results/experiments.md)."""
 
     @staticmethod
     def forward(ctx, table: torch.Tensor, index: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -89,7 +89,8 @@ class FactorizedPrior(nn.Module):
         1/2, doubled while the grid would exceed ``max_points``) covering the values and interpolated
         linearly. Integers lie on the grid, so hard-rounded latents get their exact bits; the
         gradient reaches the prior through the grid values and the latents through the segment slopes.
-        One small batched MLP evaluation per step replaces two per latent: 59 -> 7 ms on a Kodak grid.
+        One small batched MLP evaluation per step replaces two per latent (timings:
+        results/speed-cpu/README.md).
         """
         values = values.reshape(-1)
         with torch.no_grad():

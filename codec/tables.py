@@ -1,21 +1,45 @@
-"""From the trained model to what the file stores: integer latents and integer frequency tables.
+"""From the trained model to the file: integer latents, integer frequency tables, and the bytes.
 
 This is the one place where learned floats become integers; after it, encoder and decoder share only ints.
+:func:`assemble_file` is the one function that turns a model into ``.shc`` bytes: the encoder writes its
+output with it and training scores every candidate state with it, so the bits counted are the file's.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from shc.format import constants as C
-from shc.format.container import Table
-from shc.format.entropy import pmf_to_table
+from shc.format.container import Table, write_file
+from shc.format.entropy import encode_latents, pack_float16_latents, pmf_to_table
 
 from shc.codec.model import GridINR
 from shc.codec.prior import FactorizedPrior
 
-__all__ = ["build_tables", "float16_latents", "integer_latents", "split_levels", "table_bits"]
+__all__ = ["AssembledFile", "assemble_file", "build_tables", "float16_latents", "integer_latents", "table_bits"]
+
+
+@dataclass(frozen=True)
+class AssembledFile:
+    """The bytes of a ``.shc`` file and the latents ``(rows, D)`` exactly as it stores them."""
+
+    data: bytes
+    latents: np.ndarray  # int64 (range-coded, clamped into the tables) or float16 (no entropy coding)
+
+
+def assemble_file(model: GridINR, prior: FactorizedPrior) -> AssembledFile:
+    """The file of a model's current state: rounded latents, integer tables, range coding, int8 weights."""
+    header = model.header
+    if header.range_coded:
+        tables, q = build_tables(model, prior, integer_latents(model))
+        latent_data = encode_latents(header, tables, model.layout.split(q))
+    else:
+        tables, q = (), float16_latents(model)
+        latent_data = pack_float16_latents(model.layout.split(q))
+    return AssembledFile(write_file(header, model.quantized_weights(), tables, latent_data), q)
 
 
 def integer_latents(model: GridINR) -> np.ndarray:
@@ -27,12 +51,6 @@ def integer_latents(model: GridINR) -> np.ndarray:
 def float16_latents(model: GridINR) -> np.ndarray:
     """Latents ``(rows, D)`` rounded to float16, as a file without entropy coding stores them."""
     return model.latents.detach().cpu().numpy().astype(np.float16)
-
-
-def split_levels(model: GridINR, q: np.ndarray) -> list[np.ndarray]:
-    """Per-level ``(rows_l, D)`` views of the latent rows ``q``."""
-    offsets = model.level_offsets
-    return [q[offsets[k] : offsets[k + 1]] for k in range(model.header.config.num_levels)]
 
 
 def _symbol_range(values: np.ndarray) -> tuple[int, int]:
@@ -51,26 +69,26 @@ def build_tables(model: GridINR, prior: FactorizedPrior, q: np.ndarray) -> tuple
     Each table covers exactly the range of the symbols it codes (clamping only if that range exceeds
     ``MAX_TABLE_SYMBOLS``), so no escape mechanism is needed.
     """
-    cfg = model.header.config
+    layout = model.layout
     q = q.copy()
     tables = []
-    for group, rows in enumerate(model.group_slices()):
-        for dim in range(cfg.latent_dim):
+    for group, rows in enumerate(layout.group_slices()):
+        for dim in range(layout.latent_dim):
             values = q[rows, dim]
             low, high = _symbol_range(values)
             q[rows, dim] = np.clip(values, low, high)
-            pmf = prior.pmf(group * cfg.latent_dim + dim, low, high)
+            pmf = prior.pmf(layout.table_index(group, dim), low, high)
             tables.append(pmf_to_table(np.maximum(pmf, 0.0) + 1e-12, low))
     return tuple(tables), q
 
 
 def table_bits(model: GridINR, tables: tuple[Table, ...], q: np.ndarray) -> float:
     """Ideal code length in bits of ``q`` under the integer tables (what the range coder achieves, ± a word)."""
-    cfg = model.header.config
+    layout = model.layout
     total = 0.0
-    for group, rows in enumerate(model.group_slices()):
-        for dim in range(cfg.latent_dim):
-            table = tables[group * cfg.latent_dim + dim]
+    for group, rows in enumerate(layout.group_slices()):
+        for dim in range(layout.latent_dim):
+            table = tables[layout.table_index(group, dim)]
             counts = np.bincount(q[rows, dim] - table.min_symbol, minlength=len(table.counts))
             info = C.TABLE_PRECISION - np.log2(table.counts.astype(np.float64))
             total += float(counts @ info)

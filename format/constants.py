@@ -16,8 +16,20 @@ LATENTS_RANGE_CODED = 0
 LATENTS_FLOAT16 = 1
 """HEAD ``latent_coding``: float16 latents stored raw, no tables (the Instant-NGP-style baseline)."""
 
+FILE_PREFIX_BYTES = len(MAGIC) + 1
+"""Bytes before the first section: the magic and the u8 version."""
+
 SECTION_TAGS = (b"HEAD", b"WGHT", b"TABL", b"LATN")
 """Sections in their required order: header, network weights, probability tables, range-coded latents."""
+
+SECTION_TAG_BYTES = 4
+"""Each section starts with its 4-byte ASCII tag ..."""
+SECTION_LENGTH_BYTES = 4
+"""... then its payload length as a u32 ..."""
+SECTION_CRC_BYTES = 4
+"""... and ends, after the payload, with the u32 CRC-32 of tag + payload."""
+SECTION_FRAME_BYTES = SECTION_TAG_BYTES + SECTION_LENGTH_BYTES + SECTION_CRC_BYTES
+"""Bytes a section adds around its payload (12)."""
 
 WEIGHT_INT_MAX = 127
 """Network weights are stored as int8 in [-127, 127] times one float32 scale per tensor."""

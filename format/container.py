@@ -10,15 +10,120 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from shc.format import constants as C
 from shc.format.binary import Reader
 from shc.format.errors import ShcFormatError
-from shc.format.grid import level_num_rows
+from shc.format.layout import LatentLayout
 
-__all__ = ["Header", "ModelConfig", "QuantizedWeights", "ShcFile", "Table", "read_file", "weight_shapes", "write_file"]
+__all__ = [
+    "HEAD_FIELDS",
+    "HEAD_LEVEL_FIELDS",
+    "HeadField",
+    "Header",
+    "ModelConfig",
+    "QuantizedWeights",
+    "ShcFile",
+    "Table",
+    "file_prefix",
+    "frame_section",
+    "head_fixed_fields",
+    "head_layout",
+    "head_payload_bytes",
+    "read_file",
+    "weight_shapes",
+    "write_file",
+]
+
+
+# ---------------------------------------------------------------------------------------------- HEAD layout
+
+
+@dataclass(frozen=True)
+class HeadField:
+    """One field of the HEAD payload (SPEC.md §2): the reader, the writer, :meth:`Header.validate` and the
+    fuzzer all derive the layout from :data:`HEAD_FIELDS` and :data:`HEAD_LEVEL_FIELDS`."""
+
+    name: str
+    """The :class:`Header` attribute, or the :class:`ModelConfig` one when ``in_config``."""
+    code: str
+    """:mod:`struct` code, little-endian."""
+    low: int
+    high: int
+    """Allowed range ``low .. high``; a bound that depends on other fields is checked in ``validate``."""
+    since_version: int = min(C.READABLE_VERSIONS)
+    """First format version whose HEAD has this field."""
+    default: int | None = None
+    """The value implied by older versions, which lack the field."""
+    in_config: bool = False
+    note: str = ""
+    """Appended to the out-of-range error message."""
+
+
+HEAD_FIELDS: tuple[HeadField, ...] = (
+    HeadField("width", "I", 1, C.MAX_IMAGE_SIDE),
+    HeadField("height", "I", 1, C.MAX_IMAGE_SIDE),
+    HeadField("num_levels", "B", 1, C.MAX_LEVELS, in_config=True),
+    HeadField("log2_hashmap_size", "B", C.MIN_LOG2_HASHMAP_SIZE, C.MAX_LOG2_HASHMAP_SIZE, in_config=True),
+    HeadField("latent_dim", "B", 1, C.MAX_LATENT_DIM, in_config=True),
+    HeadField("feat_dim", "B", 1, C.MAX_FEAT_DIM, in_config=True),
+    HeadField("mlp_width", "H", 1, C.MAX_MLP_WIDTH, in_config=True),
+    HeadField("mlp_depth", "B", 0, C.MAX_MLP_DEPTH, in_config=True),
+    HeadField("num_groups", "B", 1, C.MAX_LEVELS, in_config=True),  # and <= num_levels (ModelConfig.validate)
+    HeadField(
+        "latent_coding",
+        "B",
+        C.LATENTS_RANGE_CODED,
+        C.LATENTS_FLOAT16,
+        since_version=3,
+        default=C.LATENTS_RANGE_CODED,
+        note=" (0: range-coded, 1: float16)",
+    ),
+)
+"""The fixed HEAD fields in file order."""
+
+HEAD_LEVEL_FIELDS: tuple[HeadField, ...] = (
+    HeadField("nx", "I", 1, C.MAX_GRID_CELLS_PER_SIDE),
+    HeadField("ny", "I", 1, C.MAX_GRID_CELLS_PER_SIDE),
+)
+"""What follows the fixed fields once per level: the level's cells along x and y."""
+
+_LEVEL_FORMAT = "".join(f.code for f in HEAD_LEVEL_FIELDS)
+
+
+def head_fixed_fields(version: int = C.FORMAT_VERSION) -> tuple[HeadField, ...]:
+    """The fixed HEAD fields that a file of format ``version`` stores, in file order."""
+    return tuple(f for f in HEAD_FIELDS if f.since_version <= version)
+
+
+def _fixed_format(version: int) -> str:
+    return "".join(f.code for f in head_fixed_fields(version))
+
+
+def head_payload_bytes(num_levels: int, version: int = C.FORMAT_VERSION) -> int:
+    """HEAD payload length: 17 + 8 * num_levels (version 2: 16 + 8 * num_levels)."""
+    return struct.calcsize("<" + _fixed_format(version)) + num_levels * struct.calcsize("<" + _LEVEL_FORMAT)
+
+
+def head_layout(num_levels: int, version: int = C.FORMAT_VERSION) -> list[tuple[str, str, int]]:
+    """``(name, struct code, byte offset)`` of every HEAD field; level cells are named ``level{l}.nx``/``.ny``."""
+    named = [(f.name, f.code) for f in head_fixed_fields(version)]
+    named += [(f"level{level}.{f.name}", f.code) for level in range(num_levels) for f in HEAD_LEVEL_FIELDS]
+    layout, offset = [], 0
+    for name, code in named:
+        layout.append((name, code, offset))
+        offset += struct.calcsize("<" + code)
+    return layout
+
+
+def _check_range(field: HeadField, value: int, high: int | None = None) -> None:
+    high = field.high if high is None else high
+    if not field.low <= value <= high:
+        msg = f"header field {field.name}={value} is outside the allowed range [{field.low}, {high}]{field.note}"
+        raise ShcFormatError(msg)
 
 
 @dataclass(frozen=True)
@@ -35,19 +140,10 @@ class ModelConfig:
     """Probability-model groups: contiguous runs of levels sharing one table per latent dimension."""
 
     def validate(self) -> None:
-        checks = [
-            ("num_levels", self.num_levels, 1, C.MAX_LEVELS),
-            ("log2_hashmap_size", self.log2_hashmap_size, C.MIN_LOG2_HASHMAP_SIZE, C.MAX_LOG2_HASHMAP_SIZE),
-            ("latent_dim", self.latent_dim, 1, C.MAX_LATENT_DIM),
-            ("feat_dim", self.feat_dim, 1, C.MAX_FEAT_DIM),
-            ("mlp_width", self.mlp_width, 1, C.MAX_MLP_WIDTH),
-            ("mlp_depth", self.mlp_depth, 0, C.MAX_MLP_DEPTH),
-            ("num_groups", self.num_groups, 1, self.num_levels),
-        ]
-        for name, value, low, high in checks:
-            if not low <= value <= high:
-                msg = f"header field {name}={value} is outside the allowed range [{low}, {high}]"
-                raise ShcFormatError(msg)
+        for field in HEAD_FIELDS:  # in file order: num_levels is checked before num_groups uses it
+            if field.in_config:
+                high = min(field.high, self.num_levels) if field.name == "num_groups" else field.high
+                _check_range(field, getattr(self, field.name), high)
 
     @property
     def num_tables(self) -> int:
@@ -70,21 +166,17 @@ class Header:
         return self.latent_coding == C.LATENTS_RANGE_CODED
 
     def validate(self) -> None:
-        if self.latent_coding not in (C.LATENTS_RANGE_CODED, C.LATENTS_FLOAT16):
-            msg = f"header field latent_coding={self.latent_coding} is not 0 (range-coded) or 1 (float16)"
-            raise ShcFormatError(msg)
-        for name, value in (("width", self.width), ("height", self.height)):
-            if not 1 <= value <= C.MAX_IMAGE_SIDE:
-                msg = f"header field {name}={value} is outside the allowed range [1, {C.MAX_IMAGE_SIDE}]"
-                raise ShcFormatError(msg)
+        for field in HEAD_FIELDS:
+            if not field.in_config:
+                _check_range(field, getattr(self, field.name))
         self.config.validate()
         if len(self.level_cells) != self.config.num_levels:
             msg = f"header lists {len(self.level_cells)} levels, expected {self.config.num_levels}"
             raise ShcFormatError(msg)
-        for level, (nx, ny) in enumerate(self.level_cells):
-            for axis, cells in (("nx", nx), ("ny", ny)):
-                if not 1 <= cells <= C.MAX_GRID_CELLS_PER_SIDE:
-                    msg = f"level {level} {axis}={cells} is outside the allowed range [1, {C.MAX_GRID_CELLS_PER_SIDE}]"
+        for level, cells in enumerate(self.level_cells):
+            for field, value in zip(HEAD_LEVEL_FIELDS, cells, strict=True):
+                if not field.low <= value <= field.high:
+                    msg = f"level {level} {field.name}={value} is outside the allowed range [{field.low}, {field.high}]"
                     raise ShcFormatError(msg)
         if self.total_latents > C.MAX_TOTAL_LATENTS:
             msg = f"header declares {self.total_latents} latents, more than the limit {C.MAX_TOTAL_LATENTS}"
@@ -95,12 +187,17 @@ class Header:
             msg = f"header implies {feature_values} feature-table values, more than the limit {C.MAX_TOTAL_LATENTS}"
             raise ShcFormatError(msg)
 
+    @cached_property
+    def layout(self) -> LatentLayout:
+        """Where every latent lives and in which order it is coded (SPEC §4, §6)."""
+        return LatentLayout.from_header(self)
+
     def level_rows(self) -> list[int]:
-        return [level_num_rows(nx, ny, self.config.log2_hashmap_size)[0] for nx, ny in self.level_cells]
+        return [level.rows for level in self.layout.levels]
 
     @property
     def total_latents(self) -> int:
-        return sum(self.level_rows()) * self.config.latent_dim
+        return self.layout.total_latents
 
 
 @dataclass(frozen=True)
@@ -184,22 +281,26 @@ def _num_weights(header: Header) -> int:
 # ---------------------------------------------------------------------------------------------- writing
 
 
+def file_prefix(version: int = C.FORMAT_VERSION) -> bytes:
+    """The bytes before the first section: magic, then the version byte (``C.FILE_PREFIX_BYTES`` long)."""
+    return C.MAGIC + bytes([version])
+
+
+def frame_section(tag: bytes, payload: bytes, crc: int | None = None) -> bytes:
+    """One section: tag, u32 length, payload, u32 CRC32 of tag + payload (``C.SECTION_FRAME_BYTES`` of framing).
+
+    ``crc`` replaces the checksum (the fuzzer writes wrong ones on purpose); the writer never passes it.
+    The tag is written as given: the fuzzer also frames malformed ones.
+    """
+    crc = zlib.crc32(tag + payload) if crc is None else crc
+    return tag + struct.pack("<I", len(payload)) + payload + struct.pack("<I", crc & 0xFFFFFFFF)
+
+
 def _header_payload(header: Header) -> bytes:
-    cfg = header.config
-    out = struct.pack(
-        "<IIBBBBHBBB",
-        header.width,
-        header.height,
-        cfg.num_levels,
-        cfg.log2_hashmap_size,
-        cfg.latent_dim,
-        cfg.feat_dim,
-        cfg.mlp_width,
-        cfg.mlp_depth,
-        cfg.num_groups,
-        header.latent_coding,
-    )
-    return out + b"".join(struct.pack("<II", nx, ny) for nx, ny in header.level_cells)
+    fixed = head_fixed_fields(C.FORMAT_VERSION)
+    values = [getattr(header.config if f.in_config else header, f.name) for f in fixed]
+    out = struct.pack("<" + _fixed_format(C.FORMAT_VERSION), *values)
+    return out + b"".join(struct.pack("<" + _LEVEL_FORMAT, *cells) for cells in header.level_cells)
 
 
 def _tables_payload(tables: tuple[Table, ...]) -> bytes:
@@ -209,10 +310,6 @@ def _tables_payload(tables: tuple[Table, ...]) -> bytes:
         # counts are stored minus one so that a one-symbol table (count 2**15) still fits in uint16
         out.append((table.counts.astype(np.int64) - 1).astype("<u2").tobytes())
     return b"".join(out)
-
-
-def _section(tag: bytes, payload: bytes) -> bytes:
-    return tag + struct.pack("<I", len(payload)) + payload + struct.pack("<I", zlib.crc32(tag + payload))
 
 
 def _weights_payload(header: Header, weights: QuantizedWeights) -> bytes:
@@ -250,14 +347,13 @@ def write_file(header: Header, weights: QuantizedWeights, tables: tuple[Table, .
         if words.shape != (header.total_latents,) or not np.all(np.isfinite(words)):
             msg = f"a float16 file needs {header.total_latents} finite latents, got {words.size}"
             raise ValueError(msg)
-    return C.MAGIC + bytes([C.FORMAT_VERSION]) + b"".join(
-        [
-            _section(b"HEAD", _header_payload(header)),
-            _section(b"WGHT", _weights_payload(header, weights)),
-            _section(b"TABL", _tables_payload(tables)),
-            _section(b"LATN", words.tobytes()),
-        ]
-    )
+    payloads = {
+        b"HEAD": _header_payload(header),
+        b"WGHT": _weights_payload(header, weights),
+        b"TABL": _tables_payload(tables),
+        b"LATN": words.tobytes(),
+    }
+    return file_prefix() + b"".join(frame_section(tag, payloads[tag]) for tag in C.SECTION_TAGS)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -277,7 +373,7 @@ def _read_sections(data: bytes) -> tuple[int, dict[bytes, bytes]]:
     sections = {}
     for tag in C.SECTION_TAGS:
         name = tag.decode()
-        found = reader.bytes(4, f"{name} section tag")
+        found = reader.bytes(C.SECTION_TAG_BYTES, f"{name} section tag")
         if found != tag:
             msg = f"expected section {name}, found tag {found!r}"
             raise ShcFormatError(msg)
@@ -299,15 +395,15 @@ def _read_sections(data: bytes) -> tuple[int, dict[bytes, bytes]]:
 
 def _parse_header(payload: bytes, version: int) -> Header:
     reader = Reader(payload, "HEAD section")
-    width, height, num_levels, log2_size, latent_dim, feat_dim, width_mlp, depth, groups = reader.unpack(
-        "IIBBBBHBB", "image size and model configuration"
-    )
-    coding = reader.u8("latent_coding") if version >= 3 else C.LATENTS_RANGE_CODED
-    config = ModelConfig(num_levels, log2_size, latent_dim, feat_dim, width_mlp, depth, groups)
+    read = reader.unpack(_fixed_format(version), "image size and model configuration")
+    values = {f.name: f.default for f in HEAD_FIELDS}  # fields this version lacks keep their default
+    values.update(zip([f.name for f in head_fixed_fields(version)], read))
+    config = ModelConfig(**{f.name: values[f.name] for f in HEAD_FIELDS if f.in_config})
     config.validate()  # bounds num_levels before reading the per-level list
-    cells = tuple(reader.unpack("II", f"level {level} cells") for level in range(num_levels))
+    cells = tuple(reader.unpack(_LEVEL_FORMAT, f"level {level} cells") for level in range(config.num_levels))
     reader.expect_end()
-    header = Header(width, height, config, cells, coding)
+    header_values = {f.name: values[f.name] for f in HEAD_FIELDS if not f.in_config}
+    header = Header(config=config, level_cells=cells, **header_values)
     header.validate()
     return header
 
@@ -368,8 +464,7 @@ def read_file(data: bytes) -> ShcFile:
         if not np.all(np.isfinite(words)):
             msg = "LATN section has a non-finite float16 latent"
             raise ShcFormatError(msg)
-    overhead = len(C.MAGIC) + 1
-    section_bytes = {"header": overhead + 12 + len(sections[b"HEAD"])}
+    section_bytes = {"header": C.FILE_PREFIX_BYTES + C.SECTION_FRAME_BYTES + len(sections[b"HEAD"])}
     for key, tag in (("weights", b"WGHT"), ("tables", b"TABL"), ("latents", b"LATN")):
-        section_bytes[key] = 12 + len(sections[tag])
+        section_bytes[key] = C.SECTION_FRAME_BYTES + len(sections[tag])
     return ShcFile(header, weights, tables, words, section_bytes)

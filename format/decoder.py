@@ -17,7 +17,7 @@ from shc.format import constants as C
 from shc.format.container import Header, ShcFile, read_file, weight_shapes
 from shc.format.entropy import file_latents
 from shc.format.errors import ShcFormatError
-from shc.format.grid import axis_weights, pixel_positions, vertex_rows
+from shc.format.grid import axis_samples
 
 __all__ = ["Synthesis", "decode_bytes", "output_size"]
 
@@ -63,6 +63,7 @@ class Synthesis:
 
     def __init__(self, shc_file: ShcFile, latents: list[np.ndarray]) -> None:
         self.header = shc_file.header
+        self.layout = self.header.layout
         params: dict[str, np.ndarray] = {}
         flat = shc_file.weights.dequantized(self.header)
         offset = 0
@@ -81,47 +82,47 @@ class Synthesis:
         num_layers = (len(params) - 2) // 2
         self.layers = [(params[f"mlp.{k}.weight"], params[f"mlp.{k}.bias"][:, None]) for k in range(num_layers)]
 
-    def features(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """Concatenated level features ``(num_levels * feat_dim, n)`` (channels first) at points given in
-        [0, 1] image units; point by point, with exactly the arithmetic of :meth:`tile_features`."""
+    def features(self, width: int, height: int, columns: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Concatenated level features ``(num_levels * feat_dim, n)`` (channels first) of the ``n`` pixels
+        ``(columns[k], rows[k])`` of a ``width x height`` output; point by point, with exactly the
+        arithmetic of :meth:`tile_features`."""
         cfg = self.header.config
-        out = np.empty((cfg.num_levels, cfg.feat_dim, xs.size), dtype=np.float32)
-        for level, (nx, ny) in enumerate(self.header.level_cells):
-            cx, wx0, wx1 = axis_weights(xs * nx, nx)
-            cy, wy0, wy1 = axis_weights(ys * ny, ny)
-            table = self.feature_tables_t[level]
+        out = np.empty((cfg.num_levels, cfg.feat_dim, np.size(columns)), dtype=np.float32)
+        for level in self.layout.levels:
+            cx, wx0, wx1 = axis_samples(width, level.nx, columns)
+            cy, wy0, wy1 = axis_samples(height, level.ny, rows)
+            table = self.feature_tables_t[level.index]
 
             def corner(dx: int, dy: int) -> np.ndarray:
-                return table[:, vertex_rows(cx + dx, cy + dy, nx, ny, cfg.log2_hashmap_size)]
+                return table[:, level.vertex_rows(cx + dx, cy + dy)]
 
             top = corner(0, 0) * wx0 + corner(1, 0) * wx1
             bottom = corner(0, 1) * wx0 + corner(1, 1) * wx1
-            out[level] = top * wy0 + bottom * wy1
-        return out.reshape(-1, xs.size)
+            out[level.index] = top * wy0 + bottom * wy1
+        return out.reshape(-1, np.size(columns))
 
-    def tile_features(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """Features ``(L * F, len(ys) * len(xs))`` (channels first) of the pixel grid ``ys x xs`` (row-major
-        pixels), in [0, 1] units.
+    def tile_features(self, width: int, height: int, columns: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Features ``(L * F, len(rows) * len(columns))`` (channels first) of the pixels ``rows x columns``
+        (row-major) of a ``width x height`` output.
 
         Separable (SPEC §7): on each level, interpolate along x on the vertex rows the tile touches, then
         along y, in float32 - ``(rows + 1) * cols + rows * cols`` multiply-adds per level instead of four
         gathers per pixel.
         """
         cfg = self.header.config
-        rows, cols = ys.size, xs.size
-        out = np.empty((cfg.num_levels, cfg.feat_dim, rows, cols), dtype=np.float32)
-        for level, (nx, ny) in enumerate(self.header.level_cells):
-            cx, wx0, wx1 = axis_weights(xs * nx, nx)
-            cy, wy0, wy1 = axis_weights(ys * ny, ny)
+        num_rows, num_cols = np.size(rows), np.size(columns)
+        out = np.empty((cfg.num_levels, cfg.feat_dim, num_rows, num_cols), dtype=np.float32)
+        for level in self.layout.levels:
+            cx, wx0, wx1 = axis_samples(width, level.nx, columns)
+            cy, wy0, wy1 = axis_samples(height, level.ny, rows)
             # only the vertices the tile touches (at most 2 per column and per row): a level far finer
             # than the output must not make the block larger than the tile
             vx, x_at = np.unique(np.concatenate([cx, cx + 1]), return_inverse=True)
             vy, y_at = np.unique(np.concatenate([cy, cy + 1]), return_inverse=True)
-            rows_of = vertex_rows(vx[None, :], vy[:, None], nx, ny, cfg.log2_hashmap_size)
-            block = self.feature_tables_t[level][:, rows_of]  # (F, len(vy), len(vx))
-            along_x = block[:, :, x_at[:cols]] * wx0 + block[:, :, x_at[cols:]] * wx1  # (F, len(vy), cols)
-            out[level] = along_x[:, y_at[:rows]] * wy0[:, None] + along_x[:, y_at[rows:]] * wy1[:, None]
-        return out.reshape(-1, rows * cols)
+            block = self.feature_tables_t[level.index][:, level.vertex_rows(vx[None, :], vy[:, None])]
+            along_x = block[:, :, x_at[:num_cols]] * wx0 + block[:, :, x_at[num_cols:]] * wx1  # (F, len(vy), cols)
+            out[level.index] = along_x[:, y_at[:num_rows]] * wy0[:, None] + along_x[:, y_at[num_rows:]] * wy1[:, None]
+        return out.reshape(-1, num_rows * num_cols)
 
     def mlp(self, h: np.ndarray) -> np.ndarray:
         """RGB ``(3, n)`` of features ``(L * F, n)``: channels first, so each layer is one wide matrix
@@ -152,9 +153,8 @@ class Synthesis:
             bottom = min(height, top + tile_rows)
             for left in range(0, width, tile_cols):
                 right = min(width, left + tile_cols)
-                ys = pixel_positions(height, 1, top, bottom)
-                xs = pixel_positions(width, 1, left, right)
-                rgb = self.mlp(self.tile_features(xs, ys))  # (3, pixels)
+                columns, rows = np.arange(left, right), np.arange(top, bottom)
+                rgb = self.mlp(self.tile_features(width, height, columns, rows))  # (3, pixels)
                 image[top:bottom, left:right] = to_uint8(rgb.T).reshape(bottom - top, right - left, 3)
 
 

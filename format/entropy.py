@@ -14,7 +14,6 @@ import numpy as np
 from shc.format import constants as C
 from shc.format.container import Header, ShcFile, Table
 from shc.format.errors import ShcFormatError
-from shc.format.grid import level_group
 
 __all__ = [
     "decode_latents",
@@ -60,15 +59,6 @@ def _coder_model(table: Table) -> constriction.stream.model.Categorical:
     return constriction.stream.model.Categorical(probabilities, perfect=False)
 
 
-def _runs(header: Header):
-    """(level, dim, num_rows, table index) in coding order."""
-    cfg = header.config
-    for level, rows in enumerate(header.level_rows()):
-        group = level_group(level, cfg.num_levels, cfg.num_groups)
-        for dim in range(cfg.latent_dim):
-            yield level, dim, rows, group * cfg.latent_dim + dim
-
-
 def encode_latents(header: Header, tables: tuple[Table, ...], latents: list[np.ndarray]) -> np.ndarray:
     """Range-code integer latents (one ``(rows, latent_dim)`` int array per level) into uint32 words.
 
@@ -76,33 +66,34 @@ def encode_latents(header: Header, tables: tuple[Table, ...], latents: list[np.n
     """
     encoder = constriction.stream.queue.RangeEncoder()
     models = [_coder_model(t) if len(t.counts) > 1 else None for t in tables]
-    for level, dim, rows, index in _runs(header):
-        symbols = np.asarray(latents[level][:, dim], dtype=np.int64)
-        if symbols.shape != (rows,):
-            msg = f"level {level} has {symbols.shape[0]} rows, expected {rows}"
+    for run in header.layout.coding_runs():
+        level = run.level.index
+        symbols = np.asarray(latents[level][:, run.dim], dtype=np.int64)
+        if symbols.shape != (run.level.rows,):
+            msg = f"level {level} has {symbols.shape[0]} rows, expected {run.level.rows}"
             raise ValueError(msg)
-        table = tables[index]
+        table = tables[run.table]
         if symbols.size and (symbols.min() < table.min_symbol or symbols.max() > table.max_symbol):
-            msg = f"level {level} latents outside table {index} range [{table.min_symbol}, {table.max_symbol}]"
+            msg = f"level {level} latents outside table {run.table} range [{table.min_symbol}, {table.max_symbol}]"
             raise ValueError(msg)
-        if models[index] is not None:
-            encoder.encode((symbols - table.min_symbol).astype(np.int32), models[index])
+        if models[run.table] is not None:
+            encoder.encode((symbols - table.min_symbol).astype(np.int32), models[run.table])
     return encoder.get_compressed()
 
 
 def decode_latents(header: Header, tables: tuple[Table, ...], words: np.ndarray) -> list[np.ndarray]:
     """Inverse of :func:`encode_latents`; raises :class:`ShcFormatError` on data that is too long or undecodable."""
-    cfg = header.config
-    latents = [np.empty((rows, cfg.latent_dim), dtype=np.int32) for rows in header.level_rows()]
+    layout = header.layout
+    latents = [np.empty((level.rows, layout.latent_dim), dtype=np.int32) for level in layout.levels]
     models = [_coder_model(t) if len(t.counts) > 1 else None for t in tables]
     try:
         decoder = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(words, dtype=np.uint32))
-        for level, dim, rows, index in _runs(header):
-            table = tables[index]
-            if models[index] is None:
-                latents[level][:, dim] = table.min_symbol
+        for run in layout.coding_runs():
+            table, out = tables[run.table], latents[run.level.index]
+            if models[run.table] is None:
+                out[:, run.dim] = table.min_symbol
             else:
-                latents[level][:, dim] = decoder.decode(models[index], rows) + table.min_symbol
+                out[:, run.dim] = decoder.decode(models[run.table], run.level.rows) + table.min_symbol
         exhausted = decoder.maybe_exhausted()
     except (AssertionError, KeyError, ValueError, RuntimeError, OverflowError) as error:
         msg = f"LATN section could not be range-decoded: {error}"
@@ -120,12 +111,12 @@ def pack_float16_latents(levels: list[np.ndarray]) -> np.ndarray:
 
 def unpack_float16_latents(header: Header, values: np.ndarray) -> list[np.ndarray]:
     """Inverse of :func:`pack_float16_latents`: per level ``(rows, latent_dim)`` float32 arrays."""
-    dim = header.config.latent_dim
-    latents, offset = [], 0
-    for rows in header.level_rows():
-        latents.append(values[offset : offset + rows * dim].astype(np.float32).reshape(dim, rows).T.copy())
-        offset += rows * dim
-    return latents
+    layout = header.layout
+    dim = layout.latent_dim
+    return [
+        values[dim * level.offset : dim * level.stop].astype(np.float32).reshape(dim, level.rows).T.copy()
+        for level in layout.levels
+    ]
 
 
 def file_latents(shc_file: ShcFile) -> list[np.ndarray]:

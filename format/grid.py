@@ -5,8 +5,8 @@ so the two sides index the latents identically by construction.
 
 Each level l has ``nx x ny`` cells, i.e. ``(nx + 1) x (ny + 1)`` vertices spanning the whole image
 (whatever its aspect ratio). A pixel (i, j) of a ``W x H`` output sits at the continuous position
-``x = (i + 0.5) / W * nx``, ``y = (j + 0.5) / H * ny`` (pixel-centred), so any output resolution samples
-the same continuous field. A level whose vertices fit in ``2**log2_hashmap_size`` rows is stored densely
+``x = (i + 0.5) / W * nx``, ``y = (j + 0.5) / H * ny`` (pixel-centred, computed exactly by
+:func:`axis_samples`), so any output resolution samples the same continuous field. A level whose vertices fit in ``2**log2_hashmap_size`` rows is stored densely
 (row ``y * (nx + 1) + x``); larger levels use the Instant-NGP hash ``(x * 1) XOR (y * 2654435761)`` in
 uint32 arithmetic, modulo the table size.
 """
@@ -20,13 +20,11 @@ import numpy as np
 from shc.format.constants import HASH_PRIMES
 
 __all__ = [
-    "axis_cells",
-    "axis_weights",
+    "axis_samples",
     "choose_level_cells",
     "corner_indices_weights",
     "level_group",
     "level_num_rows",
-    "pixel_positions",
     "vertex_rows",
 ]
 
@@ -63,23 +61,27 @@ def choose_level_cells(
     return cells
 
 
-def pixel_positions(size: int, cells: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """Continuous grid positions (float64) of pixel centres ``start..stop`` along one axis of ``size`` pixels."""
-    stop = size if stop is None else stop
-    return (np.arange(start, stop, dtype=np.float64) + 0.5) * (cells / size)
+def axis_samples(size: int, cells: int, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where pixels sit on one axis of a level (SPEC §7 step 3): the one definition that trainer, decoder
+    and tests all use.
 
+    Pixel ``i`` of an axis of ``size`` pixels lies at ``(i + 1/2) / size * cells`` in grid units, the exact
+    rational ``(2i + 1) * cells / (2 * size)``. Its cell ``c`` and remainder ``r`` are computed in integers
+    (``c = floor``, clamped to ``cells - 1``, ``r = (2i + 1) * cells - 2 * size * c``), and the two
+    bilinear weights are ``float32(float64(2 * size - r) / float64(2 * size))`` and
+    ``float32(float64(r) / float64(2 * size))``: one correctly rounded division of exact integers each,
+    then one rounding to float32, so every machine and every batching gets the same bits.
 
-def axis_cells(pos: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cell index (int64, clamped so the last vertex is reachable) and fraction (float64) along one axis."""
-    cell = np.minimum(np.floor(pos), cells - 1).astype(np.int64)
-    return cell, (pos - cell)
-
-
-def axis_weights(pos: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cell index and the float32 bilinear weights ``(1 - f, f)`` of its two vertices along one axis
-    (``f`` and ``1 - f`` computed in float64, then rounded): the numbers both decoder and trainer use."""
-    cell, frac = axis_cells(pos, cells)
-    return cell, (1.0 - frac).astype(np.float32), frac.astype(np.float32)
+    Returns the cell index (int64) and the float32 weights ``(w0, w1)`` of vertices ``c`` and ``c + 1``.
+    """
+    index = np.asarray(pixels, dtype=np.int64)
+    numerator = (2 * index + 1) * cells
+    denominator = 2 * size
+    cell = np.minimum(numerator // denominator, cells - 1)
+    remainder = numerator - cell * denominator
+    w1 = (remainder.astype(np.float64) / denominator).astype(np.float32)
+    w0 = ((denominator - remainder).astype(np.float64) / denominator).astype(np.float32)
+    return cell, w0, w1
 
 
 def vertex_rows(vx: np.ndarray, vy: np.ndarray, nx: int, ny: int, log2_hashmap_size: int) -> np.ndarray:
@@ -93,19 +95,20 @@ def vertex_rows(vx: np.ndarray, vy: np.ndarray, nx: int, ny: int, log2_hashmap_s
 
 
 def corner_indices_weights(
-    xs: np.ndarray, ys: np.ndarray, nx: int, ny: int, log2_hashmap_size: int
+    columns: np.ndarray, rows: np.ndarray, width: int, height: int, nx: int, ny: int, log2_hashmap_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and bilinear weights of the 4 corners for points ``(xs[k], ys[k])`` in grid units.
+    """Rows and bilinear weights of the 4 corners of pixels ``(columns[k], rows[k])`` of a ``width x height``
+    output: a per-point reference for tests (the decoder and trainer blend separably, SPEC §7 step 4).
 
     Returns:
         indices: int64 ``(n, 4)`` rows into this level's table, corners ordered (x0,y0), (x1,y0), (x0,y1), (x1,y1).
-        weights: float32 ``(n, 4)``, summing to 1 per point.
+        weights: float32 ``(n, 4)``, products of the float32 axis weights.
     """
-    ix, fx = axis_cells(xs, nx)
-    iy, fy = axis_cells(ys, ny)
+    ix, wx0, wx1 = axis_samples(width, nx, columns)
+    iy, wy0, wy1 = axis_samples(height, ny, rows)
     cx = np.stack([ix, ix + 1, ix, ix + 1], axis=-1)
     cy = np.stack([iy, iy, iy + 1, iy + 1], axis=-1)
     indices = vertex_rows(cx, cy, nx, ny, log2_hashmap_size)
-    gx = np.stack([1.0 - fx, fx, 1.0 - fx, fx], axis=-1)
-    gy = np.stack([1.0 - fy, 1.0 - fy, fy, fy], axis=-1)
-    return indices, (gx * gy).astype(np.float32)
+    gx = np.stack([wx0, wx1, wx0, wx1], axis=-1)
+    gy = np.stack([wy0, wy0, wy1, wy1], axis=-1)
+    return indices, gx * gy

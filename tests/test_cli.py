@@ -217,6 +217,20 @@ def test_encode_usage_errors(tmp_path, no_encoder, args, fragment):
     assert files_in(tmp_path) == set()
 
 
+def test_encode_help_lists_the_preset_records():
+    from shc.codec.presets import DEFAULT_QUALITY, PRESETS, QUALITIES
+
+    result = invoke("encode", "--help")
+    assert result.exit_code == 0, result.output
+    help_text = " ".join(result.output.split())  # click wraps the help
+    assert f"[{'|'.join(p.name for p in PRESETS)}]" in help_text
+    for preset in PRESETS:
+        assert f"{preset.name}: {preset.summary}" in help_text
+    assert f"[default: {DEFAULT_QUALITY}]" in help_text
+    assert f"[{QUALITIES[0].level}<=x<={QUALITIES[-1].level}]" in help_text
+    assert not re.search(r"\d+ ?(s|ms|min)\b", help_text), "measured times belong in results/, not in the help"
+
+
 @pytest.mark.parametrize("device", ["bogus", "cuda:99", "meta"])
 def test_encode_refuses_unusable_devices(tmp_path, no_encoder, device):
     assert_error(invoke("encode", PARROT, "-o", tmp_path / "x.shc", "--device", device), 1, "--device")

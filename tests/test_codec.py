@@ -13,10 +13,10 @@ import torch
 
 from shc.codec.encoder import encode_image, make_header
 from shc.codec.model import GridINR, PixelGrid
-from shc.codec.presets import QUALITIES, settings_for
+from shc.codec.presets import DEFAULT_QUALITY, PRESETS, QUALITIES, preset_named, quality_level, settings_for
 from shc.codec.prior import FactorizedPrior
 from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
-from shc.codec.tables import build_tables, integer_latents, split_levels, table_bits
+from shc.codec.tables import build_tables, integer_latents, table_bits
 from shc.format.container import ModelConfig, read_file
 from shc.format.decoder import Synthesis, decode_bytes
 from shc.format.grid import corner_indices_weights
@@ -57,7 +57,7 @@ def test_torch_forward_matches_numpy_decoder(width, height, overrides):
     weights = model.quantized_weights()
     prior = FactorizedPrior(header.config.num_tables)
     tables, q = build_tables(model, prior, q)
-    levels = split_levels(model, q)
+    levels = model.layout.split(q)
     from shc.format.container import write_file
 
     data = write_file(header, weights, tables, encode_latents(header, tables, levels))
@@ -66,12 +66,11 @@ def test_torch_forward_matches_numpy_decoder(width, height, overrides):
     for a, b in zip(levels, decoded_levels):
         np.testing.assert_array_equal(a, b)
     synthesis = Synthesis(parsed, decoded_levels)
-    xs = (np.tile(np.arange(width), height) + 0.5) / width
-    ys = (np.repeat(np.arange(height), width) + 0.5) / height
-    numpy_rgb = synthesis.mlp(synthesis.features(xs, ys)).T
+    columns, rows = np.tile(np.arange(width), height), np.repeat(np.arange(height), width)
+    numpy_rgb = synthesis.mlp(synthesis.features(width, height, columns, rows)).T
     # the separable tile path used by render() computes bit-identical features to the per-point path
-    separable = synthesis.tile_features((np.arange(width) + 0.5) / width, (np.arange(height) + 0.5) / height)
-    np.testing.assert_array_equal(separable, synthesis.features(xs, ys))
+    separable = synthesis.tile_features(width, height, np.arange(width), np.arange(height))
+    np.testing.assert_array_equal(separable, synthesis.features(width, height, columns, rows))
     # and the training blend (torch, separable, the same float32 weights) computes the very same numbers
     with torch.no_grad():
         table = torch.from_numpy(np.concatenate(synthesis.feature_tables_t, axis=1).T.copy())
@@ -116,16 +115,13 @@ def test_separable_blend_gradient_matches_dense_reference():
     q = model.latents.detach().clone().requires_grad_(True)
     model(q, coords).square().sum().backward()
 
-    xs = (np.tile(columns, rows.size) + 0.5) / 12
-    ys = (np.repeat(rows, columns.size) + 0.5) / 9
+    xs, ys = np.tile(columns, rows.size), np.repeat(rows, columns.size)
     num_rows = sum(header.level_rows())
     dense = torch.zeros(xs.size, header.config.num_levels, num_rows)
-    offset = 0
-    for level, ((nx, ny), level_rows) in enumerate(zip(header.level_cells, header.level_rows())):
-        idx, w = corner_indices_weights(xs * nx, ys * ny, nx, ny, header.config.log2_hashmap_size)
+    for level in model.layout.levels:
+        idx, w = corner_indices_weights(xs, ys, 12, 9, level.nx, level.ny, header.config.log2_hashmap_size)
         for corner in range(4):
-            dense[np.arange(xs.size), level, offset + idx[:, corner]] += torch.from_numpy(w[:, corner])
-        offset += level_rows
+            dense[np.arange(xs.size), level.index, level.offset + idx[:, corner]] += torch.from_numpy(w[:, corner])
     q_ref = model.latents.detach().clone().requires_grad_(True)
     table = torch.nn.functional.linear(q_ref, model.latent_decoder.weight, model.latent_decoder.bias)
     h = (dense @ table).view(xs.size, -1)
@@ -212,16 +208,83 @@ def test_table_bits_estimate_matches_range_coder():
     model = _random_model(40, 30)
     prior = FactorizedPrior(model.header.config.num_tables)
     tables, q = build_tables(model, prior, integer_latents(model))
-    levels = [q[model.level_offsets[k] : model.level_offsets[k + 1]] for k in range(model.header.config.num_levels)]
+    levels = model.layout.split(q)
     words = encode_latents(model.header, tables, levels)
     estimate = table_bits(model, tables, q)
     assert abs(words.size * 32 - estimate) <= 64 + 0.01 * estimate
 
 
 def test_quality_knob_is_ordered():
-    sizes = [QUALITIES[q][0] for q in sorted(QUALITIES)]
-    lambdas = [QUALITIES[q][1] for q in sorted(QUALITIES)]
+    assert [q.level for q in QUALITIES] == list(range(1, 9))
+    sizes = [q.log2_hashmap_size for q in QUALITIES]
+    lambdas = [q.lmbda for q in QUALITIES]
     assert sizes == sorted(sizes) and lambdas == sorted(lambdas, reverse=True)
+    assert DEFAULT_QUALITY in {q.level for q in QUALITIES}
+
+
+# settings_for(preset, quality) as of shc 0.3.0, before presets became records: every field that differs
+# from these encoder defaults, per preset x quality (a change here changes the encoder's files).
+_SETTINGS_DEFAULTS = {
+    "num_levels": 12, "min_res": 16, "max_res_scale": 0.5, "log2_hashmap_size": 15, "latent_dim": 1,
+    "feat_dim": 1, "mlp_width": 16, "mlp_depth": 2, "num_groups": 12, "steps": 4000, "noise": 0.5,
+    "anneal": 0.95, "lmbda": 0.008, "lr_latents": 0.02, "lr_network": 0.01, "lr_prior": 0.01,
+    "lr_final": 0.02, "batch_pixels": 16384, "eval_every": 100, "entropy_coding": True,
+}
+_FAST = {"steps": 800, "eval_every": 40}
+_PAPER = {"num_levels": 16, "num_groups": 16, "max_res_scale": 1.0, "steps": 60000, "batch_pixels": 4194304,
+          "eval_every": 500}
+_SETTINGS_TABLE = {
+    ("fast", 1): {"log2_hashmap_size": 13, "mlp_width": 12, "lmbda": 0.032, **_FAST},
+    ("fast", 2): {"log2_hashmap_size": 14, "lmbda": 0.016, **_FAST},
+    ("fast", 3): {**_FAST},
+    ("fast", 4): {"log2_hashmap_size": 16, "lmbda": 0.004, **_FAST},
+    ("fast", 5): {"max_res_scale": 0.75, "log2_hashmap_size": 16, "lmbda": 0.002, **_FAST},
+    ("fast", 6): {"max_res_scale": 0.75, "log2_hashmap_size": 17, "lmbda": 0.001, **_FAST},
+    ("fast", 7): {"max_res_scale": 1.0, "log2_hashmap_size": 19, "lmbda": 0.0005, **_FAST},
+    ("fast", 8): {"max_res_scale": 1.0, "log2_hashmap_size": 19, "lmbda": 0.00025, **_FAST},
+    ("default", 1): {"log2_hashmap_size": 13, "mlp_width": 12, "lmbda": 0.032},
+    ("default", 2): {"log2_hashmap_size": 14, "lmbda": 0.016},
+    ("default", 3): {},
+    ("default", 4): {"log2_hashmap_size": 16, "lmbda": 0.004},
+    ("default", 5): {"max_res_scale": 0.75, "log2_hashmap_size": 16, "lmbda": 0.002},
+    ("default", 6): {"max_res_scale": 0.75, "log2_hashmap_size": 17, "lmbda": 0.001},
+    ("default", 7): {"max_res_scale": 1.0, "log2_hashmap_size": 19, "lmbda": 0.0005},
+    ("default", 8): {"max_res_scale": 1.0, "log2_hashmap_size": 19, "lmbda": 0.00025},
+    # the paper preset keeps its grid extent and MLP width at every quality
+    ("paper", 1): {**_PAPER, "log2_hashmap_size": 13, "lmbda": 0.032},
+    ("paper", 2): {**_PAPER, "log2_hashmap_size": 14, "lmbda": 0.016},
+    ("paper", 3): {**_PAPER},
+    ("paper", 4): {**_PAPER, "log2_hashmap_size": 16, "lmbda": 0.004},
+    ("paper", 5): {**_PAPER, "log2_hashmap_size": 16, "lmbda": 0.002},
+    ("paper", 6): {**_PAPER, "log2_hashmap_size": 17, "lmbda": 0.001},
+    ("paper", 7): {**_PAPER, "log2_hashmap_size": 19, "lmbda": 0.0005},
+    ("paper", 8): {**_PAPER, "log2_hashmap_size": 19, "lmbda": 0.00025},
+}
+
+
+@pytest.mark.parametrize(("preset", "quality"), sorted(_SETTINGS_TABLE))
+def test_settings_for_every_preset_and_quality_are_unchanged(preset, quality):
+    expected = {**_SETTINGS_DEFAULTS, **_SETTINGS_TABLE[preset, quality]}
+    assert dataclasses.asdict(settings_for(preset, quality)) == expected
+    assert dataclasses.asdict(settings_for(preset, quality, 7, entropy_coding=False)) == {
+        **expected, "steps": 7, "entropy_coding": False}
+
+
+def test_settings_table_covers_every_preset_and_quality():
+    assert set(_SETTINGS_TABLE) == {(p.name, q.level) for p in PRESETS for q in QUALITIES}
+    assert settings_for() == settings_for("default", DEFAULT_QUALITY)
+    assert len({p.name for p in PRESETS}) == len(PRESETS) and all(p.summary for p in PRESETS)
+
+
+def test_settings_for_rejects_unknown_preset_quality_and_steps():
+    with pytest.raises(ValueError, match="choose one of fast, default, paper"):
+        settings_for("turbo")
+    with pytest.raises(ValueError, match=r"1\.\.8, got 9"):
+        settings_for("default", 9)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        settings_for("default", 3, 0)
+    assert preset_named("paper").quality_sets_architecture is False
+    assert quality_level(3).lmbda == 8e-3
 
 
 def test_encode_small_photo_above_psnr_floor():

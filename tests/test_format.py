@@ -28,7 +28,7 @@ from shc.format.decoder import Synthesis, decode_bytes, output_size, to_uint8
 from shc.format.entropy import decode_latents, encode_latents, pmf_to_table
 from shc.format.errors import ShcFormatError
 from shc.tools.fuzz import random_weights
-from shc.format.grid import corner_indices_weights, level_group, level_num_rows, pixel_positions
+from shc.format.grid import axis_samples, corner_indices_weights, level_group, level_num_rows
 
 DATA_DIR = Path(__file__).parent / "data"
 GOLDEN = json.loads((DATA_DIR / "golden.json").read_text())
@@ -531,8 +531,8 @@ def test_golden_file_decodes_at_any_size(name: str) -> None:
     assert wide.shape == (1, wide_width, 3)
     parsed = read_file(data)
     synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
-    xs = pixel_positions(wide_width, 1)
-    direct = to_uint8(synthesis.mlp(synthesis.features(xs, np.full_like(xs, 0.5))).T)
+    columns = np.arange(wide_width)
+    direct = to_uint8(synthesis.mlp(synthesis.features(wide_width, 1, columns, np.zeros_like(columns))).T)
     assert int(np.abs(direct.astype(np.int16) - wide[0].astype(np.int16)).max()) <= 1
 
 
@@ -555,12 +555,13 @@ def test_spatial_hash_test_vector() -> None:
       1000 = 0x0000_03E8; 0x1166_B6D0 ^ 0x0000_03E8 = 0x1166_B538; mod 2**20 -> 0x6_B538 = 439608
     (Since 2**32 is a multiple of every table size, wrapping in uint32 never changes the index.)
     """
-    idx, w = corner_indices_weights(np.array([3.25]), np.array([5.5]), 15, 15, 4)
+    # pixel 6 of 30 sits at 13/60 * 15 = 3.25, pixel 5 of 15 at 11/30 * 15 = 5.5
+    idx, w = corner_indices_weights(np.array([6]), np.array([5]), 30, 15, 15, 15, 4)
     assert idx.tolist() == [[6, 1, 5, 2]]
     np.testing.assert_array_equal(w, np.array([[0.375, 0.125, 0.375, 0.125]], dtype=np.float32))
     assert level_num_rows(15, 15, 4) == (16, False)
 
-    idx, _ = corner_indices_weights(np.array([1000.5]), np.array([2000.5]), 4095, 4095, 20)
+    idx, _ = corner_indices_weights(np.array([1000]), np.array([2000]), 4095, 4095, 4095, 4095, 20)
     assert idx[0, 0] == 439608
     assert (1000 ^ (2000 * 2654435761 % 2**32)) % 2**20 == 439608  # the same, in Python integers
 
@@ -568,9 +569,25 @@ def test_spatial_hash_test_vector() -> None:
 def test_dense_levels_index_rows_directly() -> None:
     # 4 x 3 cells: 5 x 4 = 20 vertices fit in 2**5 rows, row = y * (nx + 1) + x
     assert level_num_rows(4, 3, 5) == (20, True)
-    idx, w = corner_indices_weights(np.array([2.5, 3.99]), np.array([1.0, 3.0]), 4, 3, 5)
-    assert idx.tolist() == [[7, 8, 12, 13], [13, 14, 18, 19]]  # y = 3.0 is clamped into the last cell
-    np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-6)
+    # pixels (2, 1) and (3, 2) of a 4 x 3 output sit at (2.5, 1.5) and (3.5, 2.5) in grid units
+    idx, w = corner_indices_weights(np.array([2, 3]), np.array([1, 2]), 4, 3, 4, 3, 5)
+    assert idx.tolist() == [[7, 8, 12, 13], [13, 14, 18, 19]]
+    np.testing.assert_array_equal(w, np.full((2, 4), 0.25, dtype=np.float32))
+
+
+def test_axis_samples_are_the_exact_rational_positions() -> None:
+    """Cell and weights of pixel i on w pixels over n cells, against exact rational arithmetic."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(0)
+    for size, cells in [(1, 1), (1, 4096), (4000, 1), (667, 37), (1000, 1 << 20), (3, 2), (1 << 20, 12345)]:
+        pixels = np.unique(np.concatenate([[0, size - 1], rng.integers(0, size, 200)]))
+        cell, w0, w1 = axis_samples(size, cells, pixels)
+        for i, c, a, b in zip(pixels.tolist(), cell.tolist(), w0.tolist(), w1.tolist()):
+            x = Fraction(2 * i + 1, 2 * size) * cells
+            assert c == min(int(x), cells - 1)
+            assert b == float(np.float32(float(x - c)))  # float(Fraction) is correctly rounded, as is /
+            assert a == float(np.float32(float(1 - (x - c))))
 
 
 # ---------------------------------------------------------------------------------------------- no torch
@@ -688,6 +705,5 @@ def test_level_far_finer_than_the_output_decodes_in_bounded_memory() -> None:
     assert peak < 16 << 20
     parsed = read_file(data)
     synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
-    xs, ys = pixel_positions(64, 1), pixel_positions(48, 1)
-    np.testing.assert_array_equal(synthesis.tile_features(xs, ys),
-                                  synthesis.features(np.tile(xs, 48), np.repeat(ys, 64)))
+    np.testing.assert_array_equal(synthesis.tile_features(64, 48, np.arange(64), np.arange(48)),
+                                  synthesis.features(64, 48, np.tile(np.arange(64), 48), np.repeat(np.arange(48), 64)))

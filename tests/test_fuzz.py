@@ -5,18 +5,22 @@ The long run is ``python -m shc.tools.fuzz --cases 10000 --sweep-truncations``.
 
 from __future__ import annotations
 
+import functools
+import re
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from shc.format import constants as C
-from shc.format.container import read_file
+from shc.format.container import HEAD_FIELDS, frame_section, head_payload_bytes, read_file
 from shc.format.errors import ShcFormatError
 from shc.tools.fuzz import (
     MUTATORS,
+    SEEDS_DIR,
     Seed,
     assemble,
     default_seeds,
@@ -30,11 +34,40 @@ from shc.tools.fuzz import (
 )
 
 
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN_DIR = REPO / "tests" / "data"
+SHIPPED_SEEDS_DIR = REPO / "tools" / "seeds"
+
+
 @pytest.fixture(scope="module")
 def seeds() -> list[Seed]:
     found = default_seeds()
-    assert sum(not s.name.startswith("synthetic_") for s in found) == 3, "golden files missing from tests/data"
+    assert sum(not s.name.startswith("synthetic_") for s in found) == 3, f"seed files missing from {SEEDS_DIR}"
     return found
+
+
+def test_shipped_seeds_are_the_golden_files() -> None:
+    """tools/seeds/*.shc (package data) are byte-identical copies of tests/data/*.shc, so they cannot drift."""
+    golden = {path.name: path.read_bytes() for path in GOLDEN_DIR.glob("*.shc")}
+    shipped = {path.name: path.read_bytes() for path in SHIPPED_SEEDS_DIR.glob("*.shc")}
+    assert golden and sorted(shipped) == sorted(golden), "rerun tests/data/make_golden.py"
+    for name, data in golden.items():
+        assert shipped[name] == data, f"tools/seeds/{name} differs from tests/data/{name}: rerun make_golden.py"
+
+
+def test_fuzzer_framing_and_header_layout_come_from_the_container(seeds: list[Seed]) -> None:
+    for seed in seeds:
+        sections = split_sections(seed.data)
+        assert sections is not None
+        header = read_file(seed.data).header
+        assert len(sections[0][1]) == head_payload_bytes(header.config.num_levels)
+        assert [name for name, _, _ in head_fields(sections[0][1])][: len(HEAD_FIELDS)] == [f.name for f in HEAD_FIELDS]
+        expected = C.FILE_PREFIX_BYTES + sum(C.SECTION_FRAME_BYTES + len(payload) for _, payload in sections)
+        assert len(seed.data) == expected
+    assert [head_payload_bytes(levels) for levels in (0, 1, 12)] == [17, 25, 113]  # SPEC.md §2: 17 + 8 L
+    assert [head_payload_bytes(levels, version=2) for levels in (0, 1, 12)] == [16, 24, 112]  # version 2: 16 + 8 L
+    framed = frame_section(b"LATN", b"\x01\x02", crc=0xDEADBEEF)
+    assert len(framed) == 2 + C.SECTION_FRAME_BYTES and framed[-C.SECTION_CRC_BYTES :] == struct.pack("<I", 0xDEADBEEF)
 
 
 def test_short_fuzz_run_has_no_failures(seeds: list[Seed]) -> None:
@@ -104,16 +137,21 @@ def test_command_line_runs_without_torch(tmp_path) -> None:
         "print('torch loaded:', 'torch' in sys.modules)\n"
         "sys.exit(rc)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # run from outside the repository: the seeds are package data, not found relative to the working directory
+    run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = run([sys.executable, "-c", code])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "failures:                      0" in result.stdout
     assert "seeds decoded unmutated:       3/3" in result.stdout
     assert "torch loaded: False" in result.stdout
 
+    result = run([sys.executable, "-m", "shc.tools.fuzz", "--cases", "5"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = re.search(r"seeds decoded unmutated: +(\d+)/(\d+)", result.stdout)
+    assert found and found[1] == found[2] == str(3 + len(synthetic_seeds())), result.stdout
+
     bad = tmp_path / "bad.shc"
     bad.write_bytes(struct.pack("<4s", b"nope"))
-    result = subprocess.run(
-        [sys.executable, "-m", "shc.tools.fuzz", "--cases", "5", str(bad)], capture_output=True, text=True, timeout=120
-    )
+    result = run([sys.executable, "-m", "shc.tools.fuzz", "--cases", "5", str(bad)])
     assert result.returncode == 1  # a seed that does not decode fails the run
     assert "seeds decoded unmutated:       0/1" in result.stdout

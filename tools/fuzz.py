@@ -16,9 +16,12 @@ The run exits non-zero if there was any failure, or if an unmutated seed did not
 
 Most mutators re-fix the CRC32 of the section they touch, so the mutation reaches the parser and the range
 decoder instead of stopping at the checksum. Seeds are the files given on the command line, or by default the
-golden files in ``tests/data`` plus two small synthetic files built here: one with a hashed level, two
-latent dimensions, two groups and a one-symbol table; one with a 4096-symbol table and no hidden layer (the
-golden files only have dense levels and 3-symbol tables). Case ``i`` of seed ``S`` is reproducible on its own:
+seed files shipped inside this package (``shc/tools/seeds/*.shc``, package data, so that any install finds
+them: byte-identical copies of the golden files ``tests/data/*.shc``, written together with them by
+``tests/data/make_golden.py`` and checked equal by ``tests/test_fuzz.py``) plus three small synthetic files
+built here: one with a hashed level, two latent dimensions, two groups and a one-symbol table; one with a
+4096-symbol table and no hidden layer (the golden files only have dense levels and 3-symbol tables); one
+with float16 latents (no entropy coding). Case ``i`` of seed ``S`` is reproducible on its own:
 its random generator is ``numpy.random.default_rng([S, i])``, and ``--case i`` reruns just that case.
 
 ``--max-pixels`` defaults to 2**20 rather than the library's default: a header mutation may legitimately
@@ -36,7 +39,6 @@ import time
 import tracemalloc
 import traceback
 import warnings
-import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +47,18 @@ from pathlib import Path
 import numpy as np
 
 from shc.format import constants as C
-from shc.format.container import Header, ModelConfig, QuantizedWeights, read_file, weight_shapes, write_file
+from shc.format.container import (
+    Header,
+    ModelConfig,
+    QuantizedWeights,
+    file_prefix,
+    frame_section,
+    head_layout,
+    head_payload_bytes,
+    read_file,
+    weight_shapes,
+    write_file,
+)
 from shc.format.decoder import decode_bytes
 from shc.format.entropy import encode_latents, pmf_to_table
 from shc.format.errors import ShcFormatError
@@ -69,67 +82,51 @@ fuzzer finds its seeds in any install, editable or not."""
 DEFAULT_MAX_PIXELS = 1 << 20
 DEFAULT_CASE_SECONDS = 10.0
 DEFAULT_MEMORY_LIMIT_MB = 1024
-PREFIX = C.MAGIC + bytes([C.FORMAT_VERSION])
+PREFIX = file_prefix()
 
 Sections = list[tuple[bytes, bytes]]
 
 # ---------------------------------------------------------------------------------------------- framing
 
 
-def frame(tag: bytes, payload: bytes, crc: int | None = None) -> bytes:
-    """One section: tag, u32 length, payload, CRC32 of tag + payload (the correct one unless ``crc`` is given)."""
-    crc = zlib.crc32(tag + payload) if crc is None else crc
-    return tag + struct.pack("<I", len(payload)) + payload + struct.pack("<I", crc & 0xFFFFFFFF)
+# Sections are framed by the container's frame_section: tag, u32 length, payload, u32 CRC32.
+_LENGTH_AT = C.SECTION_TAG_BYTES
+"""Offset of the u32 length inside a framed section."""
+_PAYLOAD_AT = C.SECTION_TAG_BYTES + C.SECTION_LENGTH_BYTES
+"""Offset of the payload inside a framed section."""
 
 
 def assemble(sections: Sections, prefix: bytes = PREFIX) -> bytes:
     """A whole file from ``(tag, payload)`` pairs, every CRC correct."""
-    return prefix + b"".join(frame(tag, payload) for tag, payload in sections)
+    return prefix + b"".join(frame_section(tag, payload) for tag, payload in sections)
 
 
 def split_sections(data: bytes) -> Sections | None:
     """The ``(tag, payload)`` pairs of a well-framed file (CRCs not checked), or None if it is not one."""
-    if data[: len(PREFIX)] != PREFIX:
+    if data[: C.FILE_PREFIX_BYTES] != PREFIX:
         return None
-    pos, sections = len(PREFIX), []
+    pos, sections = C.FILE_PREFIX_BYTES, []
     while pos < len(data):
-        if pos + 8 > len(data):
+        if pos + _PAYLOAD_AT > len(data):
             return None
-        tag = data[pos : pos + 4]
-        (length,) = struct.unpack_from("<I", data, pos + 4)
-        end = pos + 8 + length
-        if end + 4 > len(data):
+        tag = data[pos : pos + C.SECTION_TAG_BYTES]
+        (length,) = struct.unpack_from("<I", data, pos + _LENGTH_AT)
+        end = pos + _PAYLOAD_AT + length
+        if end + C.SECTION_CRC_BYTES > len(data):
             return None
-        sections.append((tag, data[pos + 8 : end]))
-        pos = end + 4
+        sections.append((tag, data[pos + _PAYLOAD_AT : end]))
+        pos = end + C.SECTION_CRC_BYTES
     return sections if [tag for tag, _ in sections] == list(C.SECTION_TAGS) else None
 
 
 # ---------------------------------------------------------------------------------------------- header fields
 
-# HEAD payload layout (format version 3): "<IIBBBBHBBB" then "<II" (nx, ny) per level.
-HEAD_FIXED_FIELDS = (
-    ("width", "I", 0),
-    ("height", "I", 4),
-    ("num_levels", "B", 8),
-    ("log2_hashmap_size", "B", 9),
-    ("latent_dim", "B", 10),
-    ("feat_dim", "B", 11),
-    ("mlp_width", "H", 12),
-    ("mlp_depth", "B", 14),
-    ("num_groups", "B", 15),
-    ("latent_coding", "B", 16),
-)
-HEAD_FIXED_BYTES = 17
-
-
-def head_fields(payload: bytes) -> list[tuple[str, str, int]]:
-    """``(name, struct code, offset)`` of every field in a HEAD payload, level cells included."""
-    fields = list(HEAD_FIXED_FIELDS)
-    num_levels = (len(payload) - HEAD_FIXED_BYTES) // 8
-    for level in range(max(0, num_levels)):
-        offset = HEAD_FIXED_BYTES + 8 * level
-        fields += [(f"level{level}.nx", "I", offset), (f"level{level}.ny", "I", offset + 4)]
+def head_fields(payload: bytes, version: int = C.FORMAT_VERSION) -> list[tuple[str, str, int]]:
+    """``(name, struct code, offset)`` of every field in a HEAD payload, level cells included: the container's
+    :func:`~shc.format.container.head_layout` for as many levels as the payload has room for."""
+    fixed_bytes = head_payload_bytes(0, version)
+    level_bytes = head_payload_bytes(1, version) - fixed_bytes
+    fields = head_layout(max(0, (len(payload) - fixed_bytes) // level_bytes), version)
     return [f for f in fields if f[2] + struct.calcsize("<" + f[1]) <= len(payload)]
 
 
@@ -370,12 +367,12 @@ def _section_length(rng, seed, seeds):
     """One section's declared length set to a wrong, boundary or huge value (framing broken, CRC untouched)."""
     sections = seed.sections
     index = _pick_section(rng, sections)
-    parts = [PREFIX] + [frame(tag, payload) for tag, payload in sections]
+    parts = [PREFIX] + [frame_section(tag, payload) for tag, payload in sections]
     length = len(sections[index][1])
     value = int(rng.choice([0, 1, 3, length - 1, length + 1, length + 4, length * 2, C.MAX_SECTION_BYTES,
                             C.MAX_SECTION_BYTES + 1, 1 << 31, 0xFFFFFFFF, int(rng.integers(1 << 32))]))
     part = bytearray(parts[index + 1])
-    struct.pack_into("<I", part, 4, min(max(value, 0), 0xFFFFFFFF))
+    struct.pack_into("<I", part, _LENGTH_AT, min(max(value, 0), 0xFFFFFFFF))
     parts[index + 1] = bytes(part)
     return b"".join(parts)
 
@@ -432,7 +429,7 @@ def _tag_version(rng, seed, seeds):
     choice = rng.integers(4)
     if choice == 0:
         prefix = bytearray(PREFIX)
-        prefix[int(rng.integers(4))] ^= 1 << int(rng.integers(8))
+        prefix[int(rng.integers(len(C.MAGIC)))] ^= 1 << int(rng.integers(8))
         return assemble(sections, bytes(prefix))
     if choice == 1:
         version = int(rng.choice([0, C.FORMAT_VERSION + 1, 0x7F, 0xFF]))
@@ -459,7 +456,7 @@ def _append(rng, seed, seeds):
     if rng.random() < 0.5 or seed.sections is None:
         return seed.data + bytes(rng.integers(0, 256, int(rng.integers(1, 9)), dtype=np.uint8))
     tag, payload = seed.sections[_pick_section(rng, seed.sections)]
-    return seed.data + frame(tag, payload)
+    return seed.data + frame_section(tag, payload)
 
 
 def _splice_sections(rng, seed, seeds):
@@ -487,7 +484,7 @@ def _random_bytes(rng, seed, seeds):
         return bytes(rng.integers(0, 256, int(rng.integers(0, 257)), dtype=np.uint8))
     if choice == 1:
         return PREFIX + bytes(rng.integers(0, 256, int(rng.integers(0, 257)), dtype=np.uint8))
-    head_len = HEAD_FIXED_BYTES + 8 * int(rng.integers(0, 4))
+    head_len = head_payload_bytes(int(rng.integers(0, 4)))
     lengths = [head_len, 2 * int(rng.integers(0, 64)), 2 * int(rng.integers(3, 32)), 4 * int(rng.integers(0, 16))]
     return assemble([(tag, bytes(rng.integers(0, 256, n, dtype=np.uint8))) for tag, n in zip(C.SECTION_TAGS, lengths)])
 
@@ -750,7 +747,7 @@ def format_report(report: FuzzReport, seed: int, show_failures: int = 5) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shc.tools.fuzz", description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="*", type=Path, help="seed .shc files (default: tests/data golden + synthetic)")
+    parser.add_argument("files", nargs="*", type=Path, help="seed .shc files (default: the shipped seeds + synthetic)")
     parser.add_argument("--cases", type=int, default=1000, help="mutated cases to run (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; case i uses default_rng([seed, i])")
     parser.add_argument("--time-limit", type=float, default=None, help="start no new case after this many seconds")
@@ -761,7 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sweep-truncations", action="store_true", help="also decode every truncation of every seed")
     parser.add_argument("--case", type=int, action="append", dest="only_cases", help="run only case i (repeatable)")
     parser.add_argument("--save-failures", type=Path, default=None, help="write each failing input into this folder")
-    parser.add_argument("--no-synthetic", action="store_true", help="without FILES: use the golden files only")
+    parser.add_argument("--no-synthetic", action="store_true", help="without FILES: use the shipped seed files only")
     args = parser.parse_args(argv)
 
     if args.files:

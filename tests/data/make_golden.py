@@ -6,8 +6,10 @@ Run from the repository root::
 
 The golden files pin the byte layout and the normative decoder: ``tests/test_format.py`` checks that each
 file still decodes to the stored pixel hash, and the fuzz harness (``python -m shc.tools.fuzz``) uses them
-as seeds. Regenerate only when the format version changes or the encoder is meant to produce new bytes;
-the decode hashes must never change for the same ``.shc`` bytes unless the normative decoder changes.
+as seeds: each ``.shc`` is also written to ``tools/seeds/`` (shipped as package data, so the fuzzer finds it
+in any install; ``tests/test_fuzz.py`` checks that the copies match). Regenerate only when the format
+version changes or the encoder is meant to produce new bytes; the decode hashes must never change for the
+same ``.shc`` bytes unless the normative decoder changes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from shc.format.constants import FORMAT_VERSION
 from shc.format.decoder import decode_bytes
 
 DATA_DIR = Path(__file__).resolve().parent
+SEEDS_DIR = DATA_DIR.parents[1] / "tools" / "seeds"
+"""The fuzzer's package-data copies of the golden ``.shc`` files (``shc.tools.fuzz.SEEDS_DIR``)."""
 MAX_FILE_BYTES = 30_000
 
 # (output stem, source PNG, quality, steps): small step counts keep generation quick and files small.
@@ -54,6 +58,7 @@ def main() -> int:
             raise SystemExit(msg)
         pixels = decode_bytes(data)
         (DATA_DIR / f"{stem}.shc").write_bytes(data)
+        (SEEDS_DIR / f"{stem}.shc").write_bytes(data)
         Image.fromarray(pixels).save(DATA_DIR / f"{stem}.decoded.png")
         entries[f"{stem}.shc"] = {
             "source": source,
@@ -76,6 +81,10 @@ def main() -> int:
         "files": entries,
     }
     (DATA_DIR / "golden.json").write_text(json.dumps(golden, indent=2) + "\n")
+    for stale in sorted(SEEDS_DIR.glob("*.shc")):  # a seed whose golden file is gone would drift
+        if stale.name not in entries:
+            stale.unlink()
+            print(f"removed stale seed {stale.relative_to(DATA_DIR.parents[1])}", file=sys.stderr)
     return 0
 
 
