@@ -25,7 +25,7 @@ from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings, settings_for
 from shc.codec.prior import FactorizedPrior
 from shc.codec.tables import assemble_file
-from shc.codec.train import HardScore, TrainResult, train
+from shc.codec.train import HardScore, TrainResult, choose_weight_steps, train
 
 __all__ = ["EncodeResult", "encode_image", "make_header"]
 
@@ -63,6 +63,7 @@ def make_header(width: int, height: int, settings: EncoderSettings) -> Header:
         mlp_width=settings.mlp_width,
         mlp_depth=settings.mlp_depth,
         num_groups=min(settings.num_groups, settings.num_levels),
+        interpolation=settings.interpolation,
     )
     cells = tuple(choose_level_cells(width, height, settings.num_levels, min_res, max_res))
     coding = C.LATENTS_RANGE_CODED if settings.entropy_coding else C.LATENTS_FLOAT16
@@ -100,7 +101,10 @@ def encode_image(
     target = torch.from_numpy(rgb.reshape(-1, 3).astype(np.float32) / 255.0).to(dev)
     result = train(model, prior, grid, target, settings, progress, seed)
 
-    data = assemble_file(model.cpu(), prior.cpu()).data
+    weight_steps = None
+    if header.range_coded:
+        weight_steps, _ = choose_weight_steps(model, grid, target, settings.lmbda)
+    data = assemble_file(model.cpu(), weight_steps).data
 
     decoded = decode_bytes(data)
     return EncodeResult(

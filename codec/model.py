@@ -3,7 +3,7 @@
     latents (rows, D) --quantize--> ints --latent decoder (D->F, linear)--> feature table (rows, F)
     pixel -> 4 corner rows on each of L levels -> bilinear blend -> (L*F) -> MLP (ReLU) -> RGB
 
-Pixel positions come from :func:`shc.format.grid.axis_samples` and the storage of every level from
+Pixel positions and blend weights come from :func:`shc.format.grid.axis_taps` and the storage of every level from
 :class:`shc.format.layout.LatentLayout` (the normative numpy geometry), so training indexes the latents
 exactly as the decoder will. Training renders product sets of pixel columns and rows, so the bilinear
 blend is separable (:class:`GridCoords`).
@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from shc.format.constants import WEIGHT_INT_MAX
+from shc.format.constants import WEIGHT_CODE_MAX, WEIGHT_INT_MAX
 from shc.format.container import Header, QuantizedWeights, weight_shapes
-from shc.format.grid import axis_samples
+from shc.format.grid import axis_taps
 
 __all__ = ["GridCoords", "GridINR", "PixelGrid"]
 
@@ -41,23 +41,29 @@ class GridCoords:
         self.columns, self.rows = columns, rows
         self.num_pixels = columns.size * rows.size
         device = grid.device
-        self.axes = []
+        kernel = grid.header.config.interpolation
+        self.axes = []  # per level: (x vertices, x weights (1, w, 1) each, y vertices, y weights (h, 1, 1) each)
         for level in grid.layout.levels:
-            cx, wx0, wx1 = axis_samples(grid.width, level.nx, columns)
-            cy, wy0, wy1 = axis_samples(grid.height, level.ny, rows)
-            cx_t, cy_t = torch.from_numpy(cx).to(device), torch.from_numpy(cy).to(device)
+            vx, wx = axis_taps(grid.width, level.nx, columns, kernel)
+            vy, wy = axis_taps(grid.height, level.ny, rows, kernel)
             self.axes.append((
-                cx_t, cx_t + 1, _to(wx0, device)[None, :, None], _to(wx1, device)[None, :, None],
-                cy_t, cy_t + 1, _to(wy0, device)[:, None, None], _to(wy1, device)[:, None, None],
+                [_to(v, device) for v in vx], [_to(w, device)[None, :, None] for w in wx],
+                [_to(v, device) for v in vy], [_to(w, device)[:, None, None] for w in wy],
             ))
 
     def sample(self, table: torch.Tensor) -> torch.Tensor:
-        """Blended features ``(num_pixels, L * F)`` of a feature table ``(rows, F)``."""
+        """Blended features ``(num_pixels, L * F)`` of a feature table ``(rows, F)``: per level, taps along
+        x summed in order on the vertex grid's rows, then taps along y (the decoder's order)."""
         feat = table.shape[1]
         out = []
-        for vertex_grid, (x0, x1, wx0, wx1, y0, y1, wy0, wy1) in zip(self.grid.vertex_grids(table), self.axes):
-            along_x = vertex_grid.index_select(1, x0) * wx0 + vertex_grid.index_select(1, x1) * wx1  # (ny+1, w, F)
-            out.append(along_x.index_select(0, y0) * wy0 + along_x.index_select(0, y1) * wy1)  # (h, w, F)
+        for vertex_grid, (vx, wx, vy, wy) in zip(self.grid.vertex_grids(table), self.axes):
+            along_x = vertex_grid.index_select(1, vx[0]) * wx[0]  # (ny+1, w, F)
+            for v, w in zip(vx[1:], wx[1:]):
+                along_x = along_x + vertex_grid.index_select(1, v) * w
+            result = along_x.index_select(0, vy[0]) * wy[0]  # (h, w, F)
+            for v, w in zip(vy[1:], wy[1:]):
+                result = result + along_x.index_select(0, v) * w
+            out.append(result)
         return torch.stack(out, 2).view(self.num_pixels, len(self.axes) * feat)
 
 
@@ -152,15 +158,22 @@ class GridINR(nn.Module):
         assert len(params) == len(names)
         return params
 
-    def forward(self, q_latents: torch.Tensor, coords: GridCoords, quantize_weights: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        q_latents: torch.Tensor,
+        coords: GridCoords,
+        quantize_weights: bool = False,
+        weight_steps: np.ndarray | None = None,
+    ) -> torch.Tensor:
         """RGB ``(n, 3)`` in [0, 1] units (unclipped) for the pixels of ``coords``.
 
-        ``quantize_weights`` evaluates with the int8 weights the file stores (straight-through gradient, so
-        training can adapt to them).
+        ``quantize_weights`` evaluates with the quantized weights the file stores (straight-through
+        gradient, so training can adapt to them): int8 steps, or ``weight_steps`` (one per tensor).
         """
         params = self.network_parameters()
         if quantize_weights:
-            params = [p + (dequantize(*quantize_tensor(p)) - p).detach() for p in params]
+            steps = [None] * len(params) if weight_steps is None else weight_steps
+            params = [p + (dequantize(*quantize_tensor(p, step)) - p).detach() for p, step in zip(params, steps)]
         feature_table = F.linear(q_latents, params[0], params[1])  # (rows, F)
         h = coords.sample(feature_table)  # (n, L * F)
         num_layers = len(self.mlp)
@@ -170,21 +183,33 @@ class GridINR(nn.Module):
                 h = F.relu(h, inplace=True)
         return h
 
-    def quantized_weights(self) -> QuantizedWeights:
-        """The int8 weights and float32 scales written to the WGHT section."""
+    def quantized_weights(self, weight_steps: np.ndarray | None = None) -> QuantizedWeights:
+        """The integer weights and float32 steps written to the WGHT section (default: int8 steps)."""
+        params = self.network_parameters()
+        steps = [None] * len(params) if weight_steps is None else weight_steps
         scales, values = [], []
-        for p in self.network_parameters():
-            q, scale = quantize_tensor(p.detach().cpu())
+        for p, step in zip(params, steps):
+            q, scale = quantize_tensor(p.detach().cpu(), step)
             scales.append(float(scale))
-            values.append(q.numpy().astype(np.int8).ravel())
+            values.append(q.numpy().astype(np.int64).ravel())
         return QuantizedWeights(np.array(scales, dtype=np.float32), np.concatenate(values))
 
+    def int8_steps(self) -> np.ndarray:
+        """The training-time quantization step of each stored tensor: ``max|p| / 127`` (float32)."""
+        return np.array([float(quantize_tensor(p.detach().cpu())[1]) for p in self.network_parameters()], dtype=np.float32)
 
-def quantize_tensor(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-tensor int8: ``scale = max|p| / 127`` (float32), values ``round(p / scale)``."""
-    scale = p.detach().abs().max().float() / WEIGHT_INT_MAX
+
+def quantize_tensor(p: torch.Tensor, step: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-tensor quantization: values ``round(p / step)`` with the float32 ``step`` given, or
+    int8 (``step = max|p| / 127``). A zero step stores zeros."""
+    if step is None:
+        scale = p.detach().abs().max().float() / WEIGHT_INT_MAX
+        limit = WEIGHT_INT_MAX
+    else:
+        scale = torch.tensor(step, dtype=torch.float32, device=p.device)
+        limit = WEIGHT_CODE_MAX
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    q = torch.round(p.detach() / safe).clamp(-WEIGHT_INT_MAX, WEIGHT_INT_MAX)
+    q = torch.round(p.detach() / safe).clamp(-limit, limit)
     return q, scale
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from shc.format.constants import INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE
+
 __all__ = [
     "DEFAULT_QUALITY", "PRESETS", "QUALITIES", "EncoderSettings", "Preset", "Quality", "preset_named",
     "quality_level", "settings_for",
@@ -52,6 +54,9 @@ class EncoderSettings:
     """Steps between hard-quantized rate-distortion evaluations that pick the state to keep."""
     entropy_coding: bool = True
     """False gives the Instant-NGP-style baseline: float16 latents stored raw, no quantization or rate term."""
+    interpolation: int = INTERPOLATION_BSPLINE
+    """How each level is blended between vertices (SPEC §7): the cubic B-spline (RD: results/ablation-v4),
+    or bilinear as in the paper (INTERPOLATION_BILINEAR)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ PRESETS: tuple[Preset, ...] = (
     # the paper's Kodak settings (appendix): 16 levels, MLP 16 x 2, D = F = 1, 60,000 full-image steps
     Preset("paper", "the paper's Kodak settings, 60,000 full-image steps (use a GPU)",
            EncoderSettings(num_levels=16, num_groups=16, max_res_scale=1.0, steps=60000, eval_every=500,
-                           batch_pixels=1 << 22),
+                           batch_pixels=1 << 22, interpolation=INTERPOLATION_BILINEAR),
            quality_sets_architecture=False),
 )
 

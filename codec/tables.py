@@ -14,10 +14,9 @@ import torch
 
 from shc.format import constants as C
 from shc.format.container import Table, write_file
-from shc.format.entropy import encode_latents, pack_float16_latents, pmf_to_table
+from shc.format.entropy import encode_latents, histogram_tables, pack_float16_latents
 
 from shc.codec.model import GridINR
-from shc.codec.prior import FactorizedPrior
 
 __all__ = ["AssembledFile", "assemble_file", "build_tables", "float16_latents", "integer_latents", "table_bits"]
 
@@ -30,16 +29,17 @@ class AssembledFile:
     latents: np.ndarray  # int64 (range-coded, clamped into the tables) or float16 (no entropy coding)
 
 
-def assemble_file(model: GridINR, prior: FactorizedPrior) -> AssembledFile:
-    """The file of a model's current state: rounded latents, integer tables, range coding, int8 weights."""
+def assemble_file(model: GridINR, weight_steps: np.ndarray | None = None) -> AssembledFile:
+    """The file of a model's current state: rounded latents, their histogram tables, range coding, and the
+    weights quantized with ``weight_steps`` (one per tensor; default: the training-time int8 steps)."""
     header = model.header
     if header.range_coded:
-        tables, q = build_tables(model, prior, integer_latents(model))
+        tables, q = build_tables(model, integer_latents(model))
         latent_data = encode_latents(header, tables, model.layout.split(q))
     else:
         tables, q = (), float16_latents(model)
         latent_data = pack_float16_latents(model.layout.split(q))
-    return AssembledFile(write_file(header, model.quantized_weights(), tables, latent_data), q)
+    return AssembledFile(write_file(header, model.quantized_weights(weight_steps), tables, latent_data), q)
 
 
 def integer_latents(model: GridINR) -> np.ndarray:
@@ -63,23 +63,19 @@ def _symbol_range(values: np.ndarray) -> tuple[int, int]:
     return low, high
 
 
-def build_tables(model: GridINR, prior: FactorizedPrior, q: np.ndarray) -> tuple[tuple[Table, ...], np.ndarray]:
-    """Integer tables of every (group, dim) channel from the learned CDF, and ``q`` clamped into them.
+def build_tables(model: GridINR, q: np.ndarray) -> tuple[tuple[Table, ...], np.ndarray]:
+    """The histogram tables of rounded latents ``q`` ``(rows, D)``, and ``q`` clamped into them.
 
     Each table covers exactly the range of the symbols it codes (clamping only if that range exceeds
     ``MAX_TABLE_SYMBOLS``), so no escape mechanism is needed.
     """
     layout = model.layout
     q = q.copy()
-    tables = []
-    for group, rows in enumerate(layout.group_slices()):
+    for rows in layout.group_slices():
         for dim in range(layout.latent_dim):
-            values = q[rows, dim]
-            low, high = _symbol_range(values)
-            q[rows, dim] = np.clip(values, low, high)
-            pmf = prior.pmf(layout.table_index(group, dim), low, high)
-            tables.append(pmf_to_table(np.maximum(pmf, 0.0) + 1e-12, low))
-    return tuple(tables), q
+            low, high = _symbol_range(q[rows, dim])
+            q[rows, dim] = np.clip(q[rows, dim], low, high)
+    return histogram_tables(model.header, layout.split(q)), q
 
 
 def table_bits(model: GridINR, tables: tuple[Table, ...], q: np.ndarray) -> float:

@@ -25,7 +25,7 @@ from shc.codec.prior import FactorizedPrior
 from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
 from shc.codec.tables import assemble_file
 
-__all__ = ["HardScore", "TrainResult", "train"]
+__all__ = ["HardScore", "TrainResult", "choose_weight_steps", "train"]
 
 
 @dataclass
@@ -51,20 +51,51 @@ class TrainResult:
 
 
 @torch.no_grad()
-def score(model: GridINR, prior: FactorizedPrior, grid: PixelGrid, target: torch.Tensor, lmbda: float, step: int) -> HardScore:
+def score(
+    model: GridINR,
+    grid: PixelGrid,
+    target: torch.Tensor,
+    lmbda: float,
+    step: int,
+    weight_steps: np.ndarray | None = None,
+) -> HardScore:
     """The RD cost over the whole image as the decoder will see it: the size of the file this state writes
-    (:func:`assemble_file`), and the MSE of its latents and int8 weights at 8-bit output."""
-    assembled = assemble_file(model, prior)
+    (:func:`assemble_file`), and the MSE of its latents and quantized weights at 8-bit output."""
+    assembled = assemble_file(model, weight_steps)
     bits = 8 * len(assembled.data)
     q_t = torch.from_numpy(assembled.latents.astype(np.float32)).to(target)
     sq_err = 0.0
     for pixels, coords in grid.strips():
-        x_hat = model(q_t, coords, quantize_weights=True)
+        x_hat = model(q_t, coords, quantize_weights=True, weight_steps=weight_steps)
         x8 = torch.round(x_hat.clamp(0, 1) * 255) / 255
         sq_err += float(torch.sum((x8 - target[pixels]) ** 2))
     mse = sq_err / target.numel()
     bpp = bits / target.shape[0]
     return HardScore(step, mse, bpp, mse + lmbda * bpp)
+
+
+def choose_weight_steps(
+    model: GridINR, grid: PixelGrid, target: torch.Tensor, lmbda: float, factors: tuple[float, ...] = (2, 4, 8, 16)
+) -> tuple[np.ndarray, HardScore]:
+    """Per-tensor quantization steps of the stored weights, chosen for rate-distortion (SPEC §3 codes the
+    integers with exp-Golomb codes, so a coarser step costs fewer bits).
+
+    Greedy, one tensor at a time in file order: each step starts at the training-time int8 step and is
+    made ``factors`` times coarser while the file's RD cost (real size, decoded 8-bit MSE) goes down.
+    Returns the steps and the score of the chosen state.
+    """
+    base = model.int8_steps()
+    steps = base.copy()
+    best = score(model, grid, target, lmbda, 0, steps)
+    for index in range(base.size):
+        for factor in factors:
+            trial = steps.copy()
+            trial[index] = np.float32(base[index] * factor)
+            scored = score(model, grid, target, lmbda, 0, trial)
+            if scored.cost >= best.cost:
+                break
+            steps, best = trial, scored
+    return steps, best
 
 
 def lr_factor(progress: float, final: float) -> float:
@@ -133,7 +164,7 @@ def train(
 
         scored = None
         if step % settings.eval_every == 0 or step == settings.steps:
-            scored = score(model, prior, grid, target, settings.lmbda, step)
+            scored = score(model, grid, target, settings.lmbda, step)
             history.append(scored)
             if best is None or scored.cost < best.cost:
                 best = scored

@@ -12,7 +12,7 @@ from shc.format.container import (
     write_file,
 )
 from shc.format.decoder import Synthesis, decode_bytes, output_size
-from shc.format.entropy import decode_latents, encode_latents, pmf_to_table
+from shc.format.entropy import decode_latents, encode_latents, histogram_tables
 from shc.format.errors import ShcFormatError
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
     "decode_latents",
     "encode_latents",
     "output_size",
-    "pmf_to_table",
+    "histogram_tables",
     "read_file",
     "weight_shapes",
     "write_file",

@@ -5,16 +5,25 @@ from __future__ import annotations
 MAGIC = b"SHC\x1a"
 """First four bytes of every file ("SHC" plus ^Z so a text viewer stops there)."""
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Bumped whenever any byte of the layout or the normative decoding changes."""
 
-READABLE_VERSIONS = (2, 3)
-"""Versions this decoder reads: 2 is version 3 without the HEAD ``latent_coding`` byte (always range-coded)."""
+READABLE_VERSIONS = (2, 3, 4)
+"""Versions this decoder reads: 2 is version 3 without the HEAD ``latent_coding`` byte (always range-coded);
+4 stores level cells as u16, weights and table histograms as exp-Golomb codes (SPEC §9)."""
+
+COMPACT_SIDE_INFO_VERSION = 4
+"""First version with u16 level cells, exp-Golomb weights (§3) and histogram tables (§5)."""
 
 LATENTS_RANGE_CODED = 0
 """HEAD ``latent_coding``: integer latents, range-coded with the TABL tables (SHACIRA)."""
 LATENTS_FLOAT16 = 1
 """HEAD ``latent_coding``: float16 latents stored raw, no tables (the Instant-NGP-style baseline)."""
+
+INTERPOLATION_BILINEAR = 0
+"""HEAD ``interpolation``: each level blended bilinearly from 2 x 2 vertices (versions 2-3 always)."""
+INTERPOLATION_BSPLINE = 1
+"""HEAD ``interpolation`` (version 4): each level blended with the cubic B-spline from 4 x 4 vertices."""
 
 FILE_PREFIX_BYTES = len(MAGIC) + 1
 """Bytes before the first section: the magic and the u8 version."""
@@ -32,7 +41,12 @@ SECTION_FRAME_BYTES = SECTION_TAG_BYTES + SECTION_LENGTH_BYTES + SECTION_CRC_BYT
 """Bytes a section adds around its payload (12)."""
 
 WEIGHT_INT_MAX = 127
-"""Network weights are stored as int8 in [-127, 127] times one float32 scale per tensor."""
+"""Versions 2-3 store network weights as int8 in [-127, 127] times one float32 scale per tensor; it is also
+the training-time quantization (straight-through) of every version."""
+WEIGHT_CODE_MAX = (1 << 15) - 1
+"""Version 4: integer weights are exp-Golomb coded and may lie in [-32767, 32767]."""
+MAX_CELLS_U16 = (1 << 16) - 1
+"""Version 4 stores level cells as u16."""
 
 TABLE_PRECISION = 15
 """Integer frequency tables sum to exactly 2**TABLE_PRECISION; every symbol count is >= 1."""

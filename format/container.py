@@ -17,6 +17,7 @@ import numpy as np
 from shc.format import constants as C
 from shc.format.binary import Reader
 from shc.format.errors import ShcFormatError
+from shc.format.expgolomb import MAX_ORDER, BitReader, best_order, pack, zigzag
 from shc.format.layout import LatentLayout
 
 __all__ = [
@@ -32,8 +33,10 @@ __all__ = [
     "frame_section",
     "head_fixed_fields",
     "head_layout",
+    "head_level_fields",
     "head_payload_bytes",
     "read_file",
+    "table_symbol_counts",
     "weight_shapes",
     "write_file",
 ]
@@ -82,6 +85,16 @@ HEAD_FIELDS: tuple[HeadField, ...] = (
         default=C.LATENTS_RANGE_CODED,
         note=" (0: range-coded, 1: float16)",
     ),
+    HeadField(
+        "interpolation",
+        "B",
+        C.INTERPOLATION_BILINEAR,
+        C.INTERPOLATION_BSPLINE,
+        since_version=4,
+        default=C.INTERPOLATION_BILINEAR,
+        in_config=True,
+        note=" (0: bilinear, 1: cubic B-spline)",
+    ),
 )
 """The fixed HEAD fields in file order."""
 
@@ -89,9 +102,22 @@ HEAD_LEVEL_FIELDS: tuple[HeadField, ...] = (
     HeadField("nx", "I", 1, C.MAX_GRID_CELLS_PER_SIDE),
     HeadField("ny", "I", 1, C.MAX_GRID_CELLS_PER_SIDE),
 )
-"""What follows the fixed fields once per level: the level's cells along x and y."""
+"""What follows the fixed fields once per level: the level's cells along x and y (versions 2-3: u32)."""
 
-_LEVEL_FORMAT = "".join(f.code for f in HEAD_LEVEL_FIELDS)
+HEAD_LEVEL_FIELDS_U16: tuple[HeadField, ...] = (
+    HeadField("nx", "H", 1, C.MAX_CELLS_U16),
+    HeadField("ny", "H", 1, C.MAX_CELLS_U16),
+)
+"""The per-level fields from version 4 on: u16 cells."""
+
+
+def head_level_fields(version: int = C.FORMAT_VERSION) -> tuple[HeadField, ...]:
+    """The per-level HEAD fields of format ``version``."""
+    return HEAD_LEVEL_FIELDS_U16 if version >= C.COMPACT_SIDE_INFO_VERSION else HEAD_LEVEL_FIELDS
+
+
+def _level_format(version: int) -> str:
+    return "".join(f.code for f in head_level_fields(version))
 
 
 def head_fixed_fields(version: int = C.FORMAT_VERSION) -> tuple[HeadField, ...]:
@@ -104,14 +130,14 @@ def _fixed_format(version: int) -> str:
 
 
 def head_payload_bytes(num_levels: int, version: int = C.FORMAT_VERSION) -> int:
-    """HEAD payload length: 17 + 8 * num_levels (version 2: 16 + 8 * num_levels)."""
-    return struct.calcsize("<" + _fixed_format(version)) + num_levels * struct.calcsize("<" + _LEVEL_FORMAT)
+    """HEAD payload length: 18 + 4 * num_levels (version 3: 17 + 8 * num_levels, version 2: 16 + 8 * num_levels)."""
+    return struct.calcsize("<" + _fixed_format(version)) + num_levels * struct.calcsize("<" + _level_format(version))
 
 
 def head_layout(num_levels: int, version: int = C.FORMAT_VERSION) -> list[tuple[str, str, int]]:
     """``(name, struct code, byte offset)`` of every HEAD field; level cells are named ``level{l}.nx``/``.ny``."""
     named = [(f.name, f.code) for f in head_fixed_fields(version)]
-    named += [(f"level{level}.{f.name}", f.code) for level in range(num_levels) for f in HEAD_LEVEL_FIELDS]
+    named += [(f"level{level}.{f.name}", f.code) for level in range(num_levels) for f in head_level_fields(version)]
     layout, offset = [], 0
     for name, code in named:
         layout.append((name, code, offset))
@@ -138,6 +164,8 @@ class ModelConfig:
     mlp_depth: int = 2
     num_groups: int = 1
     """Probability-model groups: contiguous runs of levels sharing one table per latent dimension."""
+    interpolation: int = C.INTERPOLATION_BILINEAR
+    """How a level is blended between its vertices (SPEC §7): bilinear, or the cubic B-spline."""
 
     def validate(self) -> None:
         for field in HEAD_FIELDS:  # in file order: num_levels is checked before num_groups uses it
@@ -202,10 +230,33 @@ class Header:
 
 @dataclass(frozen=True)
 class Table:
-    """Integer frequency table of one (group, latent dimension): symbols ``min_symbol .. min_symbol+len-1``."""
+    """Integer frequency table of one (group, latent dimension): symbols ``min_symbol .. min_symbol+len-1``.
+
+    From version 4 a file stores the table's ``histogram`` (how often each symbol occurs among the latents
+    it codes) and both sides derive ``counts`` from it with :meth:`from_histogram`, in integers.
+    """
 
     min_symbol: int
     counts: np.ndarray  # uint32, each >= 1, summing to 2**TABLE_PRECISION
+    histogram: np.ndarray | None = None  # int64 occurrences of each symbol (version 4), else None
+
+    @classmethod
+    def from_histogram(cls, min_symbol: int, histogram: np.ndarray) -> Table:
+        """The coding table of a histogram (SPEC §5), exact integer arithmetic: each of the ``n`` symbols
+        gets one count, and the other ``2**15 - n`` are shared in proportion to the histogram, floors
+        first, then one more to the symbols with the largest remainders (lowest symbol first on a tie)."""
+        hist = np.asarray(histogram, dtype=np.int64)
+        n, total = hist.size, int(hist.sum())
+        if not 1 <= n <= C.MAX_TABLE_SYMBOLS or total < 1 or int(hist.min()) < 0:
+            msg = f"a table histogram needs 1..{C.MAX_TABLE_SYMBOLS} non-negative counts with a positive sum"
+            raise ShcFormatError(msg)
+        spare = (1 << C.TABLE_PRECISION) - n
+        scaled = hist * spare  # < 2**15 * 2**24: no int64 overflow
+        counts = scaled // total
+        remainders = scaled - counts * total
+        order = np.lexsort((np.arange(n), -remainders))  # largest remainder first, then lowest index
+        counts[order[: spare - int(counts.sum())]] += 1
+        return cls(int(min_symbol), (counts + 1).astype(np.uint32), hist)
 
     @property
     def max_symbol(self) -> int:
@@ -226,10 +277,10 @@ class Table:
 
 @dataclass(frozen=True)
 class QuantizedWeights:
-    """The network weights as stored: per tensor (``weight_shapes`` order) a float32 scale and int8 values."""
+    """The network weights as stored: per tensor (``weight_shapes`` order) a float32 step and integer values."""
 
-    scales: np.ndarray  # float32, one per tensor, finite and >= 0
-    values: np.ndarray  # int8, flat, each in [-WEIGHT_INT_MAX, WEIGHT_INT_MAX]
+    scales: np.ndarray  # float32, one per tensor (the quantization step), finite and >= 0
+    values: np.ndarray  # integers, flat; version 4: each in [-WEIGHT_CODE_MAX, WEIGHT_CODE_MAX] (2-3: int8)
 
     def dequantized(self, header: Header) -> np.ndarray:
         """Flat float32 weights: ``float32(value) * scale`` (one IEEE multiplication, the same everywhere)."""
@@ -244,8 +295,8 @@ class QuantizedWeights:
         if not np.all(np.isfinite(self.scales)) or np.any(self.scales < 0):
             msg = "WGHT section has a non-finite or negative weight scale"
             raise ShcFormatError(msg)
-        if self.values.size and int(np.abs(self.values.astype(np.int16)).max()) > C.WEIGHT_INT_MAX:
-            msg = f"WGHT section has a weight outside [-{C.WEIGHT_INT_MAX}, {C.WEIGHT_INT_MAX}]"
+        if self.values.size and int(np.abs(self.values.astype(np.int64)).max()) > C.WEIGHT_CODE_MAX:
+            msg = f"WGHT section has a weight outside [-{C.WEIGHT_CODE_MAX}, {C.WEIGHT_CODE_MAX}]"
             raise ShcFormatError(msg)
 
 
@@ -300,27 +351,40 @@ def _header_payload(header: Header) -> bytes:
     fixed = head_fixed_fields(C.FORMAT_VERSION)
     values = [getattr(header.config if f.in_config else header, f.name) for f in fixed]
     out = struct.pack("<" + _fixed_format(C.FORMAT_VERSION), *values)
-    return out + b"".join(struct.pack("<" + _LEVEL_FORMAT, *cells) for cells in header.level_cells)
+    for level, cells in enumerate(header.level_cells):
+        for field, value in zip(head_level_fields(C.FORMAT_VERSION), cells, strict=True):
+            if not field.low <= value <= field.high:
+                msg = f"level {level} {field.name}={value}: version {C.FORMAT_VERSION} stores at most {field.high} cells"
+                raise ValueError(msg)
+    return out + b"".join(struct.pack("<" + _level_format(C.FORMAT_VERSION), *cells) for cells in header.level_cells)
 
 
 def _tables_payload(tables: tuple[Table, ...]) -> bytes:
-    out = []
-    for table in tables:
-        out.append(struct.pack("<iH", table.min_symbol, len(table.counts)))
-        # counts are stored minus one so that a one-symbol table (count 2**15) still fits in uint16
-        out.append((table.counts.astype(np.int64) - 1).astype("<u2").tobytes())
-    return b"".join(out)
+    """Version 4 TABL (SPEC §5): per table, exp-Golomb codes of min_symbol, n - 1, the order k and the
+    n histogram counts."""
+    codes = []
+    for index, table in enumerate(tables):
+        if table.histogram is None:
+            msg = f"table {index} has no histogram (version {C.FORMAT_VERSION} stores histograms)"
+            raise ValueError(msg)
+        order = best_order(table.histogram)
+        head = np.array([zigzag(table.min_symbol), len(table.histogram) - 1, order])
+        codes += [(head, 0), (table.histogram, order)]
+    return pack(codes)
 
 
 def _weights_payload(header: Header, weights: QuantizedWeights) -> bytes:
-    out = []
-    offset = 0
+    """Version 4 WGHT (SPEC §3): per tensor a f32 step and a u8 order k, then every value's signed
+    exp-Golomb code of its tensor's order."""
+    heads, codes, offset = [], [], 0
     for (_, shape), scale in zip(weight_shapes(header), weights.scales):
         count = int(np.prod(shape))
-        out.append(struct.pack("<f", float(scale)))
-        out.append(weights.values[offset : offset + count].astype("i1").tobytes())
+        unsigned = zigzag(weights.values[offset : offset + count])
+        order = best_order(unsigned)
+        heads.append(struct.pack("<fB", float(scale), order))
+        codes.append((unsigned, order))
         offset += count
-    return b"".join(out)
+    return b"".join(heads) + pack(codes)
 
 
 def write_file(header: Header, weights: QuantizedWeights, tables: tuple[Table, ...], latent_words: np.ndarray) -> bytes:
@@ -400,7 +464,7 @@ def _parse_header(payload: bytes, version: int) -> Header:
     values.update(zip([f.name for f in head_fixed_fields(version)], read))
     config = ModelConfig(**{f.name: values[f.name] for f in HEAD_FIELDS if f.in_config})
     config.validate()  # bounds num_levels before reading the per-level list
-    cells = tuple(reader.unpack(_LEVEL_FORMAT, f"level {level} cells") for level in range(config.num_levels))
+    cells = tuple(reader.unpack(_level_format(version), f"level {level} cells") for level in range(config.num_levels))
     reader.expect_end()
     header_values = {f.name: values[f.name] for f in HEAD_FIELDS if not f.in_config}
     header = Header(config=config, level_cells=cells, **header_values)
@@ -408,7 +472,29 @@ def _parse_header(payload: bytes, version: int) -> Header:
     return header
 
 
-def _parse_weights(payload: bytes, header: Header) -> QuantizedWeights:
+def _parse_weights(payload: bytes, header: Header, version: int) -> QuantizedWeights:
+    if version < C.COMPACT_SIDE_INFO_VERSION:
+        return _parse_int8_weights(payload, header)
+    shapes = weight_shapes(header)
+    reader = Reader(payload, "WGHT section")
+    steps, orders = [], []
+    for name, _ in shapes:
+        step, order = reader.unpack("fB", f"{name} step and order")
+        if order > MAX_ORDER:
+            msg = f"WGHT section: {name} order {order} is above {MAX_ORDER}"
+            raise ShcFormatError(msg)
+        steps.append(step)
+        orders.append(order)
+    bits = BitReader(reader.bytes(reader.remaining, "weight codes"), "WGHT section")
+    values = [bits.signed_array(int(np.prod(shape)), order, f"{name} values") for (name, shape), order in zip(shapes, orders)]
+    bits.expect_end()
+    weights = QuantizedWeights(np.array(steps, dtype=np.float32), np.concatenate(values))
+    weights.validate(header)
+    return weights
+
+
+def _parse_int8_weights(payload: bytes, header: Header) -> QuantizedWeights:
+    """Versions 2-3: per tensor a f32 scale and its values as int8."""
     shapes = weight_shapes(header)
     expected = 4 * len(shapes) + _num_weights(header)
     if len(payload) != expected:
@@ -419,12 +505,52 @@ def _parse_weights(payload: bytes, header: Header) -> QuantizedWeights:
     for name, shape in shapes:
         scales.append(reader.unpack("f", f"{name} scale")[0])
         values.append(np.frombuffer(reader.bytes(int(np.prod(shape)), f"{name} values"), dtype="i1"))
-    weights = QuantizedWeights(np.array(scales, dtype=np.float32), np.concatenate(values).astype(np.int8))
+    weights = QuantizedWeights(np.array(scales, dtype=np.float32), np.concatenate(values).astype(np.int64))
+    if int(np.abs(weights.values).max(initial=0)) > C.WEIGHT_INT_MAX:
+        msg = f"WGHT section has a weight outside [-{C.WEIGHT_INT_MAX}, {C.WEIGHT_INT_MAX}]"
+        raise ShcFormatError(msg)
     weights.validate(header)
     return weights
 
 
-def _parse_tables(payload: bytes, header: Header) -> tuple[Table, ...]:
+def _parse_tables(payload: bytes, header: Header, version: int) -> tuple[Table, ...]:
+    if version < C.COMPACT_SIDE_INFO_VERSION:
+        return _parse_count_tables(payload, header)
+    bits = BitReader(payload, "TABL section")
+    coded = table_symbol_counts(header)
+    tables = []
+    for index in range(header.config.num_tables if header.range_coded else 0):
+        min_symbol = bits.signed(0, f"table {index} min_symbol")
+        num_symbols = bits.unsigned(0, f"table {index} size") + 1
+        order = bits.unsigned(0, f"table {index} order")
+        if not 1 <= num_symbols <= C.MAX_TABLE_SYMBOLS or order > MAX_ORDER:
+            msg = f"table {index} has {num_symbols} symbols (allowed 1..{C.MAX_TABLE_SYMBOLS}) or order {order} > {MAX_ORDER}"
+            raise ShcFormatError(msg)
+        histogram = bits.unsigned_array(num_symbols, order, f"table {index} histogram")
+        if int(histogram.max()) > coded[index]:  # also keeps the sum below from wrapping around int64
+            msg = f"table {index} histogram has a count above the {coded[index]} latents the table codes"
+            raise ShcFormatError(msg)
+        if int(histogram.sum()) != coded[index] or histogram[0] == 0 or histogram[-1] == 0:
+            msg = (f"table {index} histogram counts {int(histogram.sum())} latents, the header implies {coded[index]}"
+                   " (and its first and last symbols must occur)")
+            raise ShcFormatError(msg)
+        table = Table.from_histogram(min_symbol, histogram)
+        table.validate(index)
+        tables.append(table)
+    bits.expect_end()
+    return tuple(tables)
+
+
+def table_symbol_counts(header: Header) -> list[int]:
+    """How many latents each table codes (its histogram's sum), from the layout."""
+    counts = [0] * header.config.num_tables
+    for run in header.layout.coding_runs():
+        counts[run.table] += run.level.rows
+    return counts
+
+
+def _parse_count_tables(payload: bytes, header: Header) -> tuple[Table, ...]:
+    """Versions 2-3: per table i32 min_symbol, u16 n, n x u16 (count - 1)."""
     reader = Reader(payload, "TABL section")
     tables = []
     for index in range(header.config.num_tables if header.range_coded else 0):
@@ -448,8 +574,8 @@ def read_file(data: bytes) -> ShcFile:
     data = bytes(data)
     version, sections = _read_sections(data)
     header = _parse_header(sections[b"HEAD"], version)
-    weights = _parse_weights(sections[b"WGHT"], header)
-    tables = _parse_tables(sections[b"TABL"], header)
+    weights = _parse_weights(sections[b"WGHT"], header, version)
+    tables = _parse_tables(sections[b"TABL"], header, version)
     latent_bytes = sections[b"LATN"]
     if header.range_coded:
         if len(latent_bytes) % 4:

@@ -1,8 +1,9 @@
 """Integer probability tables and range coding of the latents with constriction.
 
-The encoder turns each learned float PMF into integer counts once (:func:`pmf_to_table`); both sides then
-build the coder's models from those integers only (:func:`_coder_model`), so a file whose tables came from
-GPU floats decodes bit-exactly on a CPU. Latents are coded level by level, then latent dimension, then
+A file stores, per table, the histogram of the latents it codes (:func:`histogram_tables`); both sides
+derive the integer counts from it in integer arithmetic (:meth:`Table.from_histogram`) and build the
+coder's models from those integers only (:func:`_coder_model`), so nothing learned in floats (on a GPU or
+a CPU) reaches the coder. Latents are coded level by level, then latent dimension, then
 row, each run with the table of its (group, dimension). A one-symbol table costs no bits and codes nothing.
 """
 
@@ -20,37 +21,30 @@ __all__ = [
     "encode_latents",
     "file_latents",
     "pack_float16_latents",
-    "pmf_to_table",
+    "histogram_tables",
     "unpack_float16_latents",
 ]
 
 
-def pmf_to_table(pmf: np.ndarray, min_symbol: int, precision: int = C.TABLE_PRECISION) -> Table:
-    """Quantize a PMF over ``min_symbol ..`` to integer counts >= 1 summing to ``2**precision``.
+def histogram_tables(header: Header, latents: list[np.ndarray]) -> tuple[Table, ...]:
+    """The tables a file stores for integer latents (one ``(rows, latent_dim)`` array per level): each
+    table's histogram over exactly the symbols it codes (SPEC §5), so no escape symbol is needed.
 
-    Deterministic numpy: floor of the scaled PMF (after reserving one count per symbol), then the remaining
-    counts go to the largest fractional parts, ties broken by symbol order.
+    Raises ValueError when a table's symbols span more than ``MAX_TABLE_SYMBOLS`` (the encoder clamps first).
     """
-    pmf = np.asarray(pmf, dtype=np.float64)
-    total = 1 << precision
-    n = pmf.size
-    if pmf.ndim != 1 or not 1 <= n <= min(C.MAX_TABLE_SYMBOLS, total):
-        msg = f"pmf must be 1-D with 1..{min(C.MAX_TABLE_SYMBOLS, total)} entries, got shape {pmf.shape}"
-        raise ValueError(msg)
-    if not np.all(np.isfinite(pmf)) or np.any(pmf < 0) or not np.any(pmf > 0):
-        msg = "pmf must be finite, non-negative and not all zero"
-        raise ValueError(msg)
-    if float(pmf.max()) * n > 1e300:  # the sum could overflow float64 (Python floats overflow to inf silently)
-        pmf = pmf / pmf.max()
-    scaled = pmf / pmf.sum() * (total - n)
-    counts = np.floor(scaled).astype(np.int64)
-    remainder = total - n - int(counts.sum())
-    order = np.lexsort((np.arange(n), -(scaled - counts)))  # largest fraction first, then lowest index
-    counts[order[:remainder]] += 1
-    counts += 1
-    table = Table(int(min_symbol), counts.astype(np.uint32))
-    table.validate(0)
-    return table
+    layout = header.layout
+    runs = [[] for _ in range(layout.num_tables)]
+    for run in layout.coding_runs():
+        runs[run.table].append(np.asarray(latents[run.level.index][:, run.dim], dtype=np.int64))
+    tables = []
+    for index, parts in enumerate(runs):
+        values = np.concatenate(parts)
+        low, high = int(values.min()), int(values.max())
+        if high - low + 1 > C.MAX_TABLE_SYMBOLS or low < C.MIN_SYMBOL or high > C.MAX_SYMBOL:
+            msg = f"table {index} would span [{low}, {high}]: clamp the latents first"
+            raise ValueError(msg)
+        tables.append(Table.from_histogram(low, np.bincount(values - low)))
+    return tuple(tables)
 
 
 def _coder_model(table: Table) -> constriction.stream.model.Categorical:
@@ -95,6 +89,7 @@ def decode_latents(header: Header, tables: tuple[Table, ...], words: np.ndarray)
             else:
                 out[:, run.dim] = decoder.decode(models[run.table], run.level.rows) + table.min_symbol
         exhausted = decoder.maybe_exhausted()
+        _check_histograms(header, tables, latents)
     except (AssertionError, KeyError, ValueError, RuntimeError, OverflowError) as error:
         msg = f"LATN section could not be range-decoded: {error}"
         raise ShcFormatError(msg) from error
@@ -102,6 +97,20 @@ def decode_latents(header: Header, tables: tuple[Table, ...], words: np.ndarray)
         msg = "LATN section holds more data than the declared latents use"
         raise ShcFormatError(msg)
     return latents
+
+
+def _check_histograms(header: Header, tables: tuple[Table, ...], latents: list[np.ndarray]) -> None:
+    """Version 4 stores each table's histogram: the decoded latents must have exactly that histogram."""
+    if not tables or tables[0].histogram is None:
+        return
+    found = [np.zeros(len(t.counts), dtype=np.int64) for t in tables]
+    for run in header.layout.coding_runs():
+        table = tables[run.table]
+        found[run.table] += np.bincount(latents[run.level.index][:, run.dim] - table.min_symbol, minlength=len(table.counts))
+    for index, (table, histogram) in enumerate(zip(tables, found)):
+        if not np.array_equal(histogram, table.histogram):
+            msg = f"LATN section: the decoded latents do not match table {index}'s histogram (corrupted data)"
+            raise ShcFormatError(msg)
 
 
 def pack_float16_latents(levels: list[np.ndarray]) -> np.ndarray:

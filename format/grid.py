@@ -17,10 +17,11 @@ import math
 
 import numpy as np
 
-from shc.format.constants import HASH_PRIMES
+from shc.format.constants import HASH_PRIMES, INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE
 
 __all__ = [
     "axis_samples",
+    "axis_taps",
     "choose_level_cells",
     "corner_indices_weights",
     "level_group",
@@ -61,27 +62,55 @@ def choose_level_cells(
     return cells
 
 
-def axis_samples(size: int, cells: int, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Where pixels sit on one axis of a level (SPEC §7 step 3): the one definition that trainer, decoder
-    and tests all use.
+def axis_samples(size: int, cells: int, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Where pixels sit on one axis of a level (SPEC §7 step 3), in exact integers: the one definition
+    that trainer, decoder and tests all use.
 
     Pixel ``i`` of an axis of ``size`` pixels lies at ``(i + 1/2) / size * cells`` in grid units, the exact
-    rational ``(2i + 1) * cells / (2 * size)``. Its cell ``c`` and remainder ``r`` are computed in integers
-    (``c = floor``, clamped to ``cells - 1``, ``r = (2i + 1) * cells - 2 * size * c``), and the two
-    bilinear weights are ``float32(float64(2 * size - r) / float64(2 * size))`` and
-    ``float32(float64(r) / float64(2 * size))``: one correctly rounded division of exact integers each,
-    then one rounding to float32, so every machine and every batching gets the same bits.
-
-    Returns the cell index (int64) and the float32 weights ``(w0, w1)`` of vertices ``c`` and ``c + 1``.
+    rational ``(2i + 1) * cells / (2 * size)``. Returns its cell ``c`` (floor, clamped to ``cells - 1``;
+    int64), the remainder ``r = (2i + 1) * cells - 2 * size * c`` (int64) and the denominator
+    ``2 * size``: the fraction within the cell is ``r / (2 * size)``.
     """
     index = np.asarray(pixels, dtype=np.int64)
     numerator = (2 * index + 1) * cells
     denominator = 2 * size
     cell = np.minimum(numerator // denominator, cells - 1)
-    remainder = numerator - cell * denominator
-    w1 = (remainder.astype(np.float64) / denominator).astype(np.float32)
-    w0 = ((denominator - remainder).astype(np.float64) / denominator).astype(np.float32)
-    return cell, w0, w1
+    return cell, numerator - cell * denominator, denominator
+
+
+def axis_taps(size: int, cells: int, pixels: np.ndarray, kernel: int) -> tuple[np.ndarray, np.ndarray]:
+    """The vertices and float32 weights that blend pixels along one axis of a level (SPEC §7 step 3).
+
+    ``kernel`` (the header's ``interpolation``) is :data:`INTERPOLATION_BILINEAR`: vertices ``c, c + 1``
+    with weights ``float32((2w - r) / 2w)``, ``float32(r / 2w)`` (one float64 division of exact integers
+    each); or :data:`INTERPOLATION_BSPLINE`: vertices ``c - 1 .. c + 2`` clamped to ``0 .. cells``,
+    weighted by the uniform cubic B-spline basis of ``f = float64(r) / float64(2w)``:
+    ``g^3/6, (3f^3 - 6f^2 + 4)/6, (-3f^3 + 3f^2 + 3f + 1)/6, f^3/6`` with ``g = 1 - f``,
+    ``f2 = f * f``, ``f3 = f2 * f``, each operation IEEE float64 in the written order (left to right, no
+    fused multiply-add), then rounded to float32. The B-spline is smooth (C2) where bilinear
+    interpolation creases at every vertex, which a coarse grid of a photo pays for.
+
+    Returns vertex indices int64 ``(taps, n)`` and weights float32 ``(taps, n)``.
+    """
+    cell, remainder, denominator = axis_samples(size, cells, pixels)
+    if kernel == INTERPOLATION_BILINEAR:
+        weights = np.stack([(denominator - remainder) / denominator, remainder / denominator]).astype(np.float32)
+        return np.stack([cell, cell + 1]), weights
+    if kernel != INTERPOLATION_BSPLINE:
+        msg = f"unknown interpolation kernel {kernel}"
+        raise ValueError(msg)
+    f = remainder.astype(np.float64) / denominator
+    g = 1.0 - f
+    f2 = f * f
+    f3 = f2 * f
+    weights = np.stack([
+        g * g * g / 6.0,
+        (3.0 * f3 - 6.0 * f2 + 4.0) / 6.0,
+        (-3.0 * f3 + 3.0 * f2 + 3.0 * f + 1.0) / 6.0,
+        f3 / 6.0,
+    ]).astype(np.float32)
+    vertices = np.clip(cell[None, :] + np.arange(-1, 3, dtype=np.int64)[:, None], 0, cells)
+    return vertices, weights
 
 
 def vertex_rows(vx: np.ndarray, vy: np.ndarray, nx: int, ny: int, log2_hashmap_size: int) -> np.ndarray:
@@ -95,20 +124,20 @@ def vertex_rows(vx: np.ndarray, vy: np.ndarray, nx: int, ny: int, log2_hashmap_s
 
 
 def corner_indices_weights(
-    columns: np.ndarray, rows: np.ndarray, width: int, height: int, nx: int, ny: int, log2_hashmap_size: int
+    columns: np.ndarray, rows: np.ndarray, width: int, height: int, nx: int, ny: int, log2_hashmap_size: int,
+    kernel: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and bilinear weights of the 4 corners of pixels ``(columns[k], rows[k])`` of a ``width x height``
-    output: a per-point reference for tests (the decoder and trainer blend separably, SPEC §7 step 4).
+    """Rows and weights of the vertices that pixels ``(columns[k], rows[k])`` of a ``width x height`` output
+    blend on one level: a per-point reference for tests (decoder and trainer blend separably, SPEC §7).
 
     Returns:
-        indices: int64 ``(n, 4)`` rows into this level's table, corners ordered (x0,y0), (x1,y0), (x0,y1), (x1,y1).
-        weights: float32 ``(n, 4)``, products of the float32 axis weights.
+        indices: int64 ``(n, taps**2)`` rows into this level's table, vertex ``(tx, ty)`` at ``taps * ty + tx``
+        (bilinear: (x0,y0), (x1,y0), (x0,y1), (x1,y1)).
+        weights: float32 ``(n, taps**2)``, products of the float32 axis weights.
     """
-    ix, wx0, wx1 = axis_samples(width, nx, columns)
-    iy, wy0, wy1 = axis_samples(height, ny, rows)
-    cx = np.stack([ix, ix + 1, ix, ix + 1], axis=-1)
-    cy = np.stack([iy, iy, iy + 1, iy + 1], axis=-1)
-    indices = vertex_rows(cx, cy, nx, ny, log2_hashmap_size)
-    gx = np.stack([wx0, wx1, wx0, wx1], axis=-1)
-    gy = np.stack([wy0, wy0, wy1, wy1], axis=-1)
-    return indices, gx * gy
+    vx, wx = axis_taps(width, nx, columns, kernel)
+    vy, wy = axis_taps(height, ny, rows, kernel)
+    taps = vx.shape[0]
+    indices = vertex_rows(vx[None, :, :], vy[:, None, :], nx, ny, log2_hashmap_size)  # (ty, tx, n)
+    weights = wx[None, :, :] * wy[:, None, :]
+    return indices.reshape(taps * taps, -1).T, weights.reshape(taps * taps, -1).T

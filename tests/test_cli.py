@@ -25,7 +25,7 @@ from PIL import Image
 import shc
 import shc.cli.main as cli_main
 from shc.cli.main import cli
-from shc.format.constants import MAGIC
+from shc.format.constants import FORMAT_VERSION, MAGIC
 from shc.images import load_rgb
 from shc.metrics import psnr_db
 
@@ -463,7 +463,7 @@ def test_encode_no_entropy_and_info(tmp_path):
     assert result.exit_code == 0, result.output
     assert json_report(result.stdout)["entropy_coding"] is False
     info = json_report(invoke("info", out, "--json").stdout)
-    assert info["latent_coding"] == "float16" and info["tables"] == [] and info["format_version"] == 3
+    assert info["latent_coding"] == "float16" and info["tables"] == [] and info["format_version"] == FORMAT_VERSION
     assert "float16 latents" in invoke("info", out).stdout
 
 

@@ -1,8 +1,10 @@
 """Tests for the ``.shc`` file format and its normative decoder (shc.format): numpy and constriction only.
 
 Nothing here imports torch; the golden files in ``tests/data`` were made by ``tests/data/make_golden.py``
-with the real encoder. Hand-built files are framed by :func:`frame` below, written from the byte layout
-rather than with the library's writer, so that the reader is checked against an independent writer.
+with the real encoder (the version-3 ones, kept for compatibility, are in ``tests/data/compat``). Hand-built
+files are written from the byte layout (:func:`frame`, :func:`head_payload`, and the exp-Golomb bit strings
+of :func:`eg_bits`) rather than with the library's writer, so that the reader and the writer are checked
+against an independent implementation of SPEC.md.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import tracemalloc
 import zlib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +26,38 @@ import pytest
 from PIL import Image
 
 from shc.format import constants as C
-from shc.format.container import Header, ModelConfig, QuantizedWeights, Table, read_file, weight_shapes, write_file
+from shc.format.container import (
+    HEAD_FIELDS,
+    Header,
+    ModelConfig,
+    QuantizedWeights,
+    Table,
+    head_layout,
+    head_payload_bytes,
+    read_file,
+    table_symbol_counts,
+    weight_shapes,
+    write_file,
+)
 from shc.format.decoder import Synthesis, decode_bytes, output_size, to_uint8
-from shc.format.entropy import decode_latents, encode_latents, pmf_to_table
+from shc.format.entropy import decode_latents, encode_latents, histogram_tables
 from shc.format.errors import ShcFormatError
+from shc.format.expgolomb import MAX_ORDER, MAX_PREFIX_ZEROS, BitReader, best_order, code_bits, pack, zigzag
 from shc.tools.fuzz import random_weights
-from shc.format.grid import axis_samples, corner_indices_weights, level_group, level_num_rows
+from shc.format.grid import axis_samples, axis_taps, corner_indices_weights, level_num_rows
 
 DATA_DIR = Path(__file__).parent / "data"
 GOLDEN = json.loads((DATA_DIR / "golden.json").read_text())
 GOLDEN_NAMES = sorted(GOLDEN["files"])
+COMPAT_DIR = DATA_DIR / "compat"
+COMPAT = json.loads((COMPAT_DIR / "compat.json").read_text())
+COMPAT_NAMES = sorted(COMPAT["files"])
 PREFIX = C.MAGIC + bytes([C.FORMAT_VERSION])
 TOTAL = 1 << C.TABLE_PRECISION
+INTERPOLATION_SINCE = next((f.since_version for f in HEAD_FIELDS if f.name == "interpolation"), None)
+"""The version whose HEAD gains the u8 ``interpolation`` after ``latent_coding`` (None: no such field)."""
+V4_FIXED = 17 + (INTERPOLATION_SINCE is not None)
+"""Bytes of the fixed HEAD fields in version 4."""
 
 
 def golden_bytes(name: str) -> bytes:
@@ -53,8 +76,13 @@ def frame(tag: bytes, payload: bytes) -> bytes:
     return tag + struct.pack("<I", len(payload)) + payload + struct.pack("<I", zlib.crc32(tag + payload))
 
 
-def container(head: bytes, weights: bytes = b"", tables: bytes = b"", latents: bytes = b"") -> bytes:
-    return PREFIX + frame(b"HEAD", head) + frame(b"WGHT", weights) + frame(b"TABL", tables) + frame(b"LATN", latents)
+def container(
+    head: bytes, weights: bytes = b"", tables: bytes = b"", latents: bytes = b"", version: int = C.FORMAT_VERSION
+) -> bytes:
+    return (
+        C.MAGIC + bytes([version])
+        + frame(b"HEAD", head) + frame(b"WGHT", weights) + frame(b"TABL", tables) + frame(b"LATN", latents)
+    )
 
 
 def head_payload(
@@ -69,11 +97,27 @@ def head_payload(
     num_groups: int = 1,
     cells: list[tuple[int, int]] | None = None,
     latent_coding: int = C.LATENTS_RANGE_CODED,
+    version: int = C.FORMAT_VERSION,
+    interpolation: int = 0,
 ) -> bytes:
+    """SPEC §2: u32 width, height, u8 x4, u16 mlp_width, u8 x3 (num_levels .. latent_coding), u8
+    interpolation (from :data:`INTERPOLATION_SINCE`), then per level u16 nx, ny (versions 2-3: u32)."""
     cells = [(4, 4)] * num_levels if cells is None else cells
     config = (num_levels, log2_hashmap_size, latent_dim, feat_dim, mlp_width, mlp_depth, num_groups, latent_coding)
     fixed = struct.pack("<IIBBBBHBBB", width, height, *config)
-    return fixed + b"".join(struct.pack("<II", nx, ny) for nx, ny in cells)
+    if INTERPOLATION_SINCE is not None and version >= INTERPOLATION_SINCE:
+        fixed += struct.pack("<B", interpolation)
+    cell_format = "<HH" if version >= 4 else "<II"
+    return fixed + b"".join(struct.pack(cell_format, nx, ny) for nx, ny in cells)
+
+
+def header_head_payload(header: Header, version: int = C.FORMAT_VERSION) -> bytes:
+    cfg = header.config
+    return head_payload(
+        header.width, header.height, cfg.num_levels, cfg.log2_hashmap_size, cfg.latent_dim, cfg.feat_dim,
+        cfg.mlp_width, cfg.mlp_depth, cfg.num_groups, list(header.level_cells), header.latent_coding, version,
+        getattr(cfg, "interpolation", 0),
+    )
 
 
 def replace_section(data: bytes, tag: bytes, payload: bytes) -> bytes:
@@ -88,6 +132,83 @@ def replace_section(data: bytes, tag: bytes, payload: bytes) -> bytes:
     return b"".join(out)
 
 
+def section_payload(data: bytes, tag: bytes) -> bytes:
+    pos = len(PREFIX)
+    while pos < len(data):
+        (length,) = struct.unpack_from("<I", data, pos + 4)
+        if data[pos : pos + 4] == tag:
+            return data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    raise KeyError(tag)
+
+
+# ---------------------------------------------------------------------------------------------- exp-Golomb by hand
+# SPEC §3a written as strings of '0'/'1' with Python integers: independent of shc.format.expgolomb.
+
+
+def eg_bits(n: int, k: int) -> str:
+    """The unsigned exp-Golomb code of order ``k`` of ``n >= 0``: m = n + 2**k in binary after b - 1 - k zeros."""
+    m = int(n) + (1 << k)
+    return "0" * (m.bit_length() - 1 - k) + format(m, "b")
+
+
+def signed_eg_bits(v: int, k: int) -> str:
+    v = int(v)
+    return eg_bits(2 * v if v >= 0 else -2 * v - 1, k)
+
+
+def bits_to_bytes(bits: str) -> bytes:
+    """MSB first, zero-padded to a whole byte."""
+    bits += "0" * (-len(bits) % 8)
+    return bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8))
+
+
+def shortest_order(unsigned, max_order: int = 16) -> int:
+    """The order 0..16 that codes ``unsigned`` in the fewest bits, the lowest one on a tie (what the writer picks)."""
+    costs = [sum(2 * (int(u) + (1 << k)).bit_length() - 1 - k for u in unsigned) for k in range(max_order + 1)]
+    return costs.index(min(costs))
+
+
+def to_unsigned(v: int) -> int:
+    return 2 * int(v) if v >= 0 else -2 * int(v) - 1
+
+
+def hand_weights(header: Header, steps, values, orders=None, extra_bits: str = "") -> bytes:
+    """SPEC §3 (version 4): per tensor f32 step + u8 order, then the signed codes of every value."""
+    heads, bits, offset = b"", "", 0
+    for t, (_, shape) in enumerate(weight_shapes(header)):
+        count = int(np.prod(shape))
+        tensor = [int(v) for v in values[offset : offset + count]]
+        order = shortest_order([to_unsigned(v) for v in tensor]) if orders is None else orders[t]
+        heads += struct.pack("<fB", float(steps[t]), order)
+        bits += "".join(signed_eg_bits(v, order) for v in tensor)
+        offset += count
+    return heads + bits_to_bytes(bits + extra_bits)
+
+
+def hand_table_bits(min_symbol: int, histogram, order: int | None = None, size: int | None = None) -> str:
+    """SPEC §5: zigzag-EG0(min_symbol), EG0(n - 1), EG0(k), then the n histogram entries in order k."""
+    order = shortest_order(histogram) if order is None else order
+    size = len(histogram) if size is None else size
+    return (
+        signed_eg_bits(min_symbol, 0) + eg_bits(size - 1, 0) + eg_bits(order, 0)
+        + "".join(eg_bits(h, order) for h in histogram)
+    )
+
+
+def hand_tables(tables, extra_bits: str = "") -> bytes:
+    return bits_to_bytes("".join(hand_table_bits(t.min_symbol, t.histogram) for t in tables) + extra_bits)
+
+
+def hand_file(header: Header, steps, values, tables, words: np.ndarray) -> bytes:
+    """A whole version-4 file, every byte from SPEC.md."""
+    head = header_head_payload(header)
+    return container(head, hand_weights(header, steps, values), hand_tables(tables), np.asarray(words, "<u4").tobytes())
+
+
+# ---------------------------------------------------------------------------------------------- valid files
+
+
 @dataclass
 class Built:
     header: Header
@@ -98,6 +219,37 @@ class Built:
     data: bytes
 
 
+def draw_latents(rng: np.random.Generator, header: Header, table_specs) -> list[np.ndarray]:
+    """Integer latents: for each table, half drawn from its PMF, half uniformly over its range, and its lowest
+    and highest symbols placed at random rows, so that the table's histogram spans exactly that range."""
+    layout = header.layout
+    latents = [np.zeros((rows, layout.latent_dim), dtype=np.int32) for rows in header.level_rows()]
+    positions = [[] for _ in table_specs]
+    for run in layout.coding_runs():
+        positions[run.table] += [(run.level.index, row, run.dim) for row in range(run.level.rows)]
+    for index, (pmf, min_symbol) in enumerate(table_specs):
+        p = np.asarray(pmf, dtype=np.float64)
+        where = positions[index]
+        drawn = rng.choice(p.size, size=len(where), p=p / p.sum())
+        uniform = rng.integers(0, p.size, size=len(where))
+        values = min_symbol + np.where(rng.random(len(where)) < 0.5, drawn, uniform)
+        first, last = rng.choice(len(where), 2, replace=False)
+        values[first], values[last] = min_symbol, min_symbol + p.size - 1
+        for (level, row, dim), value in zip(where, values.tolist()):
+            latents[level][row, dim] = value
+    return latents
+
+
+def random_values(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Weight integers as version 4 stores them: mostly int8-sized, a few up to +-WEIGHT_CODE_MAX."""
+    values = rng.integers(-127, 128, count).astype(np.int64)
+    big = rng.random(count) < 0.05
+    values[big] = rng.integers(-C.WEIGHT_CODE_MAX, C.WEIGHT_CODE_MAX + 1, int(big.sum()))
+    if count >= 2:
+        values[:2] = [C.WEIGHT_CODE_MAX, -C.WEIGHT_CODE_MAX]
+    return values
+
+
 def build(
     config: ModelConfig,
     cells: tuple[tuple[int, int], ...],
@@ -106,26 +258,16 @@ def build(
     height: int = 12,
     seed: int = 0,
 ) -> Built:
-    """A valid file: integer latents drawn half from each table's own PMF, half uniformly over its range
-    (so that symbols with count 1 get coded too), random int8 weights with random scales."""
+    """A valid file: integer latents from :func:`draw_latents`, the histogram tables of those latents,
+    random weight integers (:func:`random_values`) with random steps."""
     rng = np.random.default_rng(seed)
     header = Header(width, height, config, cells)
     header.validate()
-    tables = tuple(pmf_to_table(np.asarray(pmf, dtype=np.float64), min_symbol) for pmf, min_symbol in table_specs)
-    latents = []
-    for level, rows in enumerate(header.level_rows()):
-        group = level_group(level, config.num_levels, config.num_groups)
-        columns = []
-        for dim in range(config.latent_dim):
-            table = tables[group * config.latent_dim + dim]
-            n = len(table.counts)
-            drawn = rng.choice(n, size=rows, p=table.counts / TOTAL)
-            uniform = rng.integers(0, n, size=rows)
-            columns.append(table.min_symbol + np.where(rng.random(rows) < 0.5, drawn, uniform))
-        latents.append(np.stack(columns, axis=1).astype(np.int32))
+    latents = draw_latents(rng, header, table_specs)
+    tables = histogram_tables(header, latents)
     num_weights = sum(int(np.prod(shape)) for _, shape in weight_shapes(header))
-    scales = rng.uniform(0.001, 0.01, len(weight_shapes(header))).astype(np.float32)
-    weights = QuantizedWeights(scales, rng.integers(-127, 128, num_weights).astype(np.int8))
+    scales = rng.uniform(1e-5, 1e-4, len(weight_shapes(header))).astype(np.float32)
+    weights = QuantizedWeights(scales, random_values(rng, num_weights))
     words = encode_latents(header, tables, latents)
     return Built(header, weights, tables, latents, words, write_file(header, weights, tables, words))
 
@@ -138,7 +280,7 @@ def single(pmf, min_symbol: int = 0, cells=((6, 5),), log2_hashmap_size: int = 8
 ENTROPY_CASES = {
     "one_symbol": single(np.ones(1), min_symbol=5),
     "two_symbols": single([0.9, 0.1], min_symbol=-1),
-    "skewed_three": single([1e-12, 1.0, 1e-12], min_symbol=-1),  # counts 1, 32766, 1
+    "skewed_three": single([1e-12, 1.0, 1e-12], min_symbol=-1),  # the outer symbols only from the uniform half
     "uniform_4096": single(np.ones(4096), min_symbol=-2048, cells=((30, 20),), log2_hashmap_size=10),
     "peaked_4096": single(np.eye(1, 4096, 100).ravel(), min_symbol=-100, cells=((30, 20),), log2_hashmap_size=10),
     "top_of_range": single(np.arange(1.0, 11.0), min_symbol=C.MAX_SYMBOL - 9),
@@ -146,6 +288,8 @@ ENTROPY_CASES = {
     "hashed_levels": single(
         np.exp(-np.abs(np.arange(-8, 9)) / 2.0), min_symbol=-8, cells=((3, 2), (9, 7), (15, 11)), log2_hashmap_size=5
     ),
+    "u16_cells": single([1, 2, 1.0], min_symbol=-1, cells=((C.MAX_CELLS_U16, 1), (1, C.MAX_CELLS_U16)),
+                        log2_hashmap_size=6),  # the largest cells version 4 stores, hashed
     "groups_and_dims": {
         "config": ModelConfig(
             num_levels=3, log2_hashmap_size=4, latent_dim=2, feat_dim=3, mlp_width=5, mlp_depth=2, num_groups=2
@@ -171,16 +315,48 @@ def test_write_read_round_trip(case: str) -> None:
     assert parsed.header == built.header
     np.testing.assert_array_equal(parsed.weights.scales, built.weights.scales)
     np.testing.assert_array_equal(parsed.weights.values, built.weights.values)
+    assert parsed.weights.values.dtype == np.int64
     flat = parsed.weights.dequantized(parsed.header)
     assert flat.dtype == np.float32 and flat.size == built.weights.values.size
     assert len(parsed.tables) == len(built.tables)
-    for got, want in zip(parsed.tables, built.tables):
+    for got, want, coded in zip(parsed.tables, built.tables, table_symbol_counts(built.header)):
         assert got.min_symbol == want.min_symbol
+        np.testing.assert_array_equal(got.histogram, want.histogram)
         np.testing.assert_array_equal(got.counts, want.counts)
+        assert int(got.histogram.sum()) == coded and got.histogram[0] > 0 and got.histogram[-1] > 0
     np.testing.assert_array_equal(parsed.latent_words, built.words)
     assert sum(parsed.section_bytes.values()) == len(built.data)
     # what was read writes back to the very same bytes
     assert write_file(parsed.header, parsed.weights, parsed.tables, parsed.latent_words) == built.data
+
+
+@pytest.mark.parametrize("case", ENTROPY_CASES)
+def test_writer_matches_the_byte_layout(case: str) -> None:
+    """Every byte of the library's file equals the file written by hand from SPEC.md (u16 level cells,
+    exp-Golomb weights and histograms, each in its shortest order 0..16, the lowest on a tie)."""
+    built = build(**ENTROPY_CASES[case])
+    hand = hand_file(built.header, built.weights.scales, built.weights.values, built.tables, built.words)
+    assert hand == built.data
+    head = section_payload(built.data, b"HEAD")
+    assert len(head) == head_payload_bytes(built.header.config.num_levels) == V4_FIXED + 4 * built.header.config.num_levels
+
+
+@pytest.mark.parametrize("case", ["two_symbols", "groups_and_dims", "hashed_levels"])
+def test_reader_accepts_any_order(case: str) -> None:
+    """The writer picks the shortest orders, but a reader takes whatever order (<= MAX_ORDER) a file gives."""
+    built = build(**ENTROPY_CASES[case])
+    rng = np.random.default_rng(1)
+    shapes = weight_shapes(built.header)
+    orders = rng.integers(0, MAX_ORDER + 1, len(shapes)).tolist()
+    weights = hand_weights(built.header, built.weights.scales, built.weights.values, orders)
+    table_bits = "".join(hand_table_bits(t.min_symbol, t.histogram, int(rng.integers(0, 13))) for t in built.tables)
+    data = replace_section(replace_section(built.data, b"WGHT", weights), b"TABL", bits_to_bytes(table_bits))
+    assert data != built.data
+    parsed = read_file(data)
+    np.testing.assert_array_equal(parsed.weights.values, built.weights.values)
+    for got, want in zip(parsed.tables, built.tables):
+        np.testing.assert_array_equal(got.counts, want.counts)
+    np.testing.assert_array_equal(decode_bytes(data), decode_bytes(built.data))
 
 
 @pytest.mark.parametrize("case", ENTROPY_CASES)
@@ -190,7 +366,7 @@ def test_entropy_decoding_is_exact(case: str) -> None:
     assert [d.dtype for d in decoded] == [np.int32] * len(decoded)
     for got, want in zip(decoded, built.latents):
         np.testing.assert_array_equal(got, want)
-    # and from the file: the decoder only ever sees the stored integer tables
+    # and from the file: the decoder only ever sees the stored histograms (and the tables derived from them)
     parsed = read_file(built.data)
     for got, want in zip(decode_latents(parsed.header, parsed.tables, parsed.latent_words), built.latents):
         np.testing.assert_array_equal(got, want)
@@ -211,98 +387,188 @@ def test_encode_refuses_latents_outside_the_table() -> None:
         encode_latents(built.header, built.tables, latents)
 
 
-# ---------------------------------------------------------------------------------------------- GPU vs CPU floats
+def test_histogram_tables_cover_exactly_the_latents() -> None:
+    built = build(**ENTROPY_CASES["groups_and_dims"])
+    tables = histogram_tables(built.header, built.latents)
+    assert [(t.min_symbol, len(t.counts)) for t in tables] == [(0, 1), (-3, 7), (0, 2), (-20, 40)]
+    # group 0 = levels 0 and 1 (6 dense rows + 16 hashed), group 1 = level 2 (16 hashed rows)
+    assert [int(t.histogram.sum()) for t in tables] == table_symbol_counts(built.header) == [22, 22, 16, 16]
+    # a table spanning more than MAX_TABLE_SYMBOLS symbols is the caller's mistake (the encoder clamps first)
+    wide = [level.copy() for level in built.latents]
+    wide[2][0, 1], wide[2][1, 1] = -2048, 2048
+    with pytest.raises(ValueError, match=r"table 3 would span \[-2048, 2048\]") as info:
+        histogram_tables(built.header, wide)
+    assert not isinstance(info.value, ShcFormatError)
 
 
-def test_perturbed_pmfs_give_valid_tables_that_differ_at_most_slightly() -> None:
-    """GPU and CPU can compute slightly different float PMFs; each still gives a valid integer table."""
-    rng = np.random.default_rng(7)
-    identical = 0
-    for _ in range(300):
-        n = int(rng.integers(2, 300))
-        pmf = rng.dirichlet(np.full(n, 0.5))
-        for other in (pmf * (1 + 1e-7 * rng.standard_normal(n)), pmf.astype(np.float32).astype(np.float64)):
-            a, b = pmf_to_table(pmf, -(n // 2)), pmf_to_table(other, -(n // 2))
-            for table in (a, b):
-                assert int(table.counts.sum()) == TOTAL and int(table.counts.min()) >= 1
-            # each count is the floor or the ceiling of its scaled probability, so a tiny change moves it by <= 2
-            assert int(np.abs(a.counts.astype(np.int64) - b.counts.astype(np.int64)).max()) <= 2
-            identical += np.array_equal(a.counts, b.counts)
-    assert identical > 300  # most perturbations do not change the integers at all
+def test_writer_refuses_what_version_4_cannot_store() -> None:
+    built = build(**ENTROPY_CASES["two_symbols"])
+    with pytest.raises(ValueError, match="no histogram"):  # a count table (versions 2-3) has no histogram
+        write_file(built.header, built.weights, (Table(-1, built.tables[0].counts),), built.words)
+    big = Header(20, 12, built.header.config, ((C.MAX_CELLS_U16 + 1, 5),))
+    big.validate()  # versions 2-3 could store it
+    with pytest.raises(ValueError, match="stores at most 65535 cells"):
+        write_file(big, built.weights, built.tables, built.words)
+    too_big = QuantizedWeights(built.weights.scales, np.where(np.arange(built.weights.values.size) == 3,
+                                                              C.WEIGHT_CODE_MAX + 1, built.weights.values))
+    with pytest.raises(ValueError, match=r"weight outside \[-32767, 32767\]"):
+        write_file(built.header, too_big, built.tables, built.words)
 
 
-def test_file_decodes_exactly_with_the_tables_it_stores() -> None:
-    """The real property: whatever floats the encoder had, the file carries its integer tables.
+# ---------------------------------------------------------------------------------------------- coding tables
 
-    A uniform 3-symbol PMF has three equal fractional parts, so the spare count goes by symbol order; a
-    1e-7 relative change (a GPU float) moves it to another symbol and the integer tables differ. A file
-    encoded with the GPU's table decodes exactly, because the decoder reads that table from the file.
-    """
-    cpu_pmf = np.ones(3) / 3
-    gpu_pmf = cpu_pmf * (1 + np.array([0.0, 0.0, 1e-7]))
-    cpu, gpu = pmf_to_table(cpu_pmf, -1), pmf_to_table(gpu_pmf, -1)
-    assert cpu.counts.tolist() == [10923, 10923, 10922]
-    assert gpu.counts.tolist() == [10923, 10922, 10923]
 
+def reference_counts(histogram) -> list[int]:
+    """SPEC §5 in exact rationals: one count per symbol, the other 2**15 - n shared in proportion to the
+    histogram, floors first, then one more to the largest remainders (lowest symbol first on a tie)."""
+    hist = [int(h) for h in histogram]
+    n, total = len(hist), sum(hist)
+    spare = TOTAL - n
+    shares = [Fraction(h * spare, total) for h in hist]
+    floors = [int(s) for s in shares]
+    extra = sorted(range(n), key=lambda i: (-(shares[i] - floors[i]), i))[: spare - sum(floors)]
+    return [f + 1 + (i in extra) for i, f in enumerate(floors)]
+
+
+def _histograms(n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    with_zeros = np.where(rng.random(n) < 0.5, 0, rng.integers(1, 100, n))
+    with_zeros[0] = with_zeros[-1] = 1
+    return [
+        rng.integers(1, 50, n),
+        np.maximum(rng.dirichlet(np.full(n, 0.05)) * 1e6, 0).astype(np.int64),  # most mass on a few symbols
+        with_zeros,  # many symbols that never occur
+        np.full(n, 7),  # all equal: every remainder ties
+        np.eye(1, n, n // 2, dtype=np.int64).ravel() * C.MAX_TOTAL_LATENTS,  # one symbol, the largest total
+        rng.integers(0, C.MAX_TOTAL_LATENTS // n + 1, n),  # totals up to 2**24: h * R needs more than 32 bits
+    ]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 256, 4095, 4096])
+def test_table_from_histogram_properties(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for hist in _histograms(n, rng):
+        if hist.sum() == 0:
+            hist[0] = 1
+        table = Table.from_histogram(-3, hist)
+        counts = table.counts.astype(np.int64)
+        assert table.counts.dtype == np.uint32 and table.counts.shape == (n,)
+        assert int(counts.sum()) == TOTAL and int(counts.min()) >= 1
+        assert table.min_symbol == -3 and table.max_symbol == -3 + n - 1
+        np.testing.assert_array_equal(table.histogram, hist)  # kept: the file stores it
+        assert np.all(counts[hist == 0] == 1)  # a symbol that never occurs still gets one count
+        # proportional: beyond its one count, each symbol gets its exact share of 2**15 - n, rounded down or up
+        shares = [Fraction(int(h) * (TOTAL - n), int(hist.sum())) for h in hist]
+        assert all(abs((c - 1) - s) < 1 for c, s in zip(counts.tolist(), shares))
+        assert counts.tolist() == reference_counts(hist)
+        # a symbol that occurs more often never gets fewer counts; equal ones favour the lower symbol
+        steps = np.diff(counts[np.lexsort((-np.arange(n), hist))])
+        assert steps.min(initial=0) >= 0
+        np.testing.assert_array_equal(Table.from_histogram(-3, hist.copy()).counts, table.counts)  # deterministic
+        table.validate(0)
+
+
+def test_table_from_histogram_known_values() -> None:
+    assert Table.from_histogram(0, [5]).counts.tolist() == [TOTAL]  # one symbol: all of 2**15
+    # 32765 spare counts over three equal symbols: 10921 each and two left, to the two lowest symbols
+    assert Table.from_histogram(-1, [1, 1, 1]).counts.tolist() == [10923, 10923, 10922]
+    # shares 24573.75, 0, 8191.25: floors 24573, 0, 8191, the one left to the largest remainder
+    assert Table.from_histogram(0, [3, 0, 1]).counts.tolist() == [24575, 1, 8192]
+    # a total near 2**24: h * R needs more than 32 bits and stays exact
+    total = C.MAX_TOTAL_LATENTS - 1
+    hist = [total // 2, total - total // 2]
+    assert Table.from_histogram(0, hist).counts.tolist() == reference_counts(hist)
+
+
+@pytest.mark.parametrize(
+    "hist",
+    [[], np.zeros(C.MAX_TABLE_SYMBOLS + 1, np.int64) + 1, [3, -1, 2], [0, 0], [0]],
+    ids=["empty", "4097_symbols", "negative", "all_zero", "one_zero"],
+)
+def test_table_from_histogram_rejects(hist) -> None:
+    with pytest.raises(ShcFormatError, match="table histogram needs"):
+        Table.from_histogram(0, np.asarray(hist, dtype=np.int64))
+
+
+def test_file_decodes_with_the_table_derived_from_its_histogram() -> None:
+    """Nothing learned in floats reaches the coder: the table is a function of the stored integers only.
+    Decoding the same words with the table of another histogram (the same total) gives other latents or
+    an error, never silently the stored ones."""
     config = ModelConfig(num_levels=1, log2_hashmap_size=10)
-    built = build(config=config, cells=((40, 20),), table_specs=[(gpu_pmf, -1)])
+    built = build(config=config, cells=((40, 20),), table_specs=[(np.ones(3), -1)])
     parsed = read_file(built.data)
-    np.testing.assert_array_equal(parsed.tables[0].counts, gpu.counts)
+    hist = parsed.tables[0].histogram
+    np.testing.assert_array_equal(parsed.tables[0].counts, Table.from_histogram(-1, hist).counts)
     decoded = decode_latents(parsed.header, parsed.tables, parsed.latent_words)[0]
     np.testing.assert_array_equal(decoded, built.latents[0])
-    # had the decoder rebuilt the table from its own floats, it would have decoded other symbols
+    other = Table.from_histogram(-1, hist + np.array([-100, 50, 50]))
+    assert not np.array_equal(other.counts, parsed.tables[0].counts)
     try:
-        wrong = decode_latents(parsed.header, (cpu,), parsed.latent_words)[0]
+        wrong = decode_latents(parsed.header, (other,), parsed.latent_words)[0]
     except ShcFormatError:
         return
     assert not np.array_equal(wrong, built.latents[0])
 
 
-# ---------------------------------------------------------------------------------------------- pmf_to_table
+# ---------------------------------------------------------------------------------------------- exp-Golomb
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 17, 256, 4095, 4096])
-def test_pmf_to_table_properties(n: int) -> None:
-    rng = np.random.default_rng(n)
-    pmfs = [
-        rng.random(n),
-        rng.dirichlet(np.full(n, 0.05)),  # most mass on a few symbols
-        np.where(rng.random(n) < 0.5, 0.0, rng.random(n)) + (np.arange(n) == 0),  # many zero-probability symbols
-        np.exp(rng.uniform(-700, 700, n)),  # huge dynamic range
-        np.full(n, 1e300),  # a sum that overflows float64 unless rescaled
-        np.full(n, 5e-324),  # subnormal
-    ]
-    for pmf in pmfs:
-        table = pmf_to_table(pmf, min_symbol=-3)
-        assert table.counts.dtype == np.uint32 and table.counts.shape == (n,)
-        assert int(table.counts.sum()) == TOTAL
-        assert int(table.counts.min()) >= 1
-        assert table.min_symbol == -3 and table.max_symbol == -3 + n - 1
-        assert np.all(table.counts[pmf == 0] == 1) or n == 1
-        # a more probable symbol never gets fewer counts; equal ones favour the lower symbol index (off by
-        # at most 1 where float rounding makes different probabilities scale to the same value)
-        steps = np.diff(table.counts[np.lexsort((-np.arange(n), pmf))].astype(np.int64))
-        tiny = np.any((pmf > 0) & (pmf < pmf.max() * 1e-12))
-        assert steps.min(initial=0) >= (-1 if tiny else 0)
-        np.testing.assert_array_equal(pmf_to_table(pmf.copy(), -3).counts, table.counts)  # deterministic
+def test_exp_golomb_test_vector() -> None:
+    """SPEC §3a: 0, 1, 2, 3, 4 in order 0 are 1 010 011 00100 00101 (17 bits, zero-padded to 3 bytes)."""
+    assert [eg_bits(n, 0) for n in range(5)] == ["1", "010", "011", "00100", "00101"]
+    expected = bytes([0b10100110, 0b01000010, 0b10000000])
+    assert pack([(np.arange(5), 0)]) == expected == bits_to_bytes("10100110010000101")
+    assert pack([(zigzag(np.array([0, -1, 1, -2, 2])), 0)]) == expected  # signed: 0, -1, 1, -2, 2 -> 0..4
+    assert zigzag(np.array([0, -1, 1, -2, 2, -32767, 32767])).tolist() == [0, 1, 2, 3, 4, 65533, 65534]
+    # order 1: m = n + 2 -> 10, 11, 0100, 0101; order 2: 100, 101, 110, 111, 01000
+    assert pack([(np.arange(4), 1)]) == bits_to_bytes("1011" "0100" "0101")
+    assert pack([(np.arange(5), 2)]) == bits_to_bytes("100101110111" "01000")
+    reader = BitReader(expected, "test")
+    assert [reader.unsigned(0, "x") for _ in range(5)] == [0, 1, 2, 3, 4]
+    reader.expect_end()
+    reader = BitReader(expected, "test")
+    assert reader.signed_array(5, 0, "x").tolist() == [0, -1, 1, -2, 2]
+    reader.expect_end()
 
 
-@pytest.mark.parametrize(
-    ("pmf", "match"),
-    [
-        ([], "1-D with 1..4096 entries"),
-        (np.ones(4097), "1-D with 1..4096 entries"),
-        (np.ones((2, 2)), "1-D with 1..4096 entries"),
-        ([0.5, np.nan], "finite, non-negative and not all zero"),
-        ([0.5, np.inf], "finite, non-negative and not all zero"),
-        ([0.5, -0.1, 0.6], "finite, non-negative and not all zero"),
-        ([0.0, 0.0], "finite, non-negative and not all zero"),
-    ],
-)
-def test_pmf_to_table_rejects(pmf, match: str) -> None:
-    with pytest.raises(ValueError, match=match) as info:
-        pmf_to_table(np.asarray(pmf, dtype=np.float64), 0)
-    assert not isinstance(info.value, ShcFormatError)  # a caller's mistake, not a malformed file
+@pytest.mark.parametrize("order", range(17))
+def test_exp_golomb_round_trip(order: int) -> None:
+    rng = np.random.default_rng(order)
+    magnitudes = rng.integers(0, 1 << rng.integers(0, 24, 300))  # every bit length up to 24
+    unsigned = np.concatenate([[0, 1, (1 << order) - 1, 1 << order, (1 << order) + 1], magnitudes]).astype(np.int64)
+    signed = np.concatenate([[0, -1, 1, C.WEIGHT_CODE_MAX, -C.WEIGHT_CODE_MAX], magnitudes * rng.choice([-1, 1], 300)])
+    other = (order * 7) % 17
+    data = pack([(unsigned, order), (zigzag(signed), other)])
+    bits = "".join(eg_bits(n, order) for n in unsigned) + "".join(signed_eg_bits(v, other) for v in signed)
+    assert data == bits_to_bytes(bits)  # the independent writer
+    assert code_bits(unsigned, order) + code_bits(zigzag(signed), other) == len(bits)
+    reader = BitReader(data, "test")
+    np.testing.assert_array_equal(reader.unsigned_array(unsigned.size, order, "u"), unsigned)
+    np.testing.assert_array_equal(reader.signed_array(signed.size, other, "s"), signed)
+    reader.expect_end()
+    assert best_order(unsigned) == shortest_order(unsigned)
+
+
+def test_exp_golomb_reader_errors() -> None:
+    # the longest zero prefix a reader accepts is 32: order 0, m = 2**33 - 1 (n = 2**33 - 2) is the largest
+    longest = (1 << (MAX_PREFIX_ZEROS + 1)) - 2
+    assert BitReader(bits_to_bytes(eg_bits(longest, 0)), "t").unsigned(0, "n") == longest
+    with pytest.raises(ShcFormatError, match=r"t: invalid code for n \(33 leading zero bits\)"):
+        BitReader(bits_to_bytes(eg_bits(longest + 1, 0)), "t").unsigned(0, "n")
+    with pytest.raises(ShcFormatError, match="t: truncated while reading n"):
+        BitReader(b"", "t").unsigned(0, "n")
+    with pytest.raises(ShcFormatError, match="t: truncated while reading n"):
+        BitReader(b"\x00\x00", "t").unsigned(0, "n")  # zeros only
+    with pytest.raises(ShcFormatError, match="t: truncated while reading n"):
+        BitReader(bytes([0b00000001]), "t").unsigned(0, "n")  # 7 zeros need 8 more bits, 1 is left
+    assert BitReader(bits_to_bytes("0001"), "t").unsigned(0, "n") == 7  # 0001 000(0): m = 8, the padding completes it
+    reader = BitReader(bytes([0b10000001]), "t")
+    assert reader.unsigned(0, "n") == 0
+    with pytest.raises(ShcFormatError, match="t: 7 unexpected trailing bits"):
+        reader.expect_end()  # padding must be zeros
+    reader = BitReader(bytes([0b10000000, 0]), "t")
+    assert reader.unsigned(0, "n") == 0
+    with pytest.raises(ShcFormatError, match="t: 15 unexpected trailing bits"):
+        reader.expect_end()  # at most 7 bits of padding
 
 
 # ---------------------------------------------------------------------------------------------- malformed files
@@ -320,15 +586,17 @@ def test_container_errors_have_distinct_messages() -> None:
     data = golden_bytes(GOLDEN_NAMES[0])
     corrupted = bytearray(data)
     corrupted[-10] ^= 0x01  # inside the LATN payload
+    readable = ", ".join(map(str, C.READABLE_VERSIONS))
     cases = {
         "magic": (b"PNG\x1a" + data[4:], r"^not an \.shc file \(wrong magic bytes\)$"),
         "version": (
             C.MAGIC + bytes([C.FORMAT_VERSION + 1]) + data[5:],
-            rf"^unsupported \.shc format version {C.FORMAT_VERSION + 1} \(this decoder reads versions 2, 3\)$",
+            rf"^unsupported \.shc format version {C.FORMAT_VERSION + 1} \(this decoder reads versions {readable}\)$",
         ),
         "crc": (bytes(corrupted), r"^section LATN is corrupted \(CRC32 mismatch\)$"),
         "trailing": (data + b"\x00\x01\x02", r"^3 bytes of trailing garbage after the last section$"),
     }
+    assert readable == "2, 3, 4"
     messages = set()
     for bad, match in cases.values():
         with pytest.raises(ShcFormatError, match=match) as info:
@@ -342,22 +610,41 @@ def _valid_small() -> Built:
     return build(**ENTROPY_CASES["two_symbols"])
 
 
-def _weights_payload_with(scale: float = 0.01, value: int = 1) -> bytes:
-    """A WGHT payload of the right length for ``_valid_small()`` with every scale / value set as given."""
+def _weights(step: float = 0.01, value: int = 1, orders=None, extra_bits: str = "", cut: int = 0) -> bytes:
+    """A version-4 WGHT payload for ``_valid_small()``: every step and every value as given."""
     header = _valid_small().header
-    return b"".join(
-        struct.pack("<f", scale) + np.full(int(np.prod(shape)), value, dtype="i1").tobytes()
-        for _, shape in weight_shapes(header)
-    )
+    shapes = weight_shapes(header)
+    values = np.full(sum(int(np.prod(s)) for _, s in shapes), value, dtype=np.int64)
+    payload = hand_weights(header, [step] * len(shapes), values, orders, extra_bits)
+    return payload[: len(payload) - cut]
+
+
+def _real_weights(extra_bits: str = "", cut: int = 0) -> bytes:
+    """``_valid_small()``'s own WGHT payload, by hand, with bits appended or bytes cut off."""
+    built = _valid_small()
+    payload = hand_weights(built.header, built.weights.scales, built.weights.values, None, extra_bits)
+    return payload[: len(payload) - cut]
 
 
 def _with(tag: bytes, payload: bytes) -> bytes:
     return replace_section(_valid_small().data, tag, payload)
 
 
-def _table(*fields: int) -> bytes:
-    return struct.pack("<iH" + "H" * (len(fields) - 2), *fields)
+def _tabl(min_symbol: int, histogram, order: int = 0, size: int | None = None, extra_bits: str = "") -> bytes:
+    """A version-4 TABL payload of one table (``_valid_small()`` codes 42 latents with one table)."""
+    return bits_to_bytes(hand_table_bits(min_symbol, histogram, order, size) + extra_bits)
 
+
+def _tabl_head_only(min_symbol: int, size: int, order: int) -> bytes:
+    return bits_to_bytes(signed_eg_bits(min_symbol, 0) + eg_bits(size - 1, 0) + eg_bits(order, 0))
+
+
+def _real_tabl(extra_bits: str = "") -> bytes:
+    return hand_tables(_valid_small().tables, extra_bits)
+
+
+SMALL_LATENTS = 42  # ENTROPY_CASES["two_symbols"]: 7 x 6 vertices, dense
+WRAPS = [SMALL_LATENTS - 1] + [1 << 56] * 256 + [1]  # sums to 42 + 2**64: wraps around to 42 in int64
 
 MALFORMED = {
     # name: (bytes builder, message pattern)
@@ -376,24 +663,81 @@ MALFORMED = {
     ),
     "head_too_short": (lambda: container(b"\x01\x00"), "truncated while reading image size"),
     "head_extra_bytes": (lambda: container(head_payload() + b"\x00"), "HEAD section: 1 unexpected trailing bytes"),
-    "weights_count": (lambda: _with(b"WGHT", b"\x00\x3c" * 3), "WGHT section has 6 bytes, the header implies"),
-    "weights_nan_scale": (
-        lambda: _with(b"WGHT", _weights_payload_with(scale=float("nan"))),
-        "non-finite or negative weight scale",
+    "head_u32_cells": (  # a version-3 HEAD in a version-4 file: 4 bytes too long per level (if version 4 has an
+        # interpolation byte, the first u32 nx = 4 is read as interpolation = 4 first)
+        lambda: container(head_payload(version=3)), "HEAD section: 4 unexpected trailing bytes|interpolation=4"
     ),
-    "weights_negative_scale": (
-        lambda: _with(b"WGHT", _weights_payload_with(scale=-1.0)),
-        "non-finite or negative weight scale",
+    # WGHT (version 4): steps and orders at a 5-byte stride, then one exp-Golomb bit stream
+    "weights_truncated_heads": (
+        lambda: _with(b"WGHT", b"\x00\x3c" * 3),
+        r"WGHT section: truncated while reading latent_decoder.bias step and order",
     ),
-    "weights_int_minus_128": (
-        lambda: _with(b"WGHT", _weights_payload_with(value=-128)),
-        r"weight outside \[-127, 127\]",
+    "weights_no_codes": (
+        lambda: _with(b"WGHT", _weights()[: 5 * len(weight_shapes(_valid_small().header))]),
+        r"WGHT section: truncated while reading latent_decoder.weight values",
     ),
-    "table_zero_symbols": (lambda: _with(b"TABL", _table(0, 0)), "table 0 has 0 symbols"),
-    "table_too_many_symbols": (lambda: _with(b"TABL", _table(0, 4097)), "table 0 has 4097 symbols"),
-    "table_bad_sum": (lambda: _with(b"TABL", _table(0, 2, 5, 5)), r"sum to 2\*\*15"),
-    "table_symbol_range": (lambda: _with(b"TABL", _table(C.MAX_SYMBOL, 2, 16383, 16383)), "exceeds"),
-    "table_extra_bytes": (lambda: _with(b"TABL", _table(0, 2, 16383, 16383, 0)), "TABL section: 2 unexpected"),
+    "weights_truncated_codes": (lambda: _with(b"WGHT", _real_weights(cut=1)), r"WGHT section: truncated while reading"),
+    "weights_trailing_one_bit": (
+        lambda: _with(b"WGHT", _weights(extra_bits="1")), r"WGHT section: \d+ unexpected trailing bits"
+    ),
+    "weights_trailing_code": (
+        lambda: _with(b"WGHT", _real_weights(extra_bits=eg_bits(5, 0))), r"WGHT section: \d+ unexpected trailing bits"
+    ),
+    "weights_trailing_zero_byte": (
+        lambda: _with(b"WGHT", _weights() + b"\x00"), r"WGHT section: (8|9|1[0-5]) unexpected trailing bits"
+    ),
+    "weights_order_above_max": (
+        lambda: _with(b"WGHT", _weights(orders=[MAX_ORDER + 1] * 6)),
+        rf"WGHT section: latent_decoder.weight order {MAX_ORDER + 1} is above {MAX_ORDER}",
+    ),
+    "weights_order_255": (
+        lambda: _with(b"WGHT", _weights(orders=[0, 0, 255, 0, 0, 0])), r"mlp.0.weight order 255 is above 24"
+    ),
+    "weights_value_beyond_max": (
+        lambda: _with(b"WGHT", _weights(value=C.WEIGHT_CODE_MAX + 1)), r"weight outside \[-32767, 32767\]"
+    ),
+    "weights_value_below_min": (
+        lambda: _with(b"WGHT", _weights(value=-C.WEIGHT_CODE_MAX - 1)), r"weight outside \[-32767, 32767\]"
+    ),
+    "weights_value_huge": (lambda: _with(b"WGHT", _weights(value=1 << 31)), r"weight outside \[-32767, 32767\]"),
+    "weights_prefix_too_long": (
+        lambda: _with(b"WGHT", _weights()[:30] + b"\x00" * 5 + b"\x80"), r"WGHT section: invalid code for .* leading"
+    ),
+    "weights_nan_step": (lambda: _with(b"WGHT", _weights(step=float("nan"))), "non-finite or negative weight scale"),
+    "weights_inf_step": (lambda: _with(b"WGHT", _weights(step=float("inf"))), "non-finite or negative weight scale"),
+    "weights_negative_step": (lambda: _with(b"WGHT", _weights(step=-1.0)), "non-finite or negative weight scale"),
+    # TABL (version 4): one bit stream of exp-Golomb codes
+    "table_empty": (lambda: _with(b"TABL", b""), "TABL section: truncated while reading table 0 min_symbol"),
+    "table_truncated_histogram": (
+        lambda: _with(b"TABL", _tabl_head_only(-1, 2, 0)), "TABL section: truncated while reading table 0 histogram"
+    ),
+    "table_too_many_symbols": (lambda: _with(b"TABL", _tabl_head_only(0, 4097, 0)), "table 0 has 4097 symbols"),
+    "table_order_above_max": (lambda: _with(b"TABL", _tabl_head_only(-1, 2, MAX_ORDER + 1)), "or order 25 > 24"),
+    "table_symbol_range": (lambda: _with(b"TABL", _tabl(C.MAX_SYMBOL, [21, 21])), "exceeds"),
+    "table_symbol_far_out": (lambda: _with(b"TABL", _tabl(-(1 << 31), [21, 21])), "exceeds"),
+    "table_prefix_too_long": (
+        lambda: _with(b"TABL", bits_to_bytes("0" * 33 + "1")), r"invalid code for table 0 min_symbol \(33 leading"
+    ),
+    "table_sum_low": (
+        lambda: _with(b"TABL", _tabl(-1, [20, 21])), "table 0 histogram counts 41 latents, the header implies 42"
+    ),
+    "table_sum_high": (
+        lambda: _with(b"TABL", _tabl(-1, [22, 21])), "table 0 histogram counts 43 latents, the header implies 42"
+    ),
+    "table_sum_one_symbol": (
+        lambda: _with(b"TABL", _tabl(0, [41])), "table 0 histogram counts 41 latents, the header implies 42"
+    ),
+    "table_first_zero": (lambda: _with(b"TABL", _tabl(-2, [0, 21, 21])), "first and last symbols must occur"),
+    "table_last_zero": (lambda: _with(b"TABL", _tabl(-1, [21, 21, 0])), "first and last symbols must occur"),
+    "table_sum_wraps_around": (lambda: _with(b"TABL", _tabl(-1, WRAPS, order=24)), "table 0"),
+    "table_trailing_one_bit": (lambda: _with(b"TABL", _real_tabl("1")), r"TABL section: \d unexpected trailing bits"),
+    "table_trailing_zero_byte": (
+        lambda: _with(b"TABL", _real_tabl() + b"\x00"), r"TABL section: (8|9|1[0-5]) unexpected trailing bits"
+    ),
+    "table_extra_table": (
+        lambda: _with(b"TABL", _real_tabl(hand_table_bits(0, [42]))), r"TABL section: \d+ unexpected trailing bits"
+    ),
+    # LATN
     "latents_not_words": (lambda: _with(b"LATN", b"\x00" * 5), "not a multiple of 4"),
     "latents_too_long": (
         lambda: _with(b"LATN", _valid_small().words.astype("<u4").tobytes() + b"\x01\x00\x00\x00" * 4),
@@ -410,7 +754,41 @@ def test_malformed_files_are_clean_errors(case: str) -> None:
         decode_bytes(make())
 
 
+def test_weight_and_table_edge_values_decode() -> None:
+    """The valid side of the checks above: values of +-WEIGHT_CODE_MAX, a zero or -0 step, any order up to
+    MAX_ORDER, a zero histogram entry inside the range, trailing zero padding of up to 7 bits."""
+    header = _valid_small().header
+    n = len(weight_shapes(header))
+    for payload in (
+        _weights(value=C.WEIGHT_CODE_MAX), _weights(value=-C.WEIGHT_CODE_MAX), _weights(step=0.0),
+        _weights(step=-0.0), _weights(orders=[MAX_ORDER] * n), _weights(orders=list(range(n))),
+    ):
+        assert decode_bytes(_with(b"WGHT", payload)).shape == (12, 20, 3)
+    parsed = read_file(_with(b"WGHT", _weights(value=-C.WEIGHT_CODE_MAX, step=0.5)))
+    assert set(parsed.weights.values.tolist()) == {-C.WEIGHT_CODE_MAX}
+    assert set(parsed.weights.dequantized(header).tolist()) == {-16383.5}
+    hist = _valid_small().tables[0].histogram
+    assert decode_bytes(_with(b"TABL", _tabl(-1, hist, order=MAX_ORDER))).shape == (12, 20, 3)
+
+
+def test_latents_that_contradict_the_histograms_are_refused() -> None:
+    """LATN words that range-decode fine but to latents whose histogram is not the stored one: the words
+    were coded with the stored tables, but from other latents (in range, another histogram)."""
+    built = build(**ENTROPY_CASES["groups_and_dims"])
+    assert decode_bytes(built.data).shape == (12, 20, 3)
+    for table, (level, dim) in [(1, (0, 1)), (3, (2, 1))]:  # table = group * latent_dim + dim
+        latents = [lat.copy() for lat in built.latents]
+        column = latents[level][:, dim]
+        spot = int(np.flatnonzero(column != column.max())[0])
+        column[spot] += 1  # still inside the table's range
+        words = encode_latents(built.header, built.tables, latents)
+        data = replace_section(built.data, b"LATN", words.astype("<u4").tobytes())
+        with pytest.raises(ShcFormatError, match=rf"the decoded latents do not match table {table}'s histogram"):
+            decode_bytes(data)
+
+
 LIMITS = {
+    # name: (head_payload fields, message pattern)
     "width_over_limit": (
         dict(width=C.MAX_IMAGE_SIDE + 1), r"width=1048577 is outside the allowed range \[1, 1048576\]"
     ),
@@ -422,8 +800,11 @@ LIMITS = {
     "latent_dim": (dict(latent_dim=9), r"latent_dim=9 is outside"),
     "mlp_width": (dict(mlp_width=65535), r"mlp_width=65535 is outside"),
     "groups_over_levels": (dict(num_levels=2, num_groups=3), r"num_groups=3 is outside the allowed range \[1, 2\]"),
-    "cells_over_limit": (dict(cells=[(C.MAX_GRID_CELLS_PER_SIDE + 1, 4)]), r"level 0 nx=1048577 is outside"),
+    "cells_over_limit_v3": (  # u32 cells (versions 2-3) can say more than 2**20; u16 ones cannot
+        dict(cells=[(C.MAX_GRID_CELLS_PER_SIDE + 1, 4)], version=3), r"level 0 nx=1048577 is outside"
+    ),
     "cells_zero": (dict(cells=[(4, 0)]), r"level 0 ny=0 is outside"),
+    "cells_zero_v3": (dict(cells=[(0, 4)], version=3), r"level 0 nx=0 is outside"),
     "total_latents": (
         dict(num_levels=2, log2_hashmap_size=24, cells=[(4095, 4095)] * 2),  # 2 hashed levels of 2**24 rows
         r"declares 33554432 latents, more than the limit 16777216",
@@ -432,13 +813,17 @@ LIMITS = {
         dict(num_levels=1, log2_hashmap_size=24, latent_dim=2, cells=[(4095, 4095)]),
         r"declares 33554432 latents, more than the limit 16777216",
     ),
+    "total_latents_u16_cells": (
+        dict(num_levels=2, log2_hashmap_size=24, cells=[(C.MAX_CELLS_U16, C.MAX_CELLS_U16)] * 2),
+        r"declares 33554432 latents, more than the limit 16777216",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", LIMITS)
 def test_header_limits_are_refused_before_allocation(case: str) -> None:
     fields, match = LIMITS[case]
-    data = container(head_payload(**fields))
+    data = container(head_payload(**fields), version=fields.get("version", C.FORMAT_VERSION))
     tracemalloc.start()  # numpy reports its buffers to tracemalloc too
     try:
         with pytest.raises(ShcFormatError, match=match):
@@ -447,6 +832,18 @@ def test_header_limits_are_refused_before_allocation(case: str) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20, f"{peak} bytes allocated before refusing"
+
+
+def test_head_layout_per_version() -> None:
+    """SPEC §2: V4_FIXED + 4 L bytes with u16 cells (version 4), 17 + 8 L with u32 (3), 16 + 8 L (2)."""
+    assert [head_payload_bytes(levels) for levels in (0, 1, 12)] == [V4_FIXED, V4_FIXED + 4, V4_FIXED + 48]
+    assert [head_payload_bytes(levels, version=3) for levels in (0, 1, 12)] == [17, 25, 113]
+    assert [head_payload_bytes(levels, version=2) for levels in (0, 1, 12)] == [16, 24, 112]
+    assert head_layout(2)[-4:] == [("level0.nx", "H", V4_FIXED), ("level0.ny", "H", V4_FIXED + 2),
+                                   ("level1.nx", "H", V4_FIXED + 4), ("level1.ny", "H", V4_FIXED + 6)]
+    assert head_layout(1, version=3)[-2:] == [("level0.nx", "I", 17), ("level0.ny", "I", 21)]
+    assert len(head_payload(num_levels=3, cells=[(1, 2)] * 3)) == head_payload_bytes(3)
+    assert len(head_payload(num_levels=3, cells=[(1, 2)] * 3, version=3)) == head_payload_bytes(3, version=3)
 
 
 def test_huge_output_is_refused_before_decoding() -> None:
@@ -576,16 +973,19 @@ def test_dense_levels_index_rows_directly() -> None:
 
 
 def test_axis_samples_are_the_exact_rational_positions() -> None:
-    """Cell and weights of pixel i on w pixels over n cells, against exact rational arithmetic."""
-    from fractions import Fraction
-
+    """Cell, remainder and bilinear weights of pixel i on w pixels over n cells, against exact rational
+    arithmetic."""
     rng = np.random.default_rng(0)
     for size, cells in [(1, 1), (1, 4096), (4000, 1), (667, 37), (1000, 1 << 20), (3, 2), (1 << 20, 12345)]:
         pixels = np.unique(np.concatenate([[0, size - 1], rng.integers(0, size, 200)]))
-        cell, w0, w1 = axis_samples(size, cells, pixels)
-        for i, c, a, b in zip(pixels.tolist(), cell.tolist(), w0.tolist(), w1.tolist()):
+        cell, remainder, denominator = axis_samples(size, cells, pixels)
+        assert denominator == 2 * size
+        vertices, (w0, w1) = axis_taps(size, cells, pixels, C.INTERPOLATION_BILINEAR)
+        np.testing.assert_array_equal(vertices, np.stack([cell, cell + 1]))
+        for i, c, r, a, b in zip(pixels.tolist(), cell.tolist(), remainder.tolist(), w0.tolist(), w1.tolist()):
             x = Fraction(2 * i + 1, 2 * size) * cells
             assert c == min(int(x), cells - 1)
+            assert Fraction(r, denominator) == x - c
             assert b == float(np.float32(float(x - c)))  # float(Fraction) is correctly rounded, as is /
             assert a == float(np.float32(float(1 - (x - c))))
 
@@ -629,7 +1029,7 @@ def test_feature_tables_are_bounded_like_the_latents() -> None:
 
 def test_version_2_files_still_decode() -> None:
     """A version-2 file (no latent_coding byte) decodes to the pixels it always did."""
-    data = (DATA_DIR / "compat" / "parrot_64x48_q1_v2.shc").read_bytes()
+    data = (COMPAT_DIR / "parrot_64x48_q1_v2.shc").read_bytes()
     assert data[4] == 2 and sha256(data) == "2c8e09cb77fe4f27db057986dc1470d0ff0efa8b30058f32fe53ab22a8bcdaeb"
     parsed = read_file(data)
     assert parsed.header.range_coded and (parsed.header.width, parsed.header.height) == (64, 48)
@@ -637,12 +1037,119 @@ def test_version_2_files_still_decode() -> None:
     assert sha256(pixels.tobytes()) == "b3c9f4150f6c73586e93613401737bf974d8bdea6825175eb89e015bbe831104"
 
 
+@pytest.mark.parametrize("name", COMPAT_NAMES)
+def test_version_3_files_still_decode(name: str) -> None:
+    """The version-3 golden files (u32 level cells, int8 weights with a f32 scale, stored count tables)
+    decode to the pixels recorded when they were made (tests/data/compat/compat.json)."""
+    entry = COMPAT["files"][name]
+    data = (COMPAT_DIR / name).read_bytes()
+    assert data[4] == entry["format_version"] == 3
+    assert sha256(data) == entry["sha256"], "the version-3 .shc file itself changed"
+    parsed = read_file(data)
+    assert (parsed.header.width, parsed.header.height) == (entry["width"], entry["height"])
+    assert len(section_payload(data, b"HEAD")) == head_payload_bytes(parsed.header.config.num_levels, version=3)
+    assert all(table.histogram is None for table in parsed.tables)  # count tables, used as stored
+    assert int(np.abs(parsed.weights.values).max()) <= C.WEIGHT_INT_MAX
+    pixels = decode_bytes(data)
+    assert pixels.shape == (entry["height"], entry["width"], 3) and pixels.dtype == np.uint8
+    assert sha256(pixels.tobytes()) == entry["decoded_sha256"], "the normative decoder's output changed"
+
+
+def _count_tables(tables) -> bytes:
+    """Versions 2-3 TABL: per table i32 min_symbol, u16 n, n x u16 (count - 1)."""
+    return b"".join(
+        struct.pack("<iH", t.min_symbol, len(t.counts)) + (t.counts.astype(np.int64) - 1).astype("<u2").tobytes()
+        for t in tables
+    )
+
+
+def _int8_weights(header: Header, scales, values) -> bytes:
+    """Versions 2-3 WGHT: per tensor f32 scale, then its values as i8."""
+    out, offset = b"", 0
+    for (_, shape), scale in zip(weight_shapes(header), scales):
+        count = int(np.prod(shape))
+        out += struct.pack("<f", float(scale)) + np.asarray(values[offset : offset + count]).astype("i1").tobytes()
+        offset += count
+    return out
+
+
+@functools.cache
+def _valid_small_v3() -> tuple[Built, bytes]:
+    """``_valid_small()`` as a version-3 file written by hand: the same counts (derived from the histogram)
+    and range-coder words, weights clipped to int8."""
+    built = _valid_small()
+    clipped = np.clip(built.weights.values, -C.WEIGHT_INT_MAX, C.WEIGHT_INT_MAX)
+    data = container(
+        header_head_payload(built.header, version=3),
+        _int8_weights(built.header, built.weights.scales, clipped),
+        _count_tables(built.tables),
+        built.words.astype("<u4").tobytes(),
+        version=3,
+    )
+    return built, data
+
+
+def test_hand_built_version_3_file_decodes_like_version_4() -> None:
+    built, data = _valid_small_v3()
+    parsed = read_file(data)
+    assert parsed.header == built.header and parsed.tables[0].histogram is None
+    np.testing.assert_array_equal(parsed.tables[0].counts, built.tables[0].counts)
+    for got, want in zip(decode_latents(parsed.header, parsed.tables, parsed.latent_words), built.latents):
+        np.testing.assert_array_equal(got, want)
+    assert decode_bytes(data).shape == (12, 20, 3)
+
+
+def _v3_with(tag: bytes, payload: bytes) -> bytes:
+    return replace_section(_valid_small_v3()[1], tag, payload)
+
+
+def _v3_weights(scale: float = 0.01, value: int = 1) -> bytes:
+    header = _valid_small().header
+    return b"".join(
+        struct.pack("<f", scale) + np.full(int(np.prod(shape)), value, dtype="i1").tobytes()
+        for _, shape in weight_shapes(header)
+    )
+
+
+def _v3_table(*fields: int) -> bytes:
+    return struct.pack("<iH" + "H" * (len(fields) - 2), *fields)
+
+
+MALFORMED_V3 = {
+    "weights_count": (lambda: _v3_with(b"WGHT", b"\x00\x3c" * 3), "WGHT section has 6 bytes, the header implies"),
+    "weights_exp_golomb": (  # a version-4 WGHT in a version-3 file
+        lambda: _v3_with(b"WGHT", section_payload(_valid_small().data, b"WGHT")), "WGHT section has .* bytes"
+    ),
+    "weights_nan_scale": (lambda: _v3_with(b"WGHT", _v3_weights(scale=float("nan"))), "non-finite or negative"),
+    "weights_negative_scale": (lambda: _v3_with(b"WGHT", _v3_weights(scale=-1.0)), "non-finite or negative"),
+    "weights_int_minus_128": (lambda: _v3_with(b"WGHT", _v3_weights(value=-128)), r"weight outside \[-127, 127\]"),
+    "table_zero_symbols": (lambda: _v3_with(b"TABL", _v3_table(0, 0)), "table 0 has 0 symbols"),
+    "table_too_many_symbols": (lambda: _v3_with(b"TABL", _v3_table(0, 4097)), "table 0 has 4097 symbols"),
+    "table_bad_sum": (lambda: _v3_with(b"TABL", _v3_table(0, 2, 5, 5)), r"sum to 2\*\*15"),
+    "table_symbol_range": (lambda: _v3_with(b"TABL", _v3_table(C.MAX_SYMBOL, 2, 16383, 16383)), "exceeds"),
+    "table_extra_bytes": (lambda: _v3_with(b"TABL", _v3_table(-1, 2, 16383, 16383, 0)), "TABL section: 2 unexpected"),
+    "table_histograms": (  # a version-4 TABL in a version-3 file
+        lambda: _v3_with(b"TABL", section_payload(_valid_small().data, b"TABL")), "TABL section|table 0"
+    ),
+    "head_u16_cells": (  # a version-4 HEAD in a version-3 file: 4 bytes short per level
+        lambda: _v3_with(b"HEAD", header_head_payload(_valid_small().header)), "truncated while reading level 0 cells"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_V3)
+def test_malformed_version_3_files_are_clean_errors(case: str) -> None:
+    make, match = MALFORMED_V3[case]
+    with pytest.raises(ShcFormatError, match=match):
+        decode_bytes(make())
+
+
 def _float16_file(rng: np.random.Generator) -> tuple[Header, QuantizedWeights, np.ndarray, bytes]:
     header = Header(24, 16, ModelConfig(num_levels=3, log2_hashmap_size=5, latent_dim=2, feat_dim=2, mlp_width=6,
                                         mlp_depth=1, num_groups=2), ((2, 1), (5, 4), (9, 7)), C.LATENTS_FLOAT16)
     shapes = weight_shapes(header)
-    weights = QuantizedWeights(rng.uniform(0.005, 0.02, len(shapes)).astype(np.float32),
-                               rng.integers(-127, 128, sum(int(np.prod(s)) for _, s in shapes)).astype(np.int8))
+    weights = QuantizedWeights(rng.uniform(0.005, 0.02, len(shapes)).astype(np.float32) / 16,
+                               rng.integers(-2000, 2001, sum(int(np.prod(s)) for _, s in shapes)))
     values = rng.normal(0, 2, header.total_latents).astype(np.float16)
     return header, weights, values, write_file(header, weights, (), values)
 
@@ -651,9 +1158,19 @@ def test_float16_file_round_trip_and_decode() -> None:
     from shc.format.entropy import file_latents, pack_float16_latents
 
     header, weights, values, data = _float16_file(np.random.default_rng(4))
-    assert len(data) == 4 + 1 + 12 * 4 + (17 + 8 * 3) + 4 * len(weight_shapes(header)) + weights.values.size + 2 * values.size
+    shapes = weight_shapes(header)
+    weight_bits, offset = 0, 0
+    for _, shape in shapes:  # each tensor's signed codes in the shortest order
+        tensor = [to_unsigned(v) for v in weights.values[offset : offset + int(np.prod(shape))]]
+        weight_bits += sum(len(eg_bits(u, shortest_order(tensor))) for u in tensor)
+        offset += len(tensor)
+    weight_bytes = 5 * len(shapes) + -(-weight_bits // 8)
+    assert len(data) == 4 + 1 + 12 * 4 + (V4_FIXED + 4 * 3) + weight_bytes + 0 + 2 * values.size
+    assert data == container(header_head_payload(header), hand_weights(header, weights.scales, weights.values), b"",
+                             values.astype("<f2").tobytes())
     parsed = read_file(data)
     assert parsed.header == header and parsed.tables == ()
+    np.testing.assert_array_equal(parsed.weights.values, weights.values)
     latents = file_latents(parsed)
     assert [lat.shape for lat in latents] == [(rows, 2) for rows in header.level_rows()]
     np.testing.assert_array_equal(pack_float16_latents(latents), values)  # LATN order: level, dim, row
@@ -674,36 +1191,46 @@ def test_float16_file_errors() -> None:
         read_file(replace_section(data, b"LATN", nan.astype("<f2").tobytes()))
     with pytest.raises(ShcFormatError, match=r"LATN section has \d+ bytes, \d+ float16 latents need"):
         read_file(replace_section(data, b"LATN", values[:-1].astype("<f2").tobytes()))
-    with pytest.raises(ShcFormatError, match="TABL section: .*unexpected trailing bytes"):
-        read_file(replace_section(data, b"TABL", b"\x00" * 8))
+    with pytest.raises(ShcFormatError, match="TABL section: 64 unexpected trailing bits"):
+        read_file(replace_section(data, b"TABL", b"\x00" * 8))  # no tables: the TABL payload must be empty
+    with pytest.raises(ShcFormatError, match="TABL section: 8 unexpected trailing bits"):
+        read_file(replace_section(data, b"TABL", b"\x00"))
     bad_coding = bytearray(replace_section(data, b"HEAD", head_payload(latent_coding=2)))
     with pytest.raises(ShcFormatError, match="latent_coding=2"):
         read_file(bytes(bad_coding))
     with pytest.raises(ValueError, match="1 tables given, the header implies 0"):
-        write_file(header, weights, (Table(0, np.array([1 << 15], np.uint32)),), values)
+        write_file(header, weights, (Table.from_histogram(0, [5]),), values)
     with pytest.raises(ValueError, match="finite latents"):
         write_file(header, weights, (), np.where(np.arange(values.size) == 3, np.inf, values))
 
 
 def test_level_far_finer_than_the_output_decodes_in_bounded_memory() -> None:
-    """A (hashed) level of 2^20 x 2^20 cells rendered at 64x48: the separable decoder gathers only the
-    vertices each tile touches, never a block of the level's own size (found by the fuzzer)."""
-    header = Header(64, 48, ModelConfig(num_levels=1, log2_hashmap_size=8, mlp_width=4, mlp_depth=1),
-                    ((1 << 20, 1 << 20),))
+    """A (hashed) level of 65535 x 65535 cells (the most version 4 stores) rendered at 64x48: the separable
+    decoder gathers only the vertices each tile touches, never a block of the level's own size (found by
+    the fuzzer with 2^20 x 2^20 cells, which versions 2-3 can still declare)."""
     rng = np.random.default_rng(9)
-    weights = random_weights(rng, header)
-    table = pmf_to_table(np.ones(9), -4)
     latents = [rng.integers(-4, 5, (256, 1)).astype(np.int32)]
-    data = write_file(header, weights, (table,), encode_latents(header, (table,), latents))
-    tracemalloc.start()
-    try:
-        pixels = decode_bytes(data)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert pixels.shape == (48, 64, 3)
-    assert peak < 16 << 20
-    parsed = read_file(data)
-    synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
-    np.testing.assert_array_equal(synthesis.tile_features(64, 48, np.arange(64), np.arange(48)),
-                                  synthesis.features(64, 48, np.tile(np.arange(64), 48), np.repeat(np.arange(48), 64)))
+    for version, side in [(C.FORMAT_VERSION, C.MAX_CELLS_U16), (3, 1 << 20)]:
+        header = Header(64, 48, ModelConfig(num_levels=1, log2_hashmap_size=8, mlp_width=4, mlp_depth=1),
+                        ((side, side),))
+        weights = random_weights(rng, header)
+        tables = histogram_tables(header, latents)
+        words = encode_latents(header, tables, latents)
+        if version == C.FORMAT_VERSION:
+            data = write_file(header, weights, tables, words)
+        else:
+            data = container(header_head_payload(header, version=3), _int8_weights(header, weights.scales, weights.values),
+                             _count_tables(tables), words.astype("<u4").tobytes(), version=3)
+        tracemalloc.start()
+        try:
+            pixels = decode_bytes(data)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert pixels.shape == (48, 64, 3)
+        assert peak < 16 << 20
+        parsed = read_file(data)
+        assert parsed.header.level_cells == ((side, side),)
+        synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
+        np.testing.assert_array_equal(synthesis.tile_features(64, 48, np.arange(64), np.arange(48)),
+                                      synthesis.features(64, 48, np.tile(np.arange(64), 48), np.repeat(np.arange(48), 64)))

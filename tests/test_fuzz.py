@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from shc.format import constants as C
-from shc.format.container import HEAD_FIELDS, frame_section, head_payload_bytes, read_file
+from shc.format.container import HEAD_FIELDS, frame_section, head_fixed_fields, head_payload_bytes, read_file, weight_shapes
 from shc.format.errors import ShcFormatError
+from shc.format.expgolomb import pack, zigzag
 from shc.tools.fuzz import (
     MUTATORS,
     SEEDS_DIR,
@@ -26,6 +27,8 @@ from shc.tools.fuzz import (
     default_seeds,
     head_fields,
     mutate,
+    pack_histograms,
+    read_histograms,
     run_case,
     run_fuzz,
     set_field,
@@ -36,6 +39,7 @@ from shc.tools.fuzz import (
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = REPO / "tests" / "data"
+COMPAT_DIR = GOLDEN_DIR / "compat"
 SHIPPED_SEEDS_DIR = REPO / "tools" / "seeds"
 
 
@@ -64,8 +68,14 @@ def test_fuzzer_framing_and_header_layout_come_from_the_container(seeds: list[Se
         assert [name for name, _, _ in head_fields(sections[0][1])][: len(HEAD_FIELDS)] == [f.name for f in HEAD_FIELDS]
         expected = C.FILE_PREFIX_BYTES + sum(C.SECTION_FRAME_BYTES + len(payload) for _, payload in sections)
         assert len(seed.data) == expected
-    assert [head_payload_bytes(levels) for levels in (0, 1, 12)] == [17, 25, 113]  # SPEC.md §2: 17 + 8 L
+    fixed = head_payload_bytes(0)
+    assert fixed == 17 + ("interpolation" in [f.name for f in head_fixed_fields()])  # SPEC.md §2
+    assert [head_payload_bytes(levels) for levels in (1, 12)] == [fixed + 4, fixed + 48]  # version 4: u16 cells
+    assert [head_payload_bytes(levels, version=3) for levels in (0, 1, 12)] == [17, 25, 113]  # version 3: 17 + 8 L
     assert [head_payload_bytes(levels, version=2) for levels in (0, 1, 12)] == [16, 24, 112]  # version 2: 16 + 8 L
+    assert [code for name, code, _ in head_fields(sections[0][1]) if name.startswith("level")] == ["H"] * (
+        2 * header.config.num_levels
+    )
     framed = frame_section(b"LATN", b"\x01\x02", crc=0xDEADBEEF)
     assert len(framed) == 2 + C.SECTION_FRAME_BYTES and framed[-C.SECTION_CRC_BYTES :] == struct.pack("<I", 0xDEADBEEF)
 
@@ -80,7 +90,8 @@ def test_short_fuzz_run_has_no_failures(seeds: list[Seed]) -> None:
     assert report.decoded > len(seeds)  # some mutated files decode too (e.g. changed weights)
     # the CRC re-fixing mutators get past the checksum: header, table and range-decoder checks fire
     kinds = " | ".join(report.error_kinds)
-    for fragment in ("header field", "table", "LATN section could not be range-decoded", "CRC32 mismatch", "truncated"):
+    for fragment in ("header field", "table", "LATN section could not be range-decoded", "CRC32 mismatch", "truncated",
+                     "histogram", "WGHT section", "TABL section"):
         assert fragment in kinds, fragment
     assert set(report.per_mutator) >= set(MUTATORS) | {"unmutated"}
 
@@ -126,6 +137,8 @@ def test_synthetic_seeds_cover_hashed_levels_and_big_tables() -> None:
     assert hashed.level_rows() == [6, 16, 16] and hashed.config.num_groups == 2 and hashed.config.latent_dim == 2
     assert [len(t.counts) for t in parsed["synthetic_hashed"].tables] == [1, 7, 2, 40]
     assert len(parsed["synthetic_table4096"].tables[0].counts) == 4096
+    assert int(np.abs(parsed["synthetic_table4096"].weights.values).max()) > C.WEIGHT_INT_MAX  # beyond int8
+    assert all(seed.data[4] == C.FORMAT_VERSION for seed in synthetic_seeds())
     assert [s.data for s in synthetic_seeds()] == [s.data for s in synthetic_seeds()]  # deterministic
 
 
@@ -155,3 +168,62 @@ def test_command_line_runs_without_torch(tmp_path) -> None:
     result = run([sys.executable, "-m", "shc.tools.fuzz", "--cases", "5", str(bad)])
     assert result.returncode == 1  # a seed that does not decode fails the run
     assert "seeds decoded unmutated:       0/1" in result.stdout
+
+
+def test_bit_stream_sections_re_pack_to_the_same_bytes(seeds: list[Seed]) -> None:
+    """The version-4 mutators decode TABL and WGHT into integers and re-pack them: unchanged integers give
+    the very bytes of the seed, so every change a mutator makes is the one it meant."""
+    for seed in seeds:
+        parsed = read_file(seed.data)
+        sections = split_sections(seed.data)
+        tables = read_histograms(sections[2][1], parsed.header.config.num_tables if parsed.header.range_coded else 0)
+        assert tables is not None and pack_histograms(tables) == sections[2][1]
+        for table, parsed_table in zip(tables, parsed.tables):
+            assert table.min_symbol == parsed_table.min_symbol
+            np.testing.assert_array_equal(table.histogram, parsed_table.histogram)
+        shapes = weight_shapes(parsed.header)
+        heads = sections[1][1][: 5 * len(shapes)]
+        sizes = np.cumsum([0] + [int(np.prod(shape)) for _, shape in shapes])
+        codes = [(zigzag(parsed.weights.values[a:b]), heads[5 * i + 4]) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))]
+        assert heads + pack(codes) == sections[1][1]
+
+
+@pytest.mark.parametrize(
+    ("mutator", "fragments"),
+    [
+        ("table_field", ["do not match table", "histogram counts", "first and last symbols", "exceeds",
+                         "unexpected trailing bits", "symbols (allowed"]),
+        ("special_weights", ["non-finite or negative weight scale", "is above 24", "weight outside [-32767, 32767]",
+                             "truncated while reading", "unexpected trailing bits"]),
+    ],
+)
+def test_bit_stream_mutators_reach_the_version_4_checks(seeds: list[Seed], mutator: str, fragments: list[str]) -> None:
+    """Histogram and weight mutations get past the bit syntax to the checks behind it, and some of them
+    (counts moved, equivalent orders, min_symbol shifted) are valid files that decode."""
+    chosen = [s for s in seeds if s.name in ("synthetic_hashed", "lighthouse_96x128_q5.shc", "synthetic_table4096")]
+    outcomes, messages = [], []
+    for index in range(240):
+        rng = np.random.default_rng([7, index])
+        seed = chosen[index % len(chosen)]
+        _, data = mutate(rng, seed, seeds, name=mutator)
+        outcome, _, _, detail, _ = run_case(data, case_seconds=30.0, memory_limit_bytes=None)
+        assert outcome != "failure", detail
+        outcomes.append(outcome)
+        messages.append(detail)
+    assert "decoded" in outcomes and "error" in outcomes
+    joined = "\n".join(messages)
+    for fragment in fragments:
+        assert fragment in joined, fragment
+
+
+def test_version_3_seeds_are_mutated_in_their_own_layout() -> None:
+    """Files of versions 2-3 given as seeds keep their version byte and their layout's mutators."""
+    compat = [Seed(path.name, path.read_bytes()) for path in sorted(COMPAT_DIR.glob("*.shc"))]
+    assert len(compat) == 4 and all(seed.sections is not None for seed in compat)
+    report = run_fuzz(compat, cases=150, seed=4, case_seconds=10.0, max_pixels=1 << 18, memory_limit_mb=None)
+    assert report.num_failures == 0, "\n".join(f.detail for f in report.failures[:3])
+    assert report.seeds_decoded == 4
+    for name in ("table_field", "special_weights", "head_field"):
+        rng = np.random.default_rng([4, 0])
+        _, data = mutate(rng, compat[1], compat, name=name)
+        assert data[:5] == compat[1].data[:5] and data[4] in (2, 3)

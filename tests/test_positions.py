@@ -1,6 +1,6 @@
 """Trainer and decoder put every pixel at the same place, at any output size (SPEC §7 step 3).
 
-Both take cells and weights from :func:`shc.format.grid.axis_samples`; these tests check, on sizes far
+Both take vertices and weights from :func:`shc.format.grid.axis_taps`; these tests check, on sizes far
 larger and odder than the encoder tests use, that the PyTorch blend and the numpy decoder's blend give
 bit-identical features for the same feature table, and that the whole forward passes agree on the 8-bit
 pixels (the MLP's matrix products may sum in a different order, which SPEC §7 allows).
@@ -17,8 +17,8 @@ import torch
 from shc.codec.encoder import make_header
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import settings_for
-from shc.codec.prior import FactorizedPrior
 from shc.codec.tables import assemble_file
+from shc.format.constants import INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE
 from shc.format.container import read_file
 from shc.format.decoder import Synthesis, to_uint8
 from shc.format.entropy import file_latents
@@ -26,12 +26,12 @@ from shc.format.entropy import file_latents
 NATIVE = (1000, 667)
 
 
-@pytest.fixture(scope="module")
-def coded_model():
+@pytest.fixture(scope="module", params=[INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE], ids=["bilinear", "bspline"])
+def coded_model(request):
     """A random model of a 1000 x 667 image (default quality-3 grid: dense and hashed levels), its file
-    and the decoder built from that file."""
+    and the decoder built from that file, for each interpolation kernel."""
     torch.manual_seed(0)
-    settings = dataclasses.replace(settings_for("default", 3), log2_hashmap_size=12)
+    settings = dataclasses.replace(settings_for("default", 3), log2_hashmap_size=12, interpolation=request.param)
     header = make_header(*NATIVE, settings)
     model = GridINR(header)
     with torch.no_grad():
@@ -39,7 +39,7 @@ def coded_model():
         for layer in model.mlp:
             layer.bias.uniform_(0.2, 0.4)
     assert any(not level.dense for level in model.layout.levels) and model.layout.levels[0].dense
-    data = assemble_file(model, FactorizedPrior(header.config.num_tables)).data
+    data = assemble_file(model).data
     parsed = read_file(data)
     latents = file_latents(parsed)
     return model, Synthesis(parsed, latents), torch.from_numpy(np.concatenate(latents).astype(np.float32))

@@ -20,8 +20,11 @@ seed files shipped inside this package (``shc/tools/seeds/*.shc``, package data,
 them: byte-identical copies of the golden files ``tests/data/*.shc``, written together with them by
 ``tests/data/make_golden.py`` and checked equal by ``tests/test_fuzz.py``) plus three small synthetic files
 built here: one with a hashed level, two latent dimensions, two groups and a one-symbol table; one with a
-4096-symbol table and no hidden layer (the golden files only have dense levels and 3-symbol tables); one
-with float16 latents (no entropy coding). Case ``i`` of seed ``S`` is reproducible on its own:
+4096-symbol table, no hidden layer and weights up to ``WEIGHT_CODE_MAX`` (the golden files only have dense
+levels and small tables); one with float16 latents (no entropy coding). Files of versions 2-3 given on the
+command line are mutated in their own layout (u32 level cells, int8 weights, count tables); the default
+seeds are all version 4 (exp-Golomb weights and table histograms, SPEC §3, §5), whose mutators decode the
+bit streams, change the integers and re-pack them. Case ``i`` of seed ``S`` is reproducible on its own:
 its random generator is ``numpy.random.default_rng([S, i])``, and ``--case i`` reruns just that case.
 
 ``--max-pixels`` defaults to 2**20 rather than the library's default: a header mutation may legitimately
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import functools
 import re
 import struct
 import sys
@@ -51,28 +55,35 @@ from shc.format.container import (
     Header,
     ModelConfig,
     QuantizedWeights,
+    ShcFile,
     file_prefix,
     frame_section,
     head_layout,
     head_payload_bytes,
     read_file,
+    table_symbol_counts,
     weight_shapes,
     write_file,
 )
 from shc.format.decoder import decode_bytes
-from shc.format.entropy import encode_latents, pmf_to_table
+from shc.format.entropy import encode_latents, histogram_tables
 from shc.format.errors import ShcFormatError
+from shc.format.expgolomb import MAX_ORDER, BitReader, pack, zigzag
 
 __all__ = [
     "FuzzReport",
+    "HistogramTable",
     "Seed",
     "default_seeds",
     "main",
     "mutate",
+    "pack_histograms",
     "random_weights",
+    "read_histograms",
     "run_case",
     "run_fuzz",
     "synthetic_seeds",
+    "table_latents",
 ]
 
 SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
@@ -102,8 +113,8 @@ def assemble(sections: Sections, prefix: bytes = PREFIX) -> bytes:
 
 
 def split_sections(data: bytes) -> Sections | None:
-    """The ``(tag, payload)`` pairs of a well-framed file (CRCs not checked), or None if it is not one."""
-    if data[: C.FILE_PREFIX_BYTES] != PREFIX:
+    """The ``(tag, payload)`` pairs of a well-framed file of a readable version (CRCs not checked), or None."""
+    if data[: len(C.MAGIC)] != C.MAGIC or len(data) < C.FILE_PREFIX_BYTES or data[4] not in C.READABLE_VERSIONS:
         return None
     pos, sections = C.FILE_PREFIX_BYTES, []
     while pos < len(data):
@@ -130,8 +141,9 @@ def head_fields(payload: bytes, version: int = C.FORMAT_VERSION) -> list[tuple[s
     return [f for f in fields if f[2] + struct.calcsize("<" + f[1]) <= len(payload)]
 
 
-def table_fields(payload: bytes) -> list[tuple[str, str, int]]:
-    """``(name, struct code, offset)`` of every field in a TABL payload: i32 min_symbol, u16 count, u16 counts-1."""
+def count_table_fields(payload: bytes) -> list[tuple[str, str, int]]:
+    """``(name, struct code, offset)`` of every field in a version 2-3 TABL payload: i32 min_symbol,
+    u16 count, u16 counts-1."""
     fields, pos, index = [], 0, 0
     while pos + 6 <= len(payload):
         (num_symbols,) = struct.unpack_from("<H", payload, pos + 4)
@@ -140,6 +152,45 @@ def table_fields(payload: bytes) -> list[tuple[str, str, int]]:
         pos += 6 + 2 * num_symbols
         index += 1
     return [f for f in fields if f[2] + struct.calcsize("<" + f[1]) <= len(payload)]
+
+
+@dataclass
+class HistogramTable:
+    """One table of a version 4 TABL payload as stored (SPEC §5): no check beyond what parsing needs."""
+
+    min_symbol: int
+    order: int
+    histogram: np.ndarray  # int64
+
+
+def read_histograms(payload: bytes, num_tables: int) -> list[HistogramTable] | None:
+    """The tables of a version 4 TABL payload (bit stream of exp-Golomb codes), or None if it does not parse.
+
+    Only the bit syntax is checked, not the sums or the symbol range: the mutators start from these.
+    """
+    bits = BitReader(payload, "TABL section")
+    tables = []
+    try:
+        for index in range(num_tables):
+            min_symbol = bits.signed(0, f"table {index} min_symbol")
+            num_symbols = bits.unsigned(0, f"table {index} size") + 1
+            order = bits.unsigned(0, f"table {index} order")
+            if num_symbols > C.MAX_TABLE_SYMBOLS or order > MAX_ORDER:
+                return None
+            tables.append(HistogramTable(min_symbol, order, bits.unsigned_array(num_symbols, order, "histogram")))
+    except ShcFormatError:
+        return None
+    return tables
+
+
+def pack_histograms(tables: Sequence[HistogramTable], trailing: Sequence[tuple[np.ndarray, int]] = ()) -> bytes:
+    """A version 4 TABL payload: per table zigzag-EG0(min_symbol), EG0(n - 1), EG0(order), n x EG-order
+    (histogram entries must be >= 0; the order may be any, also above ``MAX_ORDER``), then ``trailing``."""
+    codes: list[tuple[np.ndarray, int]] = []
+    for table in tables:
+        head = np.array([int(zigzag(table.min_symbol)), max(len(table.histogram) - 1, 0), table.order])
+        codes += [(head, 0), (np.asarray(table.histogram, dtype=np.int64), table.order)]
+    return pack(codes + list(trailing))
 
 
 _LIMITS = {
@@ -174,8 +225,10 @@ def interesting_value(rng: np.random.Generator, code: str, original: int) -> int
 
 
 def set_field(payload: bytes, code: str, offset: int, value: int) -> bytes:
+    """``payload`` with the field of struct type ``code`` at ``offset`` set to ``value`` (clamped to the type)."""
+    low, high = _LIMITS[code]
     out = bytearray(payload)
-    struct.pack_into("<" + code, out, offset, value)
+    struct.pack_into("<" + code, out, offset, min(max(int(value), low), high))
     return bytes(out)
 
 
@@ -191,6 +244,45 @@ class Seed:
     def sections(self) -> Sections | None:
         return split_sections(self.data)
 
+    @property
+    def prefix(self) -> bytes:
+        """Magic and version byte: mutated files keep the seed's version."""
+        return self.data[: C.FILE_PREFIX_BYTES]
+
+    @property
+    def version(self) -> int:
+        return self.data[4] if len(self.data) > 4 else C.FORMAT_VERSION
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(data: bytes) -> ShcFile:
+    """The parsed seed (seeds are valid files; parsing a version 4 WGHT section is a Python loop, so cache it)."""
+    return read_file(data)
+
+
+def table_latents(rng: np.random.Generator, header: Header, table_specs: Sequence[tuple[np.ndarray, int]]) -> list[np.ndarray]:
+    """Integer latents for a range-coded header, one ``(rows, latent_dim)`` int32 array per level.
+
+    ``table_specs`` gives per table a PMF over ``min_symbol ..`` and ``min_symbol``: the latents each table
+    codes are drawn from its PMF, and its lowest and highest symbols are placed once each, so that the
+    table's histogram (SPEC §5) spans exactly the PMF's symbols.
+    """
+    layout = header.layout
+    latents = [np.zeros((rows, layout.latent_dim), dtype=np.int32) for rows in header.level_rows()]
+    runs: list[list] = [[] for _ in range(layout.num_tables)]
+    for run in layout.coding_runs():
+        runs[run.table].append(run)
+    for index, (pmf, min_symbol) in enumerate(table_specs):
+        p = np.asarray(pmf, dtype=np.float64)
+        total = sum(run.level.rows for run in runs[index])
+        values = min_symbol + rng.choice(p.size, size=total, p=p / p.sum())
+        values[0], values[-1] = min_symbol, min_symbol + p.size - 1
+        start = 0
+        for run in runs[index]:
+            latents[run.level.index][:, run.dim] = values[start : start + run.level.rows]
+            start += run.level.rows
+    return latents
+
 
 def _synthetic_file(
     rng: np.random.Generator,
@@ -199,33 +291,29 @@ def _synthetic_file(
     config: ModelConfig,
     cells: tuple[tuple[int, int], ...],
     table_specs: list[tuple[np.ndarray, int]],
+    weight_limit: int = C.WEIGHT_INT_MAX,
 ) -> bytes:
     header = Header(width, height, config, cells)
     header.validate()
-    tables = tuple(pmf_to_table(pmf, min_symbol) for pmf, min_symbol in table_specs)
-    latents = []
-    for level, rows in enumerate(header.level_rows()):
-        group = level * config.num_groups // config.num_levels
-        columns = []
-        for dim in range(config.latent_dim):
-            table = tables[group * config.latent_dim + dim]
-            p = table.counts / table.counts.sum()
-            columns.append(table.min_symbol + rng.choice(len(p), size=rows, p=p))
-        latents.append(np.stack(columns, axis=1).astype(np.int32))
-    return write_file(header, random_weights(rng, header), tables, encode_latents(header, tables, latents))
+    latents = table_latents(rng, header, table_specs)
+    tables = histogram_tables(header, latents)
+    weights = random_weights(rng, header, weight_limit)
+    return write_file(header, weights, tables, encode_latents(header, tables, latents))
 
 
-def random_weights(rng: np.random.Generator, header: Header) -> QuantizedWeights:
-    """Valid int8 weights for ``header`` with small random scales."""
+def random_weights(rng: np.random.Generator, header: Header, limit: int = C.WEIGHT_INT_MAX) -> QuantizedWeights:
+    """Valid weights for ``header``: integers in ``[-limit, limit]`` (int64), with small random steps scaled
+    so that the weights stay about as large as int8 ones with steps in [0.002, 0.02]."""
     shapes = weight_shapes(header)
-    scales = rng.uniform(0.002, 0.02, len(shapes)).astype(np.float32)
-    values = rng.integers(-127, 128, sum(int(np.prod(shape)) for _, shape in shapes)).astype(np.int8)
+    scales = (rng.uniform(0.002, 0.02, len(shapes)) * C.WEIGHT_INT_MAX / limit).astype(np.float32)
+    values = rng.integers(-limit, limit + 1, sum(int(np.prod(shape)) for _, shape in shapes)).astype(np.int64)
     return QuantizedWeights(scales, values)
 
 
 def synthetic_seeds() -> list[Seed]:
     """Three small valid files covering what the golden files do not (deterministic, built with numpy only):
-    a hashed level with several tables, a 4096-symbol table, and float16 (no-entropy) latents."""
+    a hashed level with several tables, a 4096-symbol table (and weights up to ``WEIGHT_CODE_MAX``), and
+    float16 (no-entropy) latents."""
     rng = np.random.default_rng(20240501)
     laplace = np.exp(-np.abs(np.arange(-20, 20)) / 3.0)
     hashed = _synthetic_file(
@@ -245,6 +333,7 @@ def synthetic_seeds() -> list[Seed]:
         ModelConfig(num_levels=1, log2_hashmap_size=8, latent_dim=1, feat_dim=1, mlp_width=4, mlp_depth=0),
         ((8, 8),),
         [(np.exp(-np.abs(np.arange(-2048, 2048)) / 40.0), -2048)],
+        weight_limit=C.WEIGHT_CODE_MAX,
     )
     # the no-entropy variant: float16 latents, no tables
     raw_header = Header(20, 12, ModelConfig(num_levels=2, log2_hashmap_size=5, mlp_width=4, mlp_depth=1),
@@ -295,11 +384,12 @@ def _mutate_payload_bytes(rng, seed, change) -> bytes:
         for _ in range(rng.integers(1, 5)):
             pos = int(rng.integers(len(payload)))
             payload[pos] = change(payload[pos])
-    return assemble(_with_payload(sections, index, bytes(payload)))
+    return assemble(_with_payload(sections, index, bytes(payload)), seed.prefix)
 
 
 def _payload_bit_flip(rng, seed, seeds):
-    """1-4 bits flipped inside one section's payload, CRC re-fixed."""
+    """1-4 bits flipped inside one section's payload (in version 4 WGHT and TABL: inside exp-Golomb bit
+    streams), CRC re-fixed."""
     return _mutate_payload_bytes(rng, seed, lambda old: old ^ (1 << int(rng.integers(8))))
 
 
@@ -314,10 +404,10 @@ def _head_field(rng, seed, seeds):
     """1-3 HEAD fields (any of them, level cells included) set to boundary/nearby values, CRC re-fixed."""
     sections = seed.sections
     payload = sections[0][1]
-    fields = head_fields(payload)
+    fields = head_fields(payload, seed.version)
     for _ in range(rng.integers(1, 4)):
         payload = _set_random_field(rng, payload, fields)
-    return assemble(_with_payload(sections, 0, payload))
+    return assemble(_with_payload(sections, 0, payload), seed.prefix)
 
 
 def _set_random_field(rng, payload: bytes, fields) -> bytes:
@@ -328,29 +418,103 @@ def _set_random_field(rng, payload: bytes, fields) -> bytes:
 
 
 def _huge_header(rng, seed, seeds):
-    """Image size, level cells or hash size pushed to (and past) their limits, CRC re-fixed."""
+    """Image size, level cells or hash size pushed to (and past) their limits, CRC re-fixed (values are
+    clamped to the field's type: version 4 level cells are u16)."""
     sections = seed.sections
     payload = sections[0][1]
     big = [C.MAX_IMAGE_SIDE, C.MAX_IMAGE_SIDE + 1, 0xFFFFFFFF, 1 << 31, C.MAX_GRID_CELLS_PER_SIDE]
-    for name, code, offset in head_fields(payload):
+    for name, code, offset in head_fields(payload, seed.version):
         roll = rng.random()
         if name in ("width", "height") and roll < 0.5:
             payload = set_field(payload, code, offset, int(rng.choice(big + [1, 2])))
         elif name.startswith("level") and roll < 0.3:
-            payload = set_field(payload, code, offset, int(rng.choice(big + [4095, 65535])))
+            payload = set_field(payload, code, offset, int(rng.choice(big + [4095, 65535, C.MAX_CELLS_U16 - 1])))
         elif name == "log2_hashmap_size" and roll < 0.5:
             payload = set_field(payload, code, offset, int(rng.choice([C.MAX_LOG2_HASHMAP_SIZE, 25, 255])))
-    return assemble(_with_payload(sections, 0, payload))
+    return assemble(_with_payload(sections, 0, payload), seed.prefix)
 
 
 def _table_field(rng, seed, seeds):
-    """A TABL field (min_symbol, num_symbols or a count) changed, CRC re-fixed; or a count moved between two
-    symbols so the table stays valid and the range decoder runs with a different model."""
+    """TABL changed where it matters, CRC re-fixed. Version 4 (exp-Golomb histograms, re-packed): counts
+    moved between symbols (the sum stays right, so the range decoder runs with another model and the
+    histogram check must catch it), a count changed, a first/last count zeroed, min_symbol or the table size
+    changed, another order (valid or above ``MAX_ORDER``), a histogram whose int64 sum wraps around, tables
+    dropped or added, trailing bits. Versions 2-3: a field (min_symbol, num_symbols or a count) changed."""
     sections = seed.sections
+    if seed.version < C.COMPACT_SIDE_INFO_VERSION:
+        return _count_table_field(rng, seed, sections)
     payload = sections[2][1]
-    fields = table_fields(payload)
+    header = _parsed(seed.data).header if _is_valid(seed) else None
+    tables = read_histograms(payload, header.config.num_tables) if header is not None and header.range_coded else None
+    if not tables:  # a float16 seed (no tables): junk in its empty TABL
+        junk = bytes(rng.integers(0, 256, int(rng.integers(1, 5)), dtype=np.uint8))
+        return assemble(_with_payload(sections, 2, payload + junk), seed.prefix)
+    coded = table_symbol_counts(header)
+    for _ in range(int(rng.choice([1, 1, 1, 2, 3]))):
+        index = int(rng.integers(len(tables)))
+        _mutate_histogram(rng, tables, index, coded[index])
+    trailing: list[tuple[np.ndarray, int]] = []
+    roll = rng.random()
+    if roll < 0.05:
+        trailing = [(np.array([int(rng.integers(0, 64))]), 0)]  # a whole extra code: non-zero trailing bits
+    elif roll < 0.08:
+        tables.append(HistogramTable(0, 0, np.array([1])))  # one table too many
+    elif roll < 0.11:
+        tables.pop()  # one table too few
+    out = pack_histograms(tables, trailing)
+    if roll > 0.97:
+        out += b"\x00"  # a whole byte of zero padding
+    return assemble(_with_payload(sections, 2, out), seed.prefix)
+
+
+def _mutate_histogram(rng: np.random.Generator, tables: list[HistogramTable], index: int, coded: int) -> None:
+    table = tables[index]
+    hist = table.histogram.copy()
+    n = hist.size
+    choice = int(rng.choice(8, p=[0.25, 0.15, 0.1, 0.15, 0.12, 0.13, 0.05, 0.05]))
+    if choice == 0 and n < 2:
+        choice = 1
+    if choice == 0:  # move occurrences between two symbols: the sum stays right
+        a, b = (int(i) for i in rng.choice(n, 2, replace=False))
+        move = int(rng.integers(0, hist[a] + 1))
+        hist[a] -= move
+        hist[b] += move
+    elif choice == 1:  # one count off: the sum no longer matches the layout
+        k = int(rng.integers(n))
+        hist[k] = max(0, int(hist[k]) + int(rng.choice([-2, -1, 1, 2, coded, 1 << 20, 1 << 40])))
+    elif choice == 2:  # first or last symbol never occurs (the sum kept right where possible)
+        k = 0 if rng.random() < 0.5 else n - 1
+        if n >= 2:
+            hist[n - 1 - k] += hist[k]
+        hist[k] = 0
+    elif choice == 3:  # another min_symbol: shifted (a valid file with other latents) or at/past the limits
+        shift = [-1, 1, -2, 2, -(1 << 31), 1 << 40]
+        edges = [C.MIN_SYMBOL, C.MIN_SYMBOL - 1, C.MAX_SYMBOL - n + 1, C.MAX_SYMBOL - n + 2, C.MAX_SYMBOL]
+        table.min_symbol = int(rng.choice(edges)) if rng.random() < 0.5 else table.min_symbol + int(rng.choice(shift))
+    elif choice == 4:  # another size: symbols added (zero or not) or dropped, up to past MAX_TABLE_SYMBOLS
+        size = int(rng.choice([1, 2, max(n - 1, 1), n + 1, n + 2, C.MAX_TABLE_SYMBOLS, C.MAX_TABLE_SYMBOLS + 1]))
+        grown = np.zeros(size, dtype=np.int64)
+        grown[: min(n, size)] = hist[: min(n, size)]
+        if size > n and rng.random() < 0.5:
+            grown[-1] = int(rng.integers(0, 3))
+        hist = grown
+    elif choice == 5:  # another order: a valid one (the same table, other bits) or one above MAX_ORDER
+        table.order = int(rng.choice([0, 1, 2, 5, 10, 16, MAX_ORDER, MAX_ORDER + 1, 31, 40]))
+    elif choice == 6:  # huge entries whose int64 sum wraps around to the right total
+        big = 1 << 56
+        hist = np.concatenate([[max(coded - 1, 0)], np.full(256, big, dtype=np.int64), [1]]).astype(np.int64)
+        table.order = MAX_ORDER
+    else:  # a huge count: its code's zero prefix is near or past the reader's limit
+        hist[int(rng.integers(n))] = (1 << int(rng.choice([16, 31, 32, 33, 40]))) - 1
+    table.histogram = hist
+
+
+def _count_table_field(rng, seed, sections):
+    """Versions 2-3: a TABL field changed, or a count moved between two symbols (the table stays valid)."""
+    payload = sections[2][1]
+    fields = count_table_fields(payload)
     if not fields:
-        return assemble(sections)
+        return assemble(sections, seed.prefix)
     if rng.random() < 0.4:
         counts = [f for f in fields if ".count" in f[0]]
         if len(counts) >= 2:
@@ -359,15 +523,31 @@ def _table_field(rng, seed, seeds):
             move = int(rng.integers(0, va + 1))  # stored counts are count - 1, so moving <= va keeps a >= 1
             if vb + move <= 0xFFFF:
                 payload = set_field(set_field(payload, "H", a, va - move), "H", b, vb + move)
-            return assemble(_with_payload(sections, 2, payload))
-    return assemble(_with_payload(sections, 2, _set_random_field(rng, payload, fields)))
+            return assemble(_with_payload(sections, 2, payload), seed.prefix)
+    return assemble(_with_payload(sections, 2, _set_random_field(rng, payload, fields)), seed.prefix)
+
+
+def _bit_flips(rng, sections: Sections, index: int, prefix: bytes) -> bytes:
+    """1-4 bits flipped in one section's payload, CRC re-fixed."""
+    payload = bytearray(sections[index][1])
+    for _ in range(rng.integers(1, 5) if payload else 0):
+        payload[int(rng.integers(len(payload)))] ^= 1 << int(rng.integers(8))
+    return assemble(_with_payload(sections, index, bytes(payload)), prefix)
+
+
+def _is_valid(seed: Seed) -> bool:
+    try:
+        _parsed(seed.data)
+    except ShcFormatError:
+        return False
+    return True
 
 
 def _section_length(rng, seed, seeds):
     """One section's declared length set to a wrong, boundary or huge value (framing broken, CRC untouched)."""
     sections = seed.sections
     index = _pick_section(rng, sections)
-    parts = [PREFIX] + [frame_section(tag, payload) for tag, payload in sections]
+    parts = [seed.prefix] + [frame_section(tag, payload) for tag, payload in sections]
     length = len(sections[index][1])
     value = int(rng.choice([0, 1, 3, length - 1, length + 1, length + 4, length * 2, C.MAX_SECTION_BYTES,
                             C.MAX_SECTION_BYTES + 1, 1 << 31, 0xFFFFFFFF, int(rng.integers(1 << 32))]))
@@ -388,7 +568,7 @@ def _section_resize(rng, seed, seeds):
         payload = payload[:pos] + payload[pos + count :]
     else:
         payload = payload[:pos] + bytes(rng.integers(0, 256, count, dtype=np.uint8)) + payload[pos:]
-    return assemble(_with_payload(sections, index, payload))
+    return assemble(_with_payload(sections, index, payload), seed.prefix)
 
 
 def _latent_words(rng, seed, seeds):
@@ -396,54 +576,101 @@ def _latent_words(rng, seed, seeds):
     sections = seed.sections
     num_words = len(sections[3][1]) // 4
     choices = [0, 1, 2, num_words - 1, num_words, num_words + 1, int(rng.integers(2 * num_words + 2))]
-    new_words = int(rng.choice(choices))
-    words = rng.integers(0, 1 << 32, max(new_words, 0), dtype=np.uint64).astype("<u4")
+    new_words = max(int(rng.choice(choices)), 0)  # a seed may have no words at all (one-symbol tables only)
+    words = rng.integers(0, 1 << 32, new_words, dtype=np.uint64).astype("<u4")
     if rng.random() < 0.3 and new_words:  # keep a prefix of the real data: decodes further before it fails
         keep = np.frombuffer(sections[3][1], dtype="<u4")[: int(rng.integers(new_words + 1))]
         words[: keep.size] = keep
-    return assemble(_with_payload(sections, 3, words.tobytes()))
+    return assemble(_with_payload(sections, 3, words.tobytes()), seed.prefix)
+
+
+_SPECIAL_STEPS = [np.inf, -np.inf, np.nan, -0.0, -1.0, 3.0e38, float(np.finfo(np.float32).max), 1e-45, 0.0, 1e4]
 
 
 def _special_weights(rng, seed, seeds):
-    """Weight scales set to inf, NaN, negative, huge, subnormal or zero, or int8 values set to -128; CRC re-fixed."""
+    """WGHT changed where it matters, CRC re-fixed. Version 4 (per tensor f32 step + u8 order at a 5-byte
+    stride, then one exp-Golomb bit stream): steps set to inf, NaN, -0, negative, huge, subnormal or zero;
+    orders set above ``MAX_ORDER`` or to another value (the codes then misparse); values set to or past
+    ``WEIGHT_CODE_MAX`` and re-packed; everything re-packed at other valid orders (an equivalent file);
+    codes truncated or followed by trailing bits. Versions 2-3: f32 scales and int8 values set to -128."""
     sections = seed.sections
+    if seed.version < C.COMPACT_SIDE_INFO_VERSION:
+        return _special_int8_weights(rng, seed, sections)
+    if not _is_valid(seed):
+        return _bit_flips(rng, sections, 1, seed.prefix)
+    parsed = _parsed(seed.data)
+    shapes = weight_shapes(parsed.header)
+    heads = bytearray(sections[1][1][: 5 * len(shapes)])
+    orders = [heads[5 * i + 4] for i in range(len(shapes))]
+    values = parsed.weights.values.copy()
+    sizes = [int(np.prod(shape)) for _, shape in shapes]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    truncate, trailing = 0, []
+    for _ in range(rng.integers(1, 4)):
+        tensor = int(rng.integers(len(shapes)))
+        roll = rng.random()
+        if roll < 0.3:
+            step = _SPECIAL_STEPS[int(rng.integers(len(_SPECIAL_STEPS)))]
+            heads[5 * tensor : 5 * tensor + 4] = struct.pack("<f", step)
+        elif roll < 0.45:  # the order byte alone: the codes stay, so they misparse (or it is above MAX_ORDER)
+            heads[5 * tensor + 4] = int(rng.choice([0, 1, 2, 8, 16, MAX_ORDER, MAX_ORDER + 1, 0x80, 0xFF]))
+        elif roll < 0.65:  # values at and past the limit, coded with the tensor's order
+            at = int(rng.integers(starts[tensor], starts[tensor + 1]))
+            limit = C.WEIGHT_CODE_MAX
+            values[at] = int(rng.choice([limit, -limit, limit + 1, -limit - 1, 1 << 31, -(1 << 40)]))
+        elif roll < 0.8:  # re-coded with another order, stored with it: an equivalent file
+            orders[tensor] = int(rng.choice([0, 1, 3, 7, 12, 16, MAX_ORDER]))
+            heads[5 * tensor + 4] = orders[tensor]
+        elif roll < 0.9:
+            truncate = int(rng.integers(1, 4))
+        else:
+            trailing = [(np.array([int(rng.integers(0, 8))]), 0)]
+    codes = [(zigzag(values[starts[i] : starts[i + 1]]), orders[i]) for i in range(len(shapes))]
+    stream = pack(codes + trailing)
+    return assemble(_with_payload(sections, 1, bytes(heads) + stream[: len(stream) - truncate]), seed.prefix)
+
+
+def _special_int8_weights(rng, seed, sections):
+    """Versions 2-3: weight scales set to special floats, or int8 values set to -128."""
     payload = bytearray(sections[1][1])
-    header = read_file(seed.data).header
+    if not _is_valid(seed):
+        return _bit_flips(rng, sections, 1, seed.prefix)
+    header = _parsed(seed.data).header
     starts, offset = [], 0
     for _, shape in weight_shapes(header):
         starts.append(offset)
         offset += 4 + int(np.prod(shape))
-    specials = [np.inf, -np.inf, np.nan, -1.0, 3.0e38, 1e-45, 0.0, 1e4]
     for _ in range(rng.integers(1, 4)):
         start = starts[int(rng.integers(len(starts)))]
         if rng.random() < 0.6:
-            payload[start : start + 4] = struct.pack("<f", specials[int(rng.integers(len(specials)))])
+            payload[start : start + 4] = struct.pack("<f", _SPECIAL_STEPS[int(rng.integers(len(_SPECIAL_STEPS)))])
         elif offset > start + 4:
             payload[int(rng.integers(start + 4, offset))] = 0x80  # int8 -128, outside the allowed range
-    return assemble(_with_payload(sections, 1, bytes(payload)))
+    return assemble(_with_payload(sections, 1, bytes(payload)), seed.prefix)
 
 
 def _tag_version(rng, seed, seeds):
-    """Magic, version byte or a section tag changed, or two sections swapped (CRCs stay consistent)."""
+    """Magic, version byte (also another readable version: the layout then misparses) or a section tag
+    changed, or two sections swapped (CRCs stay consistent)."""
     sections = seed.sections
     choice = rng.integers(4)
     if choice == 0:
-        prefix = bytearray(PREFIX)
+        prefix = bytearray(seed.prefix)
         prefix[int(rng.integers(len(C.MAGIC)))] ^= 1 << int(rng.integers(8))
         return assemble(sections, bytes(prefix))
     if choice == 1:
-        version = int(rng.choice([0, C.FORMAT_VERSION + 1, 0x7F, 0xFF]))
+        version = int(rng.choice([0, 1, *C.READABLE_VERSIONS, C.FORMAT_VERSION + 1, 0x7F, 0xFF]))
         return assemble(sections, C.MAGIC + bytes([version]))
     index = _pick_section(rng, sections)
     if choice == 2:
         tag = rng.choice([b"head", b"WGHT", b"XXXX", b"\0\0\0\0", bytes(rng.integers(0, 256, 4, dtype=np.uint8))])
         out = list(sections)
         out[index] = (bytes(tag), out[index][1])
-        return assemble(out)
+        return assemble(out, seed.prefix)
     other = _pick_section(rng, sections)
     out = list(sections)
     out[index], out[other] = out[other], out[index]
-    return assemble(out)
+    return assemble(out, seed.prefix)
 
 
 def _truncate(rng, seed, seeds):
@@ -468,7 +695,7 @@ def _splice_sections(rng, seed, seeds):
     picks = rng.random(len(mine)) < 0.5
     if not picks.any():
         picks[int(rng.integers(len(mine)))] = True
-    return assemble([theirs[i] if picks[i] else mine[i] for i in range(len(mine))])
+    return assemble([theirs[i] if picks[i] else mine[i] for i in range(len(mine))], seed.prefix)
 
 
 def _splice_bytes(rng, seed, seeds):
@@ -485,7 +712,7 @@ def _random_bytes(rng, seed, seeds):
     if choice == 1:
         return PREFIX + bytes(rng.integers(0, 256, int(rng.integers(0, 257)), dtype=np.uint8))
     head_len = head_payload_bytes(int(rng.integers(0, 4)))
-    lengths = [head_len, 2 * int(rng.integers(0, 64)), 2 * int(rng.integers(3, 32)), 4 * int(rng.integers(0, 16))]
+    lengths = [head_len, int(rng.integers(0, 128)), int(rng.integers(0, 64)), 4 * int(rng.integers(0, 16))]
     return assemble([(tag, bytes(rng.integers(0, 256, n, dtype=np.uint8))) for tag, n in zip(C.SECTION_TAGS, lengths)])
 
 
