@@ -179,6 +179,8 @@ def encode(input_path, output, preset, quality, steps, device, seed, as_json, fo
         settings = settings_for(preset, quality, steps, entropy_coding=not no_entropy)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    from shc.cli.encoder import encode_image  # without torch: one line naming shc[encode], exit 2
+
     _check_device(device)
     try:
         if input_path == "-":
@@ -189,8 +191,6 @@ def encode(input_path, output, preset, quality, steps, device, seed, as_json, fo
         rgb = load_rgb(source)
     except ImageInputError as error:
         raise BadInputError(str(error)) from None
-
-    from shc.codec.encoder import encode_image
 
     bar = _Progress(settings.steps, sys.stderr.isatty() if progress is None else progress)
     try:

@@ -90,3 +90,21 @@ def test_plain_install_fuzzer_finds_its_seed_files(installed: Path) -> None:
     assert num_seeds > 0
     assert f"({num_seeds} seeds, --seed 0)" in result.stdout
     assert f"seeds decoded unmutated:       {num_seeds}/{num_seeds}" in result.stdout
+
+
+REQUIRES_CHECK = """\
+import importlib.metadata
+for requirement in importlib.metadata.requires("shc"):
+    print(requirement)
+"""
+
+
+def test_plain_install_needs_torch_only_for_the_encode_extra(installed: Path, tmp_path: Path) -> None:
+    # The built metadata, as pip sees it: `pip install shc` is decode-only (no ~1 GB torch), `shc[encode]` encodes.
+    result = _run(installed, tmp_path, "-c", REQUIRES_CHECK)
+    assert result.returncode == 0, result.stderr
+    torch_lines = [line for line in result.stdout.splitlines() if line.replace(" ", "").startswith("torch")]
+    assert torch_lines, result.stdout
+    base = [line for line in torch_lines if "extra" not in line]
+    assert not base, f"torch is a base dependency: {base}"
+    assert any('extra == "encode"' in line for line in torch_lines), torch_lines

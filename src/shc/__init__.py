@@ -1,8 +1,8 @@
 """shc: SHACIRA hash-grid neural image codec.
 
-The package is split by role (see README): ``shc.codec`` trains the model (PyTorch, imported lazily),
-``shc.format`` reads and writes ``.shc`` files and holds the normative numpy decoder (no torch),
-``shc.cli`` is the ``shc`` command, ``shc.bench`` compares shc with classic codecs.
+The package is split by role (see README): ``shc.codec`` trains the model (PyTorch, imported lazily; the
+``encode`` extra), ``shc.format`` reads and writes ``.shc`` files and holds the normative numpy decoder (no
+torch), ``shc.cli`` is the ``shc`` command, ``shc.bench`` compares shc with classic codecs.
 
     >>> import shc
     >>> data = shc.encode("photo.png", preset="fast")      # doctest: +SKIP
@@ -38,11 +38,12 @@ def encode(image: Any, **options: Any) -> bytes:
     """Encode an image (path, PIL image or HxWx3 uint8 array) to ``.shc`` bytes.
 
     Options are those of :func:`shc.codec.encoder.encode_image` (``preset``, ``quality``, ``steps``,
-    ``device``, ``seed``, ...). Importing torch happens here, not at ``import shc``.
+    ``device``, ``seed``, ...). Importing torch happens here, not at ``import shc``; without it (a decode-only
+    install) this raises an ImportError whose one-line message says ``pip install "shc[encode]"``.
     """
-    from shc.codec.encoder import encode_image
+    from shc._optional import load_encoder
 
-    return encode_image(image, **options).data
+    return load_encoder()(image, **options).data
 
 
 def decode(data: bytes, scale: float | None = None, size: tuple[int, int] | None = None) -> Image.Image:

@@ -1,0 +1,37 @@
+"""The encoder as ``shc encode`` uses it: importing this module is the check that torch is installed.
+
+Without torch (a decode-only ``pip install shc``), ``from shc.cli.encoder import encode_image`` raises
+:class:`MissingEncoderError`, which click prints as one ``Error: ...`` line naming ``shc[encode]``, exit
+status 2, before the image is read. torch itself is imported on the first call of :func:`encode_image`, so
+``shc encode`` with a bad option or a missing input still answers without the torch import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from shc._optional import TorchMissingError, load_encoder, missing_torch_message, torch_installed
+from shc.cli.common import EXIT_BAD_INPUT
+
+__all__ = ["MissingEncoderError", "encode_image"]
+
+
+class MissingEncoderError(click.ClickException):
+    """PyTorch is not installed (or cannot be imported): one ``Error: ...`` line, exit status 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+if not torch_installed():
+    raise MissingEncoderError(missing_torch_message())
+
+
+def encode_image(*args: Any, **kwargs: Any) -> Any:
+    """:func:`shc.codec.encoder.encode_image`; a torch that fails to import is a :class:`MissingEncoderError`."""
+    try:
+        encode = load_encoder()
+    except TorchMissingError as error:
+        raise MissingEncoderError(str(error)) from None
+    return encode(*args, **kwargs)
