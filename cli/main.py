@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 usage error (bad option, existing output without --forc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import signal
@@ -20,7 +21,7 @@ import click
 from shc.cli.bench import bench
 from shc.cli.common import EXIT_USAGE, BadInputError, UsageError, check_input, read_input, write_output
 from shc.codec.presets import DEFAULT_QUALITY, PRESETS, QUALITIES  # no torch
-from shc.format.constants import DEFAULT_MAX_OUTPUT_PIXELS
+from shc.format.constants import DEFAULT_MAX_OUTPUT_PIXELS, INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE
 from shc.format.errors import ShcFormatError
 from shc.images import ImageInputError
 
@@ -162,7 +163,11 @@ class _Progress:
 @click.option("--no-entropy", is_flag=True,
               help="Baseline for comparisons: store the grid as raw float16 latents, without SHACIRA's "
                    "quantization and entropy coding (files are many times larger).")
-def encode(input_path, output, preset, quality, steps, device, seed, as_json, force, progress, no_entropy) -> None:
+@click.option("--interpolation", type=click.Choice(["bspline", "bilinear"]), default=None,
+              help="How each grid level is blended: the smooth cubic B-spline (default presets) or bilinear, "
+                   "as in the paper (the paper preset) [default: the preset's].")
+def encode(input_path, output, preset, quality, steps, device, seed, as_json, force, progress, no_entropy,
+           interpolation) -> None:
     """Encode the image IN (PNG, JPEG, ...; - for stdin) to a .shc file.
 
     The encoder trains a small network on the image, writes the file, then decodes that file and
@@ -179,6 +184,9 @@ def encode(input_path, output, preset, quality, steps, device, seed, as_json, fo
         settings = settings_for(preset, quality, steps, entropy_coding=not no_entropy)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if interpolation is not None:
+        kernels = {"bspline": INTERPOLATION_BSPLINE, "bilinear": INTERPOLATION_BILINEAR}
+        settings = dataclasses.replace(settings, interpolation=kernels[interpolation])
     from shc.cli.encoder import encode_image  # without torch: one line naming shc[encode], exit 2
 
     _check_device(device)
@@ -210,6 +218,7 @@ def encode(input_path, output, preset, quality, steps, device, seed, as_json, fo
         "quality": quality if quality is not None else DEFAULT_QUALITY,
         "steps": settings.steps,
         "entropy_coding": settings.entropy_coding,
+        "interpolation": "bspline" if settings.interpolation == INTERPOLATION_BSPLINE else "bilinear",
         "device": device,
         "bytes": result.num_bytes,
         "bpp": round(result.bpp, 5),

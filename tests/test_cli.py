@@ -551,3 +551,14 @@ def test_console_script_ctrl_c_during_training(tmp_path):
     assert "interrupted" in stderr
     assert "Traceback" not in stderr
     assert files_in(tmp_path) == {"in.png"}  # no output, no temporary file
+
+
+@pytest.mark.parametrize(("kernel", "stored"), [("bilinear", 0), ("bspline", 1)])
+def test_encode_interpolation_option_is_stored_in_the_header(tmp_path, kernel, stored):
+    from shc.format.container import read_file
+
+    out = tmp_path / f"{kernel}.shc"
+    result = invoke("encode", PARROT, "-o", out, "--preset", "fast", "--steps", "20", "--interpolation", kernel, "--json")
+    assert result.exit_code == 0, result.output
+    assert json_report(result.stdout)["interpolation"] == kernel
+    assert read_file(out.read_bytes()).header.config.interpolation == stored
