@@ -325,7 +325,8 @@ def info(input_path, as_json) -> None:
                f"{len(data)} bytes, {report['bpp']:.4f} bpp")
     click.echo(f"  grid: {cfg.num_levels} levels, table 2^{cfg.log2_hashmap_size}, latent dim {cfg.latent_dim}, "
                f"{header.total_latents} {report['latent_coding']} latents; features {cfg.feat_dim}/level; "
-               f"MLP {cfg.mlp_depth} x {cfg.mlp_width}; {cfg.num_groups} probability group(s)")
+               f"MLP {cfg.mlp_depth} x {cfg.mlp_width}; {cfg.num_groups} probability group(s); "
+               f"{'cubic B-spline' if cfg.interpolation == INTERPOLATION_BSPLINE else 'bilinear'} interpolation")
     click.echo(f"  levels (cells): {' '.join(f'{nx}x{ny}' for nx, ny in header.level_cells)}")
     for name, sec in sections.items():
         share = 100.0 * sec["bytes"] / len(data)
