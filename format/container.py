@@ -36,6 +36,8 @@ __all__ = [
     "head_level_fields",
     "head_payload_bytes",
     "read_file",
+    "read_table_codes",
+    "table_codes",
     "table_symbol_counts",
     "weight_shapes",
     "write_file",
@@ -359,17 +361,33 @@ def _header_payload(header: Header) -> bytes:
     return out + b"".join(struct.pack("<" + _level_format(C.FORMAT_VERSION), *cells) for cells in header.level_cells)
 
 
+def table_codes(min_symbol: int, histogram: np.ndarray, order: int) -> list[tuple[np.ndarray, int]]:
+    """The exp-Golomb codes of one version 4 table (SPEC §5): zigzag-EG0(min_symbol), EG0(n - 1),
+    EG0(order), then the n histogram counts in order ``order`` (for :func:`shc.format.expgolomb.pack`)."""
+    head = np.array([zigzag(min_symbol), max(len(histogram) - 1, 0), order])
+    return [(head, 0), (np.asarray(histogram, dtype=np.int64), order)]
+
+
+def read_table_codes(bits: BitReader, index: int) -> tuple[int, int, np.ndarray]:
+    """The syntax of one version 4 table: ``(min_symbol, order, histogram)``. The size and the order are
+    bounded before the histogram is read; what the counts must satisfy is checked by the caller."""
+    min_symbol = bits.signed(0, f"table {index} min_symbol")
+    num_symbols = bits.unsigned(0, f"table {index} size") + 1
+    order = bits.unsigned(0, f"table {index} order")
+    if not 1 <= num_symbols <= C.MAX_TABLE_SYMBOLS or order > MAX_ORDER:
+        msg = f"table {index} has {num_symbols} symbols (allowed 1..{C.MAX_TABLE_SYMBOLS}) or order {order} > {MAX_ORDER}"
+        raise ShcFormatError(msg)
+    return min_symbol, order, bits.unsigned_array(num_symbols, order, f"table {index} histogram")
+
+
 def _tables_payload(tables: tuple[Table, ...]) -> bytes:
-    """Version 4 TABL (SPEC §5): per table, exp-Golomb codes of min_symbol, n - 1, the order k and the
-    n histogram counts."""
+    """Version 4 TABL (SPEC §5): each table's codes (:func:`table_codes`) in its cheapest order."""
     codes = []
     for index, table in enumerate(tables):
         if table.histogram is None:
             msg = f"table {index} has no histogram (version {C.FORMAT_VERSION} stores histograms)"
             raise ValueError(msg)
-        order = best_order(table.histogram)
-        head = np.array([zigzag(table.min_symbol), len(table.histogram) - 1, order])
-        codes += [(head, 0), (table.histogram, order)]
+        codes += table_codes(table.min_symbol, table.histogram, best_order(table.histogram))
     return pack(codes)
 
 
@@ -520,13 +538,7 @@ def _parse_tables(payload: bytes, header: Header, version: int) -> tuple[Table, 
     coded = table_symbol_counts(header)
     tables = []
     for index in range(header.config.num_tables if header.range_coded else 0):
-        min_symbol = bits.signed(0, f"table {index} min_symbol")
-        num_symbols = bits.unsigned(0, f"table {index} size") + 1
-        order = bits.unsigned(0, f"table {index} order")
-        if not 1 <= num_symbols <= C.MAX_TABLE_SYMBOLS or order > MAX_ORDER:
-            msg = f"table {index} has {num_symbols} symbols (allowed 1..{C.MAX_TABLE_SYMBOLS}) or order {order} > {MAX_ORDER}"
-            raise ShcFormatError(msg)
-        histogram = bits.unsigned_array(num_symbols, order, f"table {index} histogram")
+        min_symbol, _, histogram = read_table_codes(bits, index)
         if int(histogram.max()) > coded[index]:  # also keeps the sum below from wrapping around int64
             msg = f"table {index} histogram has a count above the {coded[index]} latents the table codes"
             raise ShcFormatError(msg)

@@ -61,6 +61,8 @@ from shc.format.container import (
     head_layout,
     head_payload_bytes,
     read_file,
+    read_table_codes,
+    table_codes,
     table_symbol_counts,
     weight_shapes,
     write_file,
@@ -166,30 +168,22 @@ class HistogramTable:
 def read_histograms(payload: bytes, num_tables: int) -> list[HistogramTable] | None:
     """The tables of a version 4 TABL payload (bit stream of exp-Golomb codes), or None if it does not parse.
 
-    Only the bit syntax is checked, not the sums or the symbol range: the mutators start from these.
+    Only the bit syntax is checked (:func:`read_table_codes`), not the sums or the symbol range: the
+    mutators start from these.
     """
     bits = BitReader(payload, "TABL section")
-    tables = []
     try:
-        for index in range(num_tables):
-            min_symbol = bits.signed(0, f"table {index} min_symbol")
-            num_symbols = bits.unsigned(0, f"table {index} size") + 1
-            order = bits.unsigned(0, f"table {index} order")
-            if num_symbols > C.MAX_TABLE_SYMBOLS or order > MAX_ORDER:
-                return None
-            tables.append(HistogramTable(min_symbol, order, bits.unsigned_array(num_symbols, order, "histogram")))
+        return [HistogramTable(*read_table_codes(bits, index)) for index in range(num_tables)]
     except ShcFormatError:
         return None
-    return tables
 
 
 def pack_histograms(tables: Sequence[HistogramTable], trailing: Sequence[tuple[np.ndarray, int]] = ()) -> bytes:
-    """A version 4 TABL payload: per table zigzag-EG0(min_symbol), EG0(n - 1), EG0(order), n x EG-order
-    (histogram entries must be >= 0; the order may be any, also above ``MAX_ORDER``), then ``trailing``."""
+    """A version 4 TABL payload: each table's codes (:func:`table_codes`; histogram entries must be >= 0,
+    the order may be any, also above ``MAX_ORDER``), then ``trailing``."""
     codes: list[tuple[np.ndarray, int]] = []
     for table in tables:
-        head = np.array([int(zigzag(table.min_symbol)), max(len(table.histogram) - 1, 0), table.order])
-        codes += [(head, 0), (np.asarray(table.histogram, dtype=np.int64), table.order)]
+        codes += table_codes(table.min_symbol, table.histogram, table.order)
     return pack(codes + list(trailing))
 
 
