@@ -27,6 +27,10 @@ from shc.images import ImageInputError
 
 __all__ = ["cli", "main"]
 
+INTERPOLATIONS = {"bspline": INTERPOLATION_BSPLINE, "bilinear": INTERPOLATION_BILINEAR}
+"""``--interpolation`` names of the HEAD ``interpolation`` values (also how reports name them)."""
+INTERPOLATION_NAMES = {value: name for name, value in INTERPOLATIONS.items()}
+
 
 
 class _Group(click.Group):
@@ -163,7 +167,7 @@ class _Progress:
 @click.option("--no-entropy", is_flag=True,
               help="Baseline for comparisons: store the grid as raw float16 latents, without SHACIRA's "
                    "quantization and entropy coding (files are many times larger).")
-@click.option("--interpolation", type=click.Choice(["bspline", "bilinear"]), default=None,
+@click.option("--interpolation", type=click.Choice(list(INTERPOLATIONS)), default=None,
               help="How each grid level is blended: the smooth cubic B-spline (default presets) or bilinear, "
                    "as in the paper (the paper preset) [default: the preset's].")
 def encode(input_path, output, preset, quality, steps, device, seed, as_json, force, progress, no_entropy,
@@ -185,8 +189,7 @@ def encode(input_path, output, preset, quality, steps, device, seed, as_json, fo
     except ValueError as error:
         raise UsageError(str(error)) from None
     if interpolation is not None:
-        kernels = {"bspline": INTERPOLATION_BSPLINE, "bilinear": INTERPOLATION_BILINEAR}
-        settings = dataclasses.replace(settings, interpolation=kernels[interpolation])
+        settings = dataclasses.replace(settings, interpolation=INTERPOLATIONS[interpolation])
     from shc.cli.encoder import encode_image  # without torch: one line naming shc[encode], exit 2
 
     _check_device(device)
@@ -218,7 +221,7 @@ def encode(input_path, output, preset, quality, steps, device, seed, as_json, fo
         "quality": quality if quality is not None else DEFAULT_QUALITY,
         "steps": settings.steps,
         "entropy_coding": settings.entropy_coding,
-        "interpolation": "bspline" if settings.interpolation == INTERPOLATION_BSPLINE else "bilinear",
+        "interpolation": INTERPOLATION_NAMES[settings.interpolation],
         "device": device,
         "bytes": result.num_bytes,
         "bpp": round(result.bpp, 5),
