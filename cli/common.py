@@ -16,6 +16,9 @@ __all__ = [
     "BadInputError",
     "UsageError",
     "check_input",
+    "image_format",
+    "limit_threads",
+    "parse_byte_size",
     "read_input",
     "write_output",
 ]
@@ -117,3 +120,52 @@ def write_output(path: str, data: bytes, force: bool) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def limit_threads(threads: int | None) -> None:
+    """``--threads N``: at most N threads for numpy's BLAS (the decoder's matrix products, through
+    threadpoolctl) and for torch when it is loaded (the encoder). ``None`` keeps the libraries' defaults."""
+    if threads is None:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+_FAST_FORMATS = {".png": "PNG", ".ppm": "PPM", ".pnm": "PPM", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP",
+                 ".gif": "GIF"}
+"""Extensions that Pillow's preinit() formats cover: looked up without loading all of Pillow's plugins
+(Image.init() costs ~50 ms of every decode's start-up)."""
+
+
+def image_format(path: str) -> str:
+    """The Pillow format name for an output path's extension; PNG for ``-`` or an unknown extension."""
+    suffix = Path(path).suffix.lower()
+    if path == "-" or not suffix:
+        return "PNG"
+    if suffix in _FAST_FORMATS:
+        return _FAST_FORMATS[suffix]
+    from PIL import Image
+
+    return Image.registered_extensions().get(suffix, "PNG")
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2}
+
+
+def parse_byte_size(text: str) -> int:
+    """``--target-size``: a byte count, optionally with a unit: ``50000``, ``50k``, ``50KB``, ``48KiB``, ``1.5MB``."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _BYTE_UNITS:
+        msg = f"size must look like 50000, 50KB or 48KiB, got {text!r}"
+        raise UsageError(msg)
+    value = int(float(match.group(1)) * _BYTE_UNITS[unit])
+    if value < 1:
+        msg = f"size must be at least 1 byte, got {text!r}"
+        raise UsageError(msg)
+    return value

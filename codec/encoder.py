@@ -8,26 +8,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from shc.format import constants as C
-from shc.format.container import Header, ModelConfig
+from shc.format.container import Header, ModelConfig, metadata_payload
 from shc.format.decoder import decode_bytes
 from shc.format.grid import choose_level_cells
-from shc.images import load_rgb
-from shc.metrics import psnr_db
+from shc.images import SourceImage, load_image
+from shc.metrics import psnr_rgb_alpha_db
 
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings, settings_for
 from shc.codec.prior import FactorizedPrior
+from shc.codec.ratecontrol import JpegProbe, LambdaController, RateTarget
 from shc.codec.tables import assemble_file
 from shc.codec.train import HardScore, TrainResult, choose_weight_steps, train
 
-__all__ = ["EncodeResult", "encode_image", "make_header"]
+__all__ = ["EncodeResult", "RateTargetError", "encode_image", "make_header"]
 
 
 @dataclass
@@ -41,6 +42,11 @@ class EncodeResult:
     encode_seconds: float
     settings: EncoderSettings
     training: TrainResult
+    final_lmbda: float
+    """λ at the end of training: the settings' λ, or where rate control steered it."""
+    psnr_alpha_db: float | None = None
+    """PSNR of the decoded alpha channel (``psnr_db`` is RGB only); None for an RGB image."""
+    channels: int = C.CHANNELS_RGB
 
     @property
     def num_bytes(self) -> int:
@@ -51,8 +57,9 @@ class EncodeResult:
         return len(self.data) * 8 / (self.width * self.height)
 
 
-def make_header(width: int, height: int, settings: EncoderSettings) -> Header:
-    """The header for an image: the preset's architecture, levels capped at the image's own resolution."""
+def make_header(width: int, height: int, settings: EncoderSettings, channels: int = C.CHANNELS_RGB) -> Header:
+    """The header for an image: the preset's architecture with ``channels`` outputs (3: RGB, 4: RGBA), levels
+    capped at the image's own resolution."""
     max_res = max(2, round(settings.max_res_scale * max(width, height)))
     min_res = max(1, min(settings.min_res, max_res))
     config = ModelConfig(
@@ -64,6 +71,7 @@ def make_header(width: int, height: int, settings: EncoderSettings) -> Header:
         mlp_depth=settings.mlp_depth,
         num_groups=min(settings.num_groups, settings.num_levels),
         interpolation=settings.interpolation,
+        channels=channels,
     )
     cells = tuple(choose_level_cells(width, height, settings.num_levels, min_res, max_res))
     coding = C.LATENTS_RANGE_CODED if settings.entropy_coding else C.LATENTS_FLOAT16
@@ -75,44 +83,115 @@ def make_header(width: int, height: int, settings: EncoderSettings) -> Header:
 def encode_image(
     image: Any,
     preset: str = "default",
-    quality: int | None = None,
+    quality: float | None = None,
     steps: int | None = None,
     device: str = "cpu",
     seed: int = 0,
     settings: EncoderSettings | None = None,
     progress: Callable[[int, HardScore | None, float], None] | None = None,
     entropy_coding: bool = True,
+    rate_target: RateTarget | None = None,
+    strip: bool = False,
+    background: tuple[int, int, int] | None = None,
 ) -> EncodeResult:
-    """Encode ``image`` (path, PIL image or uint8 array) and check the result by decoding it.
+    """Encode ``image`` (path, PIL image, ``(H, W, 3 | 4)`` uint8 array or :class:`shc.images.SourceImage`)
+    and check the result by decoding it.
+
+    An image with alpha is coded as RGBA (the network's fourth output, trained with the same MSE as the
+    colours), unless ``background`` (r, g, b) flattens it; its ICC profile and EXIF block go into the file
+    unless ``strip`` (:func:`shc.images.load_image`).
 
     ``entropy_coding=False`` (ignored when ``settings`` are given) writes the no-entropy baseline.
+    ``rate_target`` steers λ during training toward a size, bpp or PSNR (:mod:`shc.codec.ratecontrol`);
+    without an explicit ``quality`` the architecture is that of the quality whose typical result is the
+    target. A size target is a hard cap: a :class:`RateTargetError` if no file of this image can be that small.
     """
     start = time.perf_counter()
-    rgb = load_rgb(image)
-    height, width = rgb.shape[:2]
+    source = load_image(image, background=background, strip=strip)
+    height, width, channels = source.pixels.shape
+    if rate_target is not None and quality is None and settings is None:
+        quality = rate_target.start_quality(JpegProbe.of(source.pixels))
     settings = settings or settings_for(preset, quality, steps, entropy_coding)
     torch.manual_seed(seed)
     np.random.seed(seed)
-    header = make_header(width, height, settings)
+    header = make_header(width, height, settings, channels)
     dev = torch.device(device)
     model = GridINR(header).to(dev)
     prior = FactorizedPrior(header.config.num_tables).to(dev)
     grid = PixelGrid(header, width, height, dev)
-    target = torch.from_numpy(rgb.reshape(-1, 3).astype(np.float32) / 255.0).to(dev)
-    result = train(model, prior, grid, target, settings, progress, seed)
+    target = torch.from_numpy(source.pixels.reshape(-1, channels).astype(np.float32) / 255.0).to(dev)
+    controller = None
+    if rate_target is not None and header.range_coded:
+        controller = LambdaController(_without_metadata(rate_target, source, width * height), settings.lmbda,
+                                      settings.steps)
+    result = train(model, prior, grid, target, settings, progress, seed, controller)
 
     weight_steps = None
     if header.range_coded:
-        weight_steps, _ = choose_weight_steps(model, grid, target, settings.lmbda)
-    data = assemble_file(model.cpu(), weight_steps).data
+        lmbda = settings.lmbda if controller is None else controller.lmbda
+        weight_steps, _ = choose_weight_steps(model, grid, target, lmbda)
+    data = assemble_file(model.cpu(), weight_steps, icc_profile=source.icc_profile, exif=source.exif).data
+    if rate_target is not None and rate_target.hard_cap:
+        data = _fit_under_cap(model, weight_steps, data, rate_target.max_bytes(width * height),
+                              icc_profile=source.icc_profile, exif=source.exif)
 
     decoded = decode_bytes(data)
+    psnr_rgb, psnr_alpha = psnr_rgb_alpha_db(decoded, source.pixels)
     return EncodeResult(
         data=data,
         width=width,
         height=height,
-        psnr_db=psnr_db(decoded, rgb),
+        psnr_db=psnr_rgb,
+        psnr_alpha_db=psnr_alpha,
+        channels=channels,
         encode_seconds=time.perf_counter() - start,
         settings=settings,
         training=result,
+        final_lmbda=settings.lmbda if controller is None else controller.lmbda,
     )
+
+
+def _without_metadata(rate_target: RateTarget, source: SourceImage, num_pixels: int) -> RateTarget:
+    """The target for the files training scores, which leave out the META section: a bits target less the
+    bytes that the ICC profile and EXIF will add to the written file."""
+    if rate_target.metric != "bpp" or (source.icc_profile is None and source.exif is None):
+        return rate_target
+    extra = C.SECTION_FRAME_BYTES + len(metadata_payload({
+        key: value for key, value in zip(C.META_KEYS, (source.icc_profile, source.exif)) if value is not None}))
+    value = rate_target.value - extra * 8 / num_pixels
+    if value <= 0:
+        msg = f"the image's ICC profile and EXIF alone take {extra} bytes; --strip leaves them out"
+        raise RateTargetError(msg)
+    return replace(rate_target, value=value)
+
+
+class RateTargetError(ValueError):
+    """The size asked for is below the smallest file this image can have (header, weights, tables)."""
+
+
+def _fit_under_cap(model: GridINR, weight_steps: np.ndarray | None, data: bytes, cap: int, **metadata) -> bytes:
+    """The file, or a smaller state's file, of at most ``cap`` bytes.
+
+    Training keeps the best state under the cap, and the weight-step search only removes bits, so this
+    rarely acts. When it does: the smaller of the files with the chosen and with the training-time int8
+    weight steps, then the finest levels' latents set to zero, one level at a time (a constant level costs
+    almost nothing), until it fits.
+    """
+
+    def smallest() -> bytes:
+        files = [assemble_file(model, steps, **metadata).data for steps in (weight_steps, None)]
+        return min(files, key=len)
+
+    if len(data) <= cap:
+        return data
+    data = smallest()
+    with torch.no_grad():
+        for level in reversed(model.layout.levels):
+            if len(data) <= cap:
+                break
+            model.latents[level.rows_slice] = 0.0
+            data = smallest()
+    if len(data) > cap:
+        msg = f"cannot fit this image in {cap} bytes: its smallest file is {len(data)} bytes"
+        raise RateTargetError(msg)
+    return data

@@ -1,7 +1,7 @@
 """The implicit neural representation trained by the encoder (PyTorch; mirrors shc.format.decoder).
 
     latents (rows, D) --quantize--> ints --latent decoder (D->F, linear)--> feature table (rows, F)
-    pixel -> 4 corner rows on each of L levels -> bilinear blend -> (L*F) -> MLP (ReLU) -> RGB
+    pixel -> 4 corner rows on each of L levels -> bilinear blend -> (L*F) -> MLP (ReLU) -> RGB (or RGBA)
 
 Pixel positions and blend weights come from :func:`shc.format.grid.axis_taps` and the storage of every level from
 :class:`shc.format.layout.LatentLayout` (the normative numpy geometry), so training indexes the latents
@@ -143,7 +143,7 @@ class GridINR(nn.Module):
         self.latent_decoder = nn.Linear(cfg.latent_dim, cfg.feat_dim)
         nn.init.normal_(self.latent_decoder.weight, 0.0, 0.1)
         nn.init.zeros_(self.latent_decoder.bias)
-        dims = [cfg.num_levels * cfg.feat_dim] + [cfg.mlp_width] * cfg.mlp_depth + [3]
+        dims = [cfg.num_levels * cfg.feat_dim] + [cfg.mlp_width] * cfg.mlp_depth + [cfg.channels]  # RGB(A)
         self.mlp = nn.ModuleList(nn.Linear(dims[k], dims[k + 1]) for k in range(len(dims) - 1))
         for layer in self.mlp:
             nn.init.xavier_uniform_(layer.weight)
@@ -165,7 +165,7 @@ class GridINR(nn.Module):
         quantize_weights: bool = False,
         weight_steps: np.ndarray | None = None,
     ) -> torch.Tensor:
-        """RGB ``(n, 3)`` in [0, 1] units (unclipped) for the pixels of ``coords``.
+        """RGB or RGBA ``(n, channels)`` in [0, 1] units (unclipped) for the pixels of ``coords``.
 
         ``quantize_weights`` evaluates with the quantized weights the file stores (straight-through
         gradient, so training can adapt to them): int8 steps, or ``weight_steps`` (one per tensor).

@@ -11,6 +11,7 @@ choices and help from them. This module imports no torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from shc.format.constants import INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE
@@ -73,6 +74,12 @@ class Quality:
     """Grid extent: the finest level's cells per long image side, as a fraction of it."""
     mlp_width: int
     """Hidden width of the synthesis MLP."""
+    kodak_bpp: float
+    """Typical result, mean over the eight Kodak images of results/kodak-cpu (default preset): where rate
+    control (``--target-bpp``, ``--target-size``) starts before it measures the image (even levels:
+    geometric mean of their neighbours, q8 extrapolated)."""
+    kodak_psnr_db: float
+    """The same for ``--target-psnr``: the mean PSNR."""
 
 
 # λ halves per level, so the bits grow roughly geometrically. Tables: hashing the fine levels pays at low
@@ -81,14 +88,22 @@ class Quality:
 # q1 the weights are a large share of the file, so a narrower MLP lowers the RD cost (too narrow raises
 # it again). The measurements behind these choices: results/experiments.md and results/kodak-cpu/README.md.
 QUALITIES: tuple[Quality, ...] = (
-    Quality(level=1, log2_hashmap_size=13, lmbda=3.2e-2, max_res_scale=0.5, mlp_width=12),
-    Quality(level=2, log2_hashmap_size=14, lmbda=1.6e-2, max_res_scale=0.5, mlp_width=16),
-    Quality(level=3, log2_hashmap_size=15, lmbda=8e-3, max_res_scale=0.5, mlp_width=16),
-    Quality(level=4, log2_hashmap_size=16, lmbda=4e-3, max_res_scale=0.5, mlp_width=16),
-    Quality(level=5, log2_hashmap_size=16, lmbda=2e-3, max_res_scale=0.75, mlp_width=16),
-    Quality(level=6, log2_hashmap_size=17, lmbda=1e-3, max_res_scale=0.75, mlp_width=16),
-    Quality(level=7, log2_hashmap_size=19, lmbda=5e-4, max_res_scale=1.0, mlp_width=16),
-    Quality(level=8, log2_hashmap_size=19, lmbda=2.5e-4, max_res_scale=1.0, mlp_width=16),
+    Quality(level=1, log2_hashmap_size=13, lmbda=3.2e-2, max_res_scale=0.5, mlp_width=12,
+            kodak_bpp=0.077, kodak_psnr_db=24.16),
+    Quality(level=2, log2_hashmap_size=14, lmbda=1.6e-2, max_res_scale=0.5, mlp_width=16,
+            kodak_bpp=0.131, kodak_psnr_db=25.46),
+    Quality(level=3, log2_hashmap_size=15, lmbda=8e-3, max_res_scale=0.5, mlp_width=16,
+            kodak_bpp=0.223, kodak_psnr_db=26.76),
+    Quality(level=4, log2_hashmap_size=16, lmbda=4e-3, max_res_scale=0.5, mlp_width=16,
+            kodak_bpp=0.375, kodak_psnr_db=28.34),
+    Quality(level=5, log2_hashmap_size=16, lmbda=2e-3, max_res_scale=0.75, mlp_width=16,
+            kodak_bpp=0.632, kodak_psnr_db=29.92),
+    Quality(level=6, log2_hashmap_size=17, lmbda=1e-3, max_res_scale=0.75, mlp_width=16,
+            kodak_bpp=0.956, kodak_psnr_db=32.11),
+    Quality(level=7, log2_hashmap_size=19, lmbda=5e-4, max_res_scale=1.0, mlp_width=16,
+            kodak_bpp=1.446, kodak_psnr_db=34.3),
+    Quality(level=8, log2_hashmap_size=19, lmbda=2.5e-4, max_res_scale=1.0, mlp_width=16,
+            kodak_bpp=2.187, kodak_psnr_db=36.49),
 )
 DEFAULT_QUALITY = 3
 
@@ -127,10 +142,39 @@ def preset_named(name: str) -> Preset:
     return _find([p for p in PRESETS if p.name == name], f"unknown preset {name!r}; choose one of {choices}")
 
 
-def quality_level(level: int) -> Quality:
-    """The quality record of ``level``; ValueError giving the range if there is none."""
-    span = f"{QUALITIES[0].level}..{QUALITIES[-1].level}"
-    return _find([q for q in QUALITIES if q.level == level], f"quality must be an integer in {span}, got {level}")
+def quality_level(level: float) -> Quality:
+    """The quality record of ``level``; ValueError giving the range if there is none.
+
+    A fractional level (``--quality 3.4``) lies between two records: λ is interpolated geometrically (λ
+    halves per level, so bits grow smoothly with the level), and the table size, grid extent and MLP width
+    are those of the nearest level (they cannot be interpolated). The record's ``level`` is the nearest one.
+    """
+    low, high = QUALITIES[0].level, QUALITIES[-1].level
+    if not (isinstance(level, (int, float)) and math.isfinite(level) and low <= level <= high):
+        msg = f"quality must be a number in {low}..{high}, got {level}"
+        raise ValueError(msg)
+    below = QUALITIES[math.floor(level) - low]
+    if level == below.level:
+        return below
+    above = QUALITIES[math.floor(level) - low + 1]
+    fraction = level - below.level
+    nearest = above if fraction >= 0.5 else below
+    lmbda = below.lmbda * (above.lmbda / below.lmbda) ** fraction
+    return replace(nearest, lmbda=lmbda)
+
+
+def quality_for(metric: str, value: float) -> float:
+    """The fractional quality level whose typical Kodak result (``Quality.kodak_bpp`` or
+    ``Quality.kodak_psnr_db``) equals ``value``: where rate control starts before it measures the image
+    itself. Clamped to the knob's range; bits are interpolated in log scale."""
+    points = [(q.level, math.log(q.kodak_bpp) if metric == "bpp" else q.kodak_psnr_db) for q in QUALITIES]
+    x = math.log(value) if metric == "bpp" else value
+    if x <= points[0][1]:
+        return float(points[0][0])
+    for (level0, y0), (level1, y1) in zip(points, points[1:]):
+        if x <= y1:
+            return level0 + (x - y0) / (y1 - y0) * (level1 - level0)
+    return float(points[-1][0])
 
 
 def _find(matches: list, error: str):
@@ -140,9 +184,10 @@ def _find(matches: list, error: str):
 
 
 def settings_for(
-    preset: str = "default", quality: int | None = None, steps: int | None = None, entropy_coding: bool = True
+    preset: str = "default", quality: float | None = None, steps: int | None = None, entropy_coding: bool = True
 ) -> EncoderSettings:
-    """Resolve a preset name, a quality level, an optional step override and the latent coding into settings.
+    """Resolve a preset name, a (possibly fractional) quality level, an optional step override and the
+    latent coding into settings.
 
     Without entropy coding (the Instant-NGP-style baseline) ``quality`` still picks the grid (table size,
     finest level) and the MLP width; λ has nothing to weigh.

@@ -29,9 +29,19 @@ class AssembledFile:
     latents: np.ndarray  # int64 (range-coded, clamped into the tables) or float16 (no entropy coding)
 
 
-def assemble_file(model: GridINR, weight_steps: np.ndarray | None = None) -> AssembledFile:
+def assemble_file(
+    model: GridINR,
+    weight_steps: np.ndarray | None = None,
+    *,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+) -> AssembledFile:
     """The file of a model's current state: rounded latents, their histogram tables, range coding, and the
-    weights quantized with ``weight_steps`` (one per tensor; default: the training-time int8 steps)."""
+    weights quantized with ``weight_steps`` (one per tensor; default: the training-time int8 steps).
+
+    ``icc_profile`` and ``exif`` (the META section) are only given for the final file: during training they
+    would add the same bytes to every candidate's size and change no comparison.
+    """
     header = model.header
     if header.range_coded:
         tables, q = build_tables(model, integer_latents(model))
@@ -39,7 +49,8 @@ def assemble_file(model: GridINR, weight_steps: np.ndarray | None = None) -> Ass
     else:
         tables, q = (), float16_latents(model)
         latent_data = pack_float16_latents(model.layout.split(q))
-    return AssembledFile(write_file(header, model.quantized_weights(weight_steps), tables, latent_data), q)
+    weights = model.quantized_weights(weight_steps)
+    return AssembledFile(write_file(header, weights, tables, latent_data, icc_profile=icc_profile, exif=exif), q)
 
 
 def integer_latents(model: GridINR) -> np.ndarray:

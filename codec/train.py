@@ -23,6 +23,7 @@ from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings
 from shc.codec.prior import FactorizedPrior
 from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
+from shc.codec.ratecontrol import LambdaController
 from shc.codec.tables import assemble_file
 
 __all__ = ["HardScore", "TrainResult", "choose_weight_steps", "train"]
@@ -116,11 +117,14 @@ def train(
     settings: EncoderSettings,
     progress: Callable[[int, HardScore | None, float], None] | None = None,
     seed: int = 0,
+    controller: LambdaController | None = None,
 ) -> TrainResult:
     """Fit ``model`` and ``prior`` to ``target`` ``(n, 3)`` in [0, 1]; leaves them in the best scored state.
 
     Each step trains on a fresh random batch of about ``settings.batch_pixels`` pixels (the whole image
-    when it is smaller); the rate term always covers every latent.
+    when it is smaller); the rate term always covers every latent. With a rate ``controller``, λ follows
+    the controller (starting from its own λ, not ``settings.lmbda``) and the state kept is the one it
+    prefers (the best that meets its target) instead of the lowest RD cost.
     """
     rng = np.random.default_rng(seed)
     entropy_coded = model.header.range_coded
@@ -154,7 +158,8 @@ def train(
         x_hat = model(q, coords, quantize_weights=step > soft_steps)
         mse = torch.mean((x_hat - target[pixels]) ** 2)
         bpp = rate_bits(model, prior, q) / num_pixels if entropy_coded else mse.new_zeros(())
-        loss = mse + settings.lmbda * bpp
+        lmbda = settings.lmbda if controller is None else controller.lmbda
+        loss = mse + lmbda * bpp
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         decay = lr_factor(step / settings.steps, settings.lr_final)
@@ -164,9 +169,14 @@ def train(
 
         scored = None
         if step % settings.eval_every == 0 or step == settings.steps:
-            scored = score(model, grid, target, settings.lmbda, step)
+            scored = score(model, grid, target, lmbda, step)
             history.append(scored)
-            if best is None or scored.cost < best.cost:
+            if controller is not None:
+                keep = controller.prefer(scored, best)
+                controller.observe(scored)
+            else:
+                keep = best is None or scored.cost < best.cost
+            if keep:
                 best = scored
                 best_state = (copy.deepcopy(model.state_dict()), copy.deepcopy(prior.state_dict()))
         if progress is not None:

@@ -11,13 +11,14 @@ from shc.format.container import (
     weight_shapes,
     write_file,
 )
-from shc.format.decoder import Synthesis, decode_bytes, output_size
+from shc.format.decoder import DecodedImage, Synthesis, decode_bytes, decode_image, output_size
 from shc.format.entropy import decode_latents, encode_latents, histogram_tables
 from shc.format.errors import ShcFormatError
 
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
+    "DecodedImage",
     "Header",
     "ModelConfig",
     "QuantizedWeights",
@@ -26,6 +27,7 @@ __all__ = [
     "Synthesis",
     "Table",
     "decode_bytes",
+    "decode_image",
     "decode_latents",
     "encode_latents",
     "output_size",

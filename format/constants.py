@@ -5,15 +5,19 @@ from __future__ import annotations
 MAGIC = b"SHC\x1a"
 """First four bytes of every file ("SHC" plus ^Z so a text viewer stops there)."""
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Bumped whenever any byte of the layout or the normative decoding changes."""
 
-READABLE_VERSIONS = (2, 3, 4)
+READABLE_VERSIONS = (2, 3, 4, 5)
 """Versions this decoder reads: 2 is version 3 without the HEAD ``latent_coding`` byte (always range-coded);
-4 stores level cells as u16, weights and table histograms as exp-Golomb codes (SPEC §9)."""
+4 stores level cells as u16, weights and table histograms as exp-Golomb codes; 5 adds ``channels`` (alpha)
+and the optional META section (SPEC §9)."""
 
 COMPACT_SIDE_INFO_VERSION = 4
 """First version with u16 level cells, exp-Golomb weights (§3) and histogram tables (§5)."""
+
+METADATA_VERSION = 5
+"""First version with the HEAD ``channels`` field and the optional META section (ICC profile, EXIF)."""
 
 LATENTS_RANGE_CODED = 0
 """HEAD ``latent_coding``: integer latents, range-coded with the TABL tables (SHACIRA)."""
@@ -25,11 +29,24 @@ INTERPOLATION_BILINEAR = 0
 INTERPOLATION_BSPLINE = 1
 """HEAD ``interpolation`` (version 4): each level blended with the cubic B-spline from 4 x 4 vertices."""
 
+CHANNELS_RGB = 3
+"""HEAD ``channels`` (version 5): the network outputs R, G, B (every earlier version)."""
+CHANNELS_RGBA = 4
+"""HEAD ``channels``: the network outputs R, G, B and straight (not premultiplied) alpha."""
+
 FILE_PREFIX_BYTES = len(MAGIC) + 1
 """Bytes before the first section: the magic and the u8 version."""
 
 SECTION_TAGS = (b"HEAD", b"WGHT", b"TABL", b"LATN")
-"""Sections in their required order: header, network weights, probability tables, range-coded latents."""
+"""The required sections in their order: header, network weights, probability tables, range-coded latents."""
+META_TAG = b"META"
+"""The optional section (version 5) between HEAD and WGHT: ICC profile and EXIF; absent when there are none."""
+META_KEYS = (b"ICCP", b"EXIF")
+"""META entry keys, in the order a file stores them (each at most once): the ICC profile, the EXIF block."""
+META_ENTRY_HEAD_BYTES = 8
+"""Each META entry starts with its 4-byte ASCII key and its u32 length."""
+MAX_META_ENTRY_BYTES = 1 << 24
+"""The largest META entry (16 MiB); ICC profiles are kilobytes, an EXIF block in a JPEG at most 64 KiB."""
 
 SECTION_TAG_BYTES = 4
 """Each section starts with its 4-byte ASCII tag ..."""

@@ -1,4 +1,5 @@
-"""The ``.shc`` container: magic, version, then four CRC-protected sections (byte layout in SPEC.md).
+"""The ``.shc`` container: magic, version, then CRC-protected sections (byte layout in SPEC.md): HEAD, the
+optional META (version 5: ICC profile and EXIF), WGHT, TABL and LATN.
 
 This module only moves validated fields between bytes and plain dataclasses; it knows nothing about
 PyTorch. Every declared count is checked against the limits in :mod:`shc.format.constants` and against the
@@ -23,6 +24,7 @@ from shc.format.layout import LatentLayout
 __all__ = [
     "HEAD_FIELDS",
     "HEAD_LEVEL_FIELDS",
+    "METADATA_FIELDS",
     "HeadField",
     "Header",
     "ModelConfig",
@@ -35,8 +37,13 @@ __all__ = [
     "head_layout",
     "head_level_fields",
     "head_payload_bytes",
+    "metadata_payload",
+    "metadata_problem",
     "read_file",
+    "read_header",
+    "read_metadata",
     "read_table_codes",
+    "section_order",
     "table_codes",
     "table_symbol_counts",
     "weight_shapes",
@@ -96,6 +103,16 @@ HEAD_FIELDS: tuple[HeadField, ...] = (
         default=C.INTERPOLATION_BILINEAR,
         in_config=True,
         note=" (0: bilinear, 1: cubic B-spline)",
+    ),
+    HeadField(
+        "channels",
+        "B",
+        C.CHANNELS_RGB,
+        C.CHANNELS_RGBA,
+        since_version=C.METADATA_VERSION,
+        default=C.CHANNELS_RGB,
+        in_config=True,
+        note=" (3: RGB, 4: RGBA)",
     ),
 )
 """The fixed HEAD fields in file order."""
@@ -168,6 +185,8 @@ class ModelConfig:
     """Probability-model groups: contiguous runs of levels sharing one table per latent dimension."""
     interpolation: int = C.INTERPOLATION_BILINEAR
     """How a level is blended between its vertices (SPEC §7): bilinear, or the cubic B-spline."""
+    channels: int = C.CHANNELS_RGB
+    """Outputs of the MLP's last layer: 3 (RGB) or 4 (RGBA, straight alpha)."""
 
     def validate(self) -> None:
         for field in HEAD_FIELDS:  # in file order: num_levels is checked before num_groups uses it
@@ -311,7 +330,11 @@ class ShcFile:
     weights: QuantizedWeights
     tables: tuple[Table, ...]  # index = group * latent_dim + dim; empty for a float16 file
     latent_words: np.ndarray  # uint32 range-coder words, or float16 latents (header.latent_coding)
-    section_bytes: dict[str, int]
+    section_bytes: dict[str, int]  # "header", "metadata" (only when META is present), "weights", ...
+    icc_profile: bytes | None = None
+    """The ICC profile of the pixels (META ``ICCP``); None: none stored (sRGB is the convention)."""
+    exif: bytes | None = None
+    """The EXIF block (META ``EXIF``: ``Exif\\0\\0`` and a TIFF structure), orientation already applied."""
 
 
 def weight_shapes(header: Header) -> list[tuple[str, tuple[int, ...]]]:
@@ -321,7 +344,7 @@ def weight_shapes(header: Header) -> list[tuple[str, tuple[int, ...]]]:
         ("latent_decoder.weight", (cfg.feat_dim, cfg.latent_dim)),
         ("latent_decoder.bias", (cfg.feat_dim,)),
     ]
-    dims = [cfg.num_levels * cfg.feat_dim] + [cfg.mlp_width] * cfg.mlp_depth + [3]
+    dims = [cfg.num_levels * cfg.feat_dim] + [cfg.mlp_width] * cfg.mlp_depth + [cfg.channels]
     for k in range(len(dims) - 1):
         shapes += [(f"mlp.{k}.weight", (dims[k + 1], dims[k])), (f"mlp.{k}.bias", (dims[k + 1],))]
     return shapes
@@ -329,6 +352,94 @@ def weight_shapes(header: Header) -> list[tuple[str, tuple[int, ...]]]:
 
 def _num_weights(header: Header) -> int:
     return sum(int(np.prod(shape)) for _, shape in weight_shapes(header))
+
+
+# ---------------------------------------------------------------------------------------------- META
+
+METADATA_FIELDS: dict[bytes, str] = {b"ICCP": "icc_profile", b"EXIF": "exif"}
+"""META entry keys in file order (``C.META_KEYS``) and the :class:`ShcFile` attribute each one fills."""
+
+EXIF_PREFIX = b"Exif\x00\x00"
+"""How an EXIF entry starts (as in a JPEG APP1 segment and Pillow's ``Image.Exif().tobytes()``) ..."""
+TIFF_BYTE_ORDERS = (b"II*\x00", b"MM\x00*")
+"""... followed by a TIFF header: little- or big-endian."""
+ICC_HEADER_BYTES = 128
+ICC_SIGNATURE = (36, b"acsp")
+"""Every ICC profile has a 128-byte header with the signature ``acsp`` at byte 36."""
+
+
+def section_order(version: int = C.FORMAT_VERSION) -> tuple[bytes, ...]:
+    """The section tags a file of ``version`` may hold, in order; META (version 5 on) is the optional one."""
+    if version < C.METADATA_VERSION:
+        return C.SECTION_TAGS
+    return C.SECTION_TAGS[:1] + (C.META_TAG,) + C.SECTION_TAGS[1:]
+
+
+def metadata_problem(key: bytes, value: bytes) -> str | None:
+    """What is wrong with one META entry, or None. Checks its size (1 .. ``MAX_META_ENTRY_BYTES``) and the
+    few bytes that say it is what its key claims; the reader, the writer and the image loader share this,
+    so nothing is written that a reader would refuse."""
+    name = key.decode("ascii", "replace")
+    if not 1 <= len(value) <= C.MAX_META_ENTRY_BYTES:
+        return f"META {name} entry has {len(value)} bytes, allowed 1..{C.MAX_META_ENTRY_BYTES}"
+    at, signature = ICC_SIGNATURE
+    if key == b"ICCP" and (len(value) < ICC_HEADER_BYTES or value[at : at + len(signature)] != signature):
+        return f"META {name} entry is not an ICC profile (no 128-byte header with the signature 'acsp')"
+    if key == b"EXIF" and (value[: len(EXIF_PREFIX)] != EXIF_PREFIX or value[6:10] not in TIFF_BYTE_ORDERS):
+        return f"META {name} entry does not start with Exif\\0\\0 and a TIFF header"
+    return None
+
+
+def metadata_payload(entries: dict[bytes, bytes]) -> bytes:
+    """The META payload of ``entries`` (key -> value): per entry in ``C.META_KEYS`` order its key, u32
+    length and bytes; empty when there are none (the writer then leaves the section out).
+    Raises ValueError for an unknown key or an entry :func:`metadata_problem` refuses."""
+    out = []
+    for key in entries:
+        if key not in C.META_KEYS:
+            msg = f"unknown META key {key!r} (known: {', '.join(k.decode() for k in C.META_KEYS)})"
+            raise ValueError(msg)
+    for key in C.META_KEYS:
+        if key in entries:
+            value = bytes(entries[key])
+            problem = metadata_problem(key, value)
+            if problem is not None:
+                raise ValueError(problem)
+            out.append(key + struct.pack("<I", len(value)) + value)
+    return b"".join(out)
+
+
+def read_metadata(payload: bytes) -> dict[bytes, bytes]:
+    """The entries of a META payload (SPEC §2a), key -> bytes. Each length is bounded before its bytes are
+    read; an empty payload, an unknown, repeated or misordered key, or a refused entry raise
+    :class:`ShcFormatError`."""
+    if not payload:
+        msg = "META section has no entries (a file without metadata leaves the section out)"
+        raise ShcFormatError(msg)
+    reader = Reader(payload, "META section")
+    entries: dict[bytes, bytes] = {}
+    while reader.remaining:
+        key = reader.bytes(4, "entry key")
+        length = reader.u32(f"{key!r} entry length")
+        if key not in C.META_KEYS:
+            msg = f"META section: unknown key {key!r} (known: {', '.join(k.decode() for k in C.META_KEYS)})"
+            raise ShcFormatError(msg)
+        if key in entries:
+            msg = f"META section: key {key.decode()} occurs twice"
+            raise ShcFormatError(msg)
+        if entries and C.META_KEYS.index(key) < C.META_KEYS.index(next(reversed(entries))):
+            order = ", ".join(k.decode() for k in C.META_KEYS)
+            msg = f"META section: key {key.decode()} out of order (the order is {order})"
+            raise ShcFormatError(msg)
+        if not 1 <= length <= C.MAX_META_ENTRY_BYTES:
+            msg = f"META {key.decode()} entry declares {length} bytes, allowed 1..{C.MAX_META_ENTRY_BYTES}"
+            raise ShcFormatError(msg)
+        value = reader.bytes(length, f"{key.decode()} entry")
+        problem = metadata_problem(key, value)
+        if problem is not None:
+            raise ShcFormatError(problem)
+        entries[key] = value
+    return entries
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -405,11 +516,20 @@ def _weights_payload(header: Header, weights: QuantizedWeights) -> bytes:
     return b"".join(heads) + pack(codes)
 
 
-def write_file(header: Header, weights: QuantizedWeights, tables: tuple[Table, ...], latent_words: np.ndarray) -> bytes:
+def write_file(
+    header: Header,
+    weights: QuantizedWeights,
+    tables: tuple[Table, ...],
+    latent_words: np.ndarray,
+    *,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+) -> bytes:
     """Serialize; validates like the reader does, so we never write a file we would refuse to read.
 
     ``latent_words``: the range coder's uint32 words, or for a float16 header (no tables) the latents in
-    LATN order (level, dimension, row), any float dtype, converted to float16.
+    LATN order (level, dimension, row), any float dtype, converted to float16. ``icc_profile`` and ``exif``
+    go into the META section, which is left out when both are None.
     """
     header.validate()
     try:
@@ -429,13 +549,17 @@ def write_file(header: Header, weights: QuantizedWeights, tables: tuple[Table, .
         if words.shape != (header.total_latents,) or not np.all(np.isfinite(words)):
             msg = f"a float16 file needs {header.total_latents} finite latents, got {words.size}"
             raise ValueError(msg)
+    given = {"icc_profile": icc_profile, "exif": exif}
+    metadata = metadata_payload({key: given[name] for key, name in METADATA_FIELDS.items() if given[name] is not None})
     payloads = {
         b"HEAD": _header_payload(header),
         b"WGHT": _weights_payload(header, weights),
         b"TABL": _tables_payload(tables),
         b"LATN": words.tobytes(),
     }
-    return file_prefix() + b"".join(frame_section(tag, payloads[tag]) for tag in C.SECTION_TAGS)
+    if metadata:
+        payloads[C.META_TAG] = metadata
+    return file_prefix() + b"".join(frame_section(tag, payloads[tag]) for tag in section_order() if tag in payloads)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -453,12 +577,19 @@ def _read_sections(data: bytes) -> tuple[int, dict[bytes, bytes]]:
         msg = f"unsupported .shc format version {version} (this decoder reads versions {readable})"
         raise ShcFormatError(msg)
     sections = {}
-    for tag in C.SECTION_TAGS:
+    order = section_order(version)
+    found = None  # a tag already read: the one after an absent optional section
+    for index, tag in enumerate(order):
         name = tag.decode()
-        found = reader.bytes(C.SECTION_TAG_BYTES, f"{name} section tag")
+        if found is None:
+            required = next(t for t in order[index:] if t != C.META_TAG).decode()
+            found = reader.bytes(C.SECTION_TAG_BYTES, f"{required} section tag")
         if found != tag:
+            if tag == C.META_TAG:
+                continue
             msg = f"expected section {name}, found tag {found!r}"
             raise ShcFormatError(msg)
+        found = None
         length = reader.u32(f"{name} section length")
         if length > C.MAX_SECTION_BYTES:
             msg = f"section {name} declares {length} bytes, more than the limit {C.MAX_SECTION_BYTES}"
@@ -586,6 +717,7 @@ def read_file(data: bytes) -> ShcFile:
     data = bytes(data)
     version, sections = _read_sections(data)
     header = _parse_header(sections[b"HEAD"], version)
+    metadata = read_metadata(sections[C.META_TAG]) if C.META_TAG in sections else {}
     weights = _parse_weights(sections[b"WGHT"], header, version)
     tables = _parse_tables(sections[b"TABL"], header, version)
     latent_bytes = sections[b"LATN"]
@@ -603,6 +735,38 @@ def read_file(data: bytes) -> ShcFile:
             msg = "LATN section has a non-finite float16 latent"
             raise ShcFormatError(msg)
     section_bytes = {"header": C.FILE_PREFIX_BYTES + C.SECTION_FRAME_BYTES + len(sections[b"HEAD"])}
-    for key, tag in (("weights", b"WGHT"), ("tables", b"TABL"), ("latents", b"LATN")):
-        section_bytes[key] = C.SECTION_FRAME_BYTES + len(sections[tag])
-    return ShcFile(header, weights, tables, words, section_bytes)
+    for key, tag in (("metadata", C.META_TAG), ("weights", b"WGHT"), ("tables", b"TABL"), ("latents", b"LATN")):
+        if tag in sections:
+            section_bytes[key] = C.SECTION_FRAME_BYTES + len(sections[tag])
+    fields = {METADATA_FIELDS[key]: value for key, value in metadata.items()}
+    return ShcFile(header, weights, tables, words, section_bytes, **fields)
+
+
+def read_header(data: bytes) -> Header:
+    """The header of a file from its first bytes (magic, version, the HEAD section and its CRC), with the
+    same checks as :func:`read_file`; whatever follows HEAD, or is missing after it, is not looked at. A
+    viewer learns the size and the model this way from a few hundred bytes, without decoding anything.
+    Raises :class:`ShcFormatError` when those bytes are malformed or cut short.
+    """
+    data = bytes(data)
+    if data[: len(C.MAGIC)] != C.MAGIC:
+        msg = "not an .shc file (wrong magic bytes)"
+        raise ShcFormatError(msg)
+    # the first steps of _read_sections, for HEAD only (it reads and checks every section)
+    reader = Reader(data, "file")
+    reader.bytes(len(C.MAGIC), "magic")
+    version = reader.u8("version")
+    if version not in C.READABLE_VERSIONS:
+        readable = ", ".join(map(str, C.READABLE_VERSIONS))
+        msg = f"unsupported .shc format version {version} (this decoder reads versions {readable})"
+        raise ShcFormatError(msg)
+    tag = C.SECTION_TAGS[0]
+    found = reader.bytes(C.SECTION_TAG_BYTES, "HEAD section tag")
+    if found != tag:
+        msg = f"expected section HEAD, found tag {found!r}"
+        raise ShcFormatError(msg)
+    payload = reader.bytes(reader.u32("HEAD section length"), "HEAD section payload")
+    if reader.u32("HEAD section CRC32") != zlib.crc32(tag + payload):
+        msg = "section HEAD is corrupted (CRC32 mismatch)"
+        raise ShcFormatError(msg)
+    return _parse_header(payload, version)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The decode-only install works: a fresh venv with shc's base dependencies and shc itself (not editable, no
-# torch) decodes a golden .shc file bit-exactly, prints its info, never imports torch, and `shc encode` there
-# answers with one line naming shc[encode] (exit 2). Needs the network for the dependencies; under a minute.
+# torch) decodes a golden .shc file bit-exactly, prints its info, opens, thumbnails and loads it through Pillow
+# (`import shc.pillow`), never imports torch, and `shc encode` there answers with one line naming shc[encode]
+# (exit 2), `im.save("x.shc")` with an OSError naming it. Needs the network for the dependencies; under a minute.
 #   scripts/check_decode_only.sh            (venv in ${SHC_NOTORCH_VENV:-/tmp/shc-notorch}, made afresh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ rm -rf "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
 # The base dependencies by name (kept in step with pyproject.toml by `pip check` below, which fails if shc
 # requires anything not installed here, torch included).
-"${pip[@]}" install -q numpy "constriction==0.5.*" pillow click tqdm
+"${pip[@]}" install -q numpy "constriction==0.5.*" pillow click tqdm threadpoolctl
 # shc itself from a copy of the files its build reads, so no build/ or egg-info lands in the checkout.
 mkdir "$work/src"
 cp pyproject.toml README.md "$work/src/"
@@ -51,6 +52,33 @@ assert "torch" not in sys.modules, "importing shc, shc.format or the CLI importe
 assert Path(shc.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve()), shc.__file__
 decoded, golden = (np.asarray(Image.open(p).convert("RGB")) for p in ("parrot.png", sys.argv[2]))
 assert np.array_equal(decoded, golden), "decode differs from the golden decoded PNG"
+PY
+# The Pillow plugin, still without torch: open reads the header, thumbnail renders small, load decodes, and
+# save names shc[encode] (an OSError, as Pillow's own plugins raise).
+"$venv/bin/python" - "$repo/tests/data/parrot_128x96_q3.shc" <<'PY'
+import sys
+from pathlib import Path
+import numpy as np
+from PIL import Image
+import shc, shc.pillow
+path = sys.argv[1]
+expected = np.asarray(shc.decode(Path(path).read_bytes()))
+height, width = expected.shape[:2]
+with Image.open(path) as im:
+    assert (im.format, im.size) == ("SHC", (width, height)), (im.format, im.size)
+    assert im.draft(None, (width // 4, height // 4)) == (im.mode, (0, 0, width // 4, height // 4)), im.size
+    im.thumbnail((width // 8, height // 8))  # renders at the draft size above, then Pillow resizes
+    assert im.size == (width // 8, height // 8), im.size
+with Image.open(path) as im:
+    assert np.array_equal(np.asarray(im), expected), "Image.open(...).load() differs from shc.decode"
+    try:
+        im.save("x.shc")
+    except OSError as error:
+        assert "shc[encode]" in str(error) and not Path("x.shc").exists(), error
+    else:
+        raise AssertionError("im.save('x.shc') worked without torch")
+assert "torch" not in sys.modules, "the Pillow plugin imported torch"
+print("Pillow plugin OK without torch")
 PY
 set +e
 "$venv/bin/shc" encode "$repo/tests/data/parrot_64x48.png" -o x.shc 2>encode.err

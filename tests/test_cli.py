@@ -23,7 +23,7 @@ from conftest import ACCEPTED, PARROT, REFUSED, png_bytes
 from PIL import Image
 
 import shc
-import shc.cli.main as cli_main
+import shc.cli.encode_cmd
 from shc.cli.main import cli
 from shc.format.constants import FORMAT_VERSION, MAGIC
 from shc.images import load_rgb
@@ -177,7 +177,10 @@ def test_encode_and_decode_odd_images(odd_image, tmp_path, name):
     result = invoke("decode", tmp_path / "x.shc", "-o", tmp_path / "x.png")
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "x.png") as image:
-        assert (image.size, image.mode) == ((width, height), "RGB")
+        # images with real transparency keep it (format v5: a fourth channel); the others are RGB
+        with Image.open(path) as source:
+            transparent = source.mode in ("RGBA", "LA", "PA") or "transparency" in source.info
+        assert (image.size, image.mode) == ((width, height), "RGBA" if transparent else "RGB")
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -285,7 +288,7 @@ def test_interrupted_encode_leaves_no_output_and_no_temp_file(tmp_path, monkeypa
         if len(steps_seen) == 3:  # Ctrl-C in the middle of training
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_main._Progress, "__call__", ctrl_c)
+    monkeypatch.setattr(shc.cli.encode_cmd.Progress, "__call__", ctrl_c)
     out = tmp_path / "x.shc"
     if existing:
         out.write_bytes(b"old file")

@@ -27,10 +27,10 @@ from shc.metrics import psnr_db
 DATA = Path(__file__).parent / "data"
 
 
-def _random_model(width: int, height: int, **overrides) -> GridINR:
+def _random_model(width: int, height: int, channels: int = 3, **overrides) -> GridINR:
     settings = dataclasses.replace(settings_for("fast", 3), **overrides)
     torch.manual_seed(1)
-    model = GridINR(make_header(width, height, settings))
+    model = GridINR(make_header(width, height, settings, channels))
     with torch.no_grad():  # integer latents spread over several symbols, as after training
         model.latents.copy_(torch.randint(-6, 7, model.latents.shape).float())
         for p in model.network_parameters():
@@ -44,6 +44,7 @@ def _random_model(width: int, height: int, **overrides) -> GridINR:
         (40, 30, {}),
         (33, 57, {"log2_hashmap_size": 6, "num_levels": 5}),  # hashed levels, odd sizes, portrait
         (24, 16, {"latent_dim": 2, "feat_dim": 3, "mlp_width": 8, "mlp_depth": 1, "num_groups": 2}),
+        (21, 13, {"channels": 4, "log2_hashmap_size": 6}),  # RGBA: four outputs (format version 5)
     ],
 )
 def test_torch_forward_matches_numpy_decoder(width, height, overrides):
@@ -78,7 +79,9 @@ def test_torch_forward_matches_numpy_decoder(width, height, overrides):
     assert np.abs(numpy_rgb).max() > 0.05  # a non-trivial field
     np.testing.assert_allclose(numpy_rgb, torch_rgb, atol=2e-5, rtol=1e-5)
     # and the 8-bit outputs agree except where a value sits on a rounding boundary
-    rendered = synthesis.render(width, height).reshape(-1, 3).astype(int)
+    channels = header.config.channels
+    assert torch_rgb.shape == numpy_rgb.shape == (width * height, channels)
+    rendered = synthesis.render(width, height).reshape(-1, channels).astype(int)
     expected = np.rint(np.clip(torch_rgb, 0, 1) * 255).astype(int)
     assert np.mean(rendered != expected) < 1e-3
     assert np.abs(rendered - expected).max() <= 1

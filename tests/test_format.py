@@ -1,7 +1,8 @@
 """Tests for the ``.shc`` file format and its normative decoder (shc.format): numpy and constriction only.
 
 Nothing here imports torch; the golden files in ``tests/data`` were made by ``tests/data/make_golden.py``
-with the real encoder (the version-3 ones, kept for compatibility, are in ``tests/data/compat``). Hand-built
+with the real encoder (those of versions 2-4, kept for compatibility, are in ``tests/data/compat``). The
+META section and alpha have their own tests (``test_metadata.py``, ``test_alpha.py``). Hand-built
 files are written from the byte layout (:func:`frame`, :func:`head_payload`, and the exp-Golomb bit strings
 of :func:`eg_bits`) rather than with the library's writer, so that the reader and the writer are checked
 against an independent implementation of SPEC.md.
@@ -54,10 +55,12 @@ COMPAT = json.loads((COMPAT_DIR / "compat.json").read_text())
 COMPAT_NAMES = sorted(COMPAT["files"])
 PREFIX = C.MAGIC + bytes([C.FORMAT_VERSION])
 TOTAL = 1 << C.TABLE_PRECISION
-INTERPOLATION_SINCE = next((f.since_version for f in HEAD_FIELDS if f.name == "interpolation"), None)
-"""The version whose HEAD gains the u8 ``interpolation`` after ``latent_coding`` (None: no such field)."""
-V4_FIXED = 17 + (INTERPOLATION_SINCE is not None)
-"""Bytes of the fixed HEAD fields in version 4."""
+INTERPOLATION_SINCE = 4
+"""The version whose HEAD gains the u8 ``interpolation`` after ``latent_coding``."""
+CHANNELS_SINCE = 5
+"""The version whose HEAD gains the u8 ``channels`` after ``interpolation``."""
+FIXED = 19
+"""Bytes of the fixed HEAD fields in the current version (5; version 4: 18)."""
 
 
 def golden_bytes(name: str) -> bytes:
@@ -99,14 +102,17 @@ def head_payload(
     latent_coding: int = C.LATENTS_RANGE_CODED,
     version: int = C.FORMAT_VERSION,
     interpolation: int = 0,
+    channels: int = 3,
 ) -> bytes:
     """SPEC §2: u32 width, height, u8 x4, u16 mlp_width, u8 x3 (num_levels .. latent_coding), u8
-    interpolation (from :data:`INTERPOLATION_SINCE`), then per level u16 nx, ny (versions 2-3: u32)."""
+    interpolation (version 4 on), u8 channels (version 5 on), then per level u16 nx, ny (versions 2-3: u32)."""
     cells = [(4, 4)] * num_levels if cells is None else cells
     config = (num_levels, log2_hashmap_size, latent_dim, feat_dim, mlp_width, mlp_depth, num_groups, latent_coding)
     fixed = struct.pack("<IIBBBBHBBB", width, height, *config)
-    if INTERPOLATION_SINCE is not None and version >= INTERPOLATION_SINCE:
+    if version >= INTERPOLATION_SINCE:
         fixed += struct.pack("<B", interpolation)
+    if version >= CHANNELS_SINCE:
+        fixed += struct.pack("<B", channels)
     cell_format = "<HH" if version >= 4 else "<II"
     return fixed + b"".join(struct.pack(cell_format, nx, ny) for nx, ny in cells)
 
@@ -116,7 +122,7 @@ def header_head_payload(header: Header, version: int = C.FORMAT_VERSION) -> byte
     return head_payload(
         header.width, header.height, cfg.num_levels, cfg.log2_hashmap_size, cfg.latent_dim, cfg.feat_dim,
         cfg.mlp_width, cfg.mlp_depth, cfg.num_groups, list(header.level_cells), header.latent_coding, version,
-        getattr(cfg, "interpolation", 0),
+        cfg.interpolation, cfg.channels,
     )
 
 
@@ -297,6 +303,11 @@ ENTROPY_CASES = {
         "cells": ((2, 1), (5, 4), (9, 7)),  # 6 rows dense, then 30 and 80 vertices hashed into 16 rows
         "table_specs": [(np.ones(1), 0), ([1, 2, 5, 9, 5, 2, 1.0], -3), ([3, 1.0], 0), (np.ones(40), -20)],
     },
+    "rgba": {  # version 5: four outputs (the last layer's weights are 4 x in)
+        "config": ModelConfig(num_levels=2, log2_hashmap_size=6, mlp_width=5, mlp_depth=1, channels=4),
+        "cells": ((2, 2), (6, 5)),
+        "table_specs": [([1, 3, 1.0], -1)],
+    },
     "no_hidden_layer": {
         "config": ModelConfig(num_levels=2, log2_hashmap_size=6, latent_dim=1, feat_dim=2, mlp_width=1, mlp_depth=0),
         "cells": ((1, 1), (4, 3)),
@@ -338,7 +349,7 @@ def test_writer_matches_the_byte_layout(case: str) -> None:
     hand = hand_file(built.header, built.weights.scales, built.weights.values, built.tables, built.words)
     assert hand == built.data
     head = section_payload(built.data, b"HEAD")
-    assert len(head) == head_payload_bytes(built.header.config.num_levels) == V4_FIXED + 4 * built.header.config.num_levels
+    assert len(head) == head_payload_bytes(built.header.config.num_levels) == FIXED + 4 * built.header.config.num_levels
 
 
 @pytest.mark.parametrize("case", ["two_symbols", "groups_and_dims", "hashed_levels"])
@@ -596,7 +607,7 @@ def test_container_errors_have_distinct_messages() -> None:
         "crc": (bytes(corrupted), r"^section LATN is corrupted \(CRC32 mismatch\)$"),
         "trailing": (data + b"\x00\x01\x02", r"^3 bytes of trailing garbage after the last section$"),
     }
-    assert readable == "2, 3, 4"
+    assert readable == "2, 3, 4, 5"
     messages = set()
     for bad, match in cases.values():
         with pytest.raises(ShcFormatError, match=match) as info:
@@ -804,6 +815,8 @@ LIMITS = {
         dict(cells=[(C.MAX_GRID_CELLS_PER_SIDE + 1, 4)], version=3), r"level 0 nx=1048577 is outside"
     ),
     "cells_zero": (dict(cells=[(4, 0)]), r"level 0 ny=0 is outside"),
+    "channels_2": (dict(channels=2), r"channels=2 is outside the allowed range \[3, 4\] \(3: RGB, 4: RGBA\)"),
+    "channels_255": (dict(channels=255), r"channels=255 is outside the allowed range \[3, 4\]"),
     "cells_zero_v3": (dict(cells=[(0, 4)], version=3), r"level 0 nx=0 is outside"),
     "total_latents": (
         dict(num_levels=2, log2_hashmap_size=24, cells=[(4095, 4095)] * 2),  # 2 hashed levels of 2**24 rows
@@ -835,12 +848,15 @@ def test_header_limits_are_refused_before_allocation(case: str) -> None:
 
 
 def test_head_layout_per_version() -> None:
-    """SPEC §2: V4_FIXED + 4 L bytes with u16 cells (version 4), 17 + 8 L with u32 (3), 16 + 8 L (2)."""
-    assert [head_payload_bytes(levels) for levels in (0, 1, 12)] == [V4_FIXED, V4_FIXED + 4, V4_FIXED + 48]
+    """SPEC §2: 19 + 4 L bytes (version 5), 18 + 4 L with u16 cells (version 4), 17 + 8 L with u32 (3),
+    16 + 8 L (2)."""
+    assert [head_payload_bytes(levels) for levels in (0, 1, 12)] == [FIXED, FIXED + 4, FIXED + 48]
+    assert [head_payload_bytes(levels, version=4) for levels in (0, 1, 12)] == [18, 22, 66]
+    assert head_layout(0)[-2:] == [("interpolation", "B", 17), ("channels", "B", 18)]
     assert [head_payload_bytes(levels, version=3) for levels in (0, 1, 12)] == [17, 25, 113]
     assert [head_payload_bytes(levels, version=2) for levels in (0, 1, 12)] == [16, 24, 112]
-    assert head_layout(2)[-4:] == [("level0.nx", "H", V4_FIXED), ("level0.ny", "H", V4_FIXED + 2),
-                                   ("level1.nx", "H", V4_FIXED + 4), ("level1.ny", "H", V4_FIXED + 6)]
+    assert head_layout(2)[-4:] == [("level0.nx", "H", FIXED), ("level0.ny", "H", FIXED + 2),
+                                   ("level1.nx", "H", FIXED + 4), ("level1.ny", "H", FIXED + 6)]
     assert head_layout(1, version=3)[-2:] == [("level0.nx", "I", 17), ("level0.ny", "I", 21)]
     assert len(head_payload(num_levels=3, cells=[(1, 2)] * 3)) == head_payload_bytes(3)
     assert len(head_payload(num_levels=3, cells=[(1, 2)] * 3, version=3)) == head_payload_bytes(3, version=3)
@@ -908,24 +924,32 @@ def test_golden_file_decodes_to_stored_pixels(name: str) -> None:
     assert sha256(data) == entry["sha256"], "the golden .shc file itself changed"
     assert len(data) < 30_000
     first, second = decode_bytes(data), decode_bytes(data)
-    assert first.shape == (entry["height"], entry["width"], 3) and first.dtype == np.uint8
+    assert first.shape == (entry["height"], entry["width"], entry["channels"]) and first.dtype == np.uint8
     assert sha256(first.tobytes()) == entry["decoded_sha256"], "the normative decoder's output changed"
     np.testing.assert_array_equal(first, second)
-    np.testing.assert_array_equal(np.asarray(Image.open(DATA_DIR / entry["decoded_png"]).convert("RGB")), first)
+    with Image.open(DATA_DIR / entry["decoded_png"]) as png:
+        np.testing.assert_array_equal(np.asarray(png.convert("RGBA" if entry["channels"] == 4 else "RGB")), first)
+        icc = png.info.get("icc_profile")  # the decoded PNG carries the file's profile (iCCP)
+        assert (None if icc is None else sha256(icc)) == entry.get("icc_profile_sha256")
+    parsed = read_file(data)
+    assert parsed.header.config.channels == entry["channels"]
+    for attribute in ("icc_profile", "exif"):
+        value = getattr(parsed, attribute)
+        assert (None if value is None else sha256(value)) == entry.get(f"{attribute}_sha256")
 
 
 @pytest.mark.parametrize("name", GOLDEN_NAMES)
 def test_golden_file_decodes_at_any_size(name: str) -> None:
     entry = GOLDEN["files"][name]
     data = golden_bytes(name)
-    width, height = entry["width"], entry["height"]
-    assert decode_bytes(data, scale=0.5).shape == (round(height / 2), round(width / 2), 3)
-    assert decode_bytes(data, scale=2).shape == (2 * height, 2 * width, 3)
-    assert decode_bytes(data, size=(37, 21)).shape == (21, 37, 3)
+    width, height, channels = entry["width"], entry["height"], entry["channels"]
+    assert decode_bytes(data, scale=0.5).shape == (round(height / 2), round(width / 2), channels)
+    assert decode_bytes(data, scale=2).shape == (2 * height, 2 * width, channels)
+    assert decode_bytes(data, size=(37, 21)).shape == (21, 37, channels)
     # a row wider than a tile is rendered in column tiles; they match an untiled evaluation of the same pixels
     wide_width = C.DECODE_TILE_PIXELS + 5
     wide = decode_bytes(data, size=(wide_width, 1))
-    assert wide.shape == (1, wide_width, 3)
+    assert wide.shape == (1, wide_width, channels)
     parsed = read_file(data)
     synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
     columns = np.arange(wide_width)
@@ -1038,21 +1062,39 @@ def test_version_2_files_still_decode() -> None:
 
 
 @pytest.mark.parametrize("name", COMPAT_NAMES)
-def test_version_3_files_still_decode(name: str) -> None:
-    """The version-3 golden files (u32 level cells, int8 weights with a f32 scale, stored count tables)
-    decode to the pixels recorded when they were made (tests/data/compat/compat.json)."""
+def test_older_version_files_still_decode(name: str) -> None:
+    """The golden files of earlier versions decode to the pixels recorded when they were made
+    (tests/data/compat/compat.json): version 3 (u32 level cells, int8 weights with a f32 scale, stored count
+    tables) and version 4 (no channels byte, no META: RGB without metadata)."""
     entry = COMPAT["files"][name]
     data = (COMPAT_DIR / name).read_bytes()
-    assert data[4] == entry["format_version"] == 3
-    assert sha256(data) == entry["sha256"], "the version-3 .shc file itself changed"
+    version = entry["format_version"]
+    assert data[4] == version and version in (3, 4) and name.endswith(f"_v{version}.shc")
+    assert sha256(data) == entry["sha256"], f"the version-{version} .shc file itself changed"
     parsed = read_file(data)
     assert (parsed.header.width, parsed.header.height) == (entry["width"], entry["height"])
-    assert len(section_payload(data, b"HEAD")) == head_payload_bytes(parsed.header.config.num_levels, version=3)
-    assert all(table.histogram is None for table in parsed.tables)  # count tables, used as stored
-    assert int(np.abs(parsed.weights.values).max()) <= C.WEIGHT_INT_MAX
+    assert len(section_payload(data, b"HEAD")) == head_payload_bytes(parsed.header.config.num_levels, version=version)
+    assert parsed.header.config.channels == 3 and parsed.icc_profile is None and parsed.exif is None
+    if version == 3:
+        assert all(table.histogram is None for table in parsed.tables)  # count tables, used as stored
+        assert int(np.abs(parsed.weights.values).max()) <= C.WEIGHT_INT_MAX
+    else:
+        assert all(table.histogram is not None for table in parsed.tables)
     pixels = decode_bytes(data)
     assert pixels.shape == (entry["height"], entry["width"], 3) and pixels.dtype == np.uint8
     assert sha256(pixels.tobytes()) == entry["decoded_sha256"], "the normative decoder's output changed"
+
+
+def test_version_5_rgb_files_decode_like_their_version_4_copies() -> None:
+    """The same encodes written as version 4 and as version 5 (one more HEAD byte, ``channels`` = 3, and
+    no META): the pixels of an RGB file do not change with the version."""
+    for name, entry in COMPAT["files"].items():
+        if entry["format_version"] == 4:
+            current = GOLDEN["files"][name.replace("_v4.shc", ".shc")]
+            assert current["num_bytes"] == len((COMPAT_DIR / name).read_bytes()) + 1
+            assert current["decoded_sha256"] == entry["decoded_sha256"]
+            np.testing.assert_array_equal(decode_bytes(golden_bytes(name.replace("_v4.shc", ".shc"))),
+                                          decode_bytes((COMPAT_DIR / name).read_bytes()))
 
 
 def _count_tables(tables) -> bytes:
@@ -1165,7 +1207,7 @@ def test_float16_file_round_trip_and_decode() -> None:
         weight_bits += sum(len(eg_bits(u, shortest_order(tensor))) for u in tensor)
         offset += len(tensor)
     weight_bytes = 5 * len(shapes) + -(-weight_bits // 8)
-    assert len(data) == 4 + 1 + 12 * 4 + (V4_FIXED + 4 * 3) + weight_bytes + 0 + 2 * values.size
+    assert len(data) == 4 + 1 + 12 * 4 + (FIXED + 4 * 3) + weight_bytes + 0 + 2 * values.size
     assert data == container(header_head_payload(header), hand_weights(header, weights.scales, weights.values), b"",
                              values.astype("<f2").tobytes())
     parsed = read_file(data)

@@ -26,8 +26,11 @@ from shc.tools.fuzz import (
     assemble,
     default_seeds,
     head_fields,
+    fake_exif,
+    meta_entries,
     mutate,
     pack_histograms,
+    pack_meta,
     read_histograms,
     run_case,
     run_fuzz,
@@ -41,12 +44,14 @@ REPO = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = REPO / "tests" / "data"
 COMPAT_DIR = GOLDEN_DIR / "compat"
 SHIPPED_SEEDS_DIR = REPO / "tools" / "seeds"
+NUM_GOLDEN = len(list(GOLDEN_DIR.glob("*.shc")))
 
 
 @pytest.fixture(scope="module")
 def seeds() -> list[Seed]:
     found = default_seeds()
-    assert sum(not s.name.startswith("synthetic_") for s in found) == 3, f"seed files missing from {SEEDS_DIR}"
+    golden = sum(not s.name.startswith("synthetic_") for s in found)
+    assert golden == NUM_GOLDEN == 5, f"seed files missing from {SEEDS_DIR}"
     return found
 
 
@@ -69,8 +74,9 @@ def test_fuzzer_framing_and_header_layout_come_from_the_container(seeds: list[Se
         expected = C.FILE_PREFIX_BYTES + sum(C.SECTION_FRAME_BYTES + len(payload) for _, payload in sections)
         assert len(seed.data) == expected
     fixed = head_payload_bytes(0)
-    assert fixed == 17 + ("interpolation" in [f.name for f in head_fixed_fields()])  # SPEC.md §2
-    assert [head_payload_bytes(levels) for levels in (1, 12)] == [fixed + 4, fixed + 48]  # version 4: u16 cells
+    assert fixed == 19 and [f.name for f in head_fixed_fields()][-2:] == ["interpolation", "channels"]  # SPEC.md §2
+    assert [head_payload_bytes(levels) for levels in (1, 12)] == [fixed + 4, fixed + 48]  # versions 4-5: u16 cells
+    assert [head_payload_bytes(levels, version=4) for levels in (0, 1, 12)] == [18, 22, 66]
     assert [head_payload_bytes(levels, version=3) for levels in (0, 1, 12)] == [17, 25, 113]  # version 3: 17 + 8 L
     assert [head_payload_bytes(levels, version=2) for levels in (0, 1, 12)] == [16, 24, 112]  # version 2: 16 + 8 L
     assert [code for name, code, _ in head_fields(sections[0][1]) if name.startswith("level")] == ["H"] * (
@@ -91,7 +97,7 @@ def test_short_fuzz_run_has_no_failures(seeds: list[Seed]) -> None:
     # the CRC re-fixing mutators get past the checksum: header, table and range-decoder checks fire
     kinds = " | ".join(report.error_kinds)
     for fragment in ("header field", "table", "LATN section could not be range-decoded", "CRC32 mismatch", "truncated",
-                     "histogram", "WGHT section", "TABL section"):
+                     "histogram", "WGHT section", "TABL section", "META"):
         assert fragment in kinds, fragment
     assert set(report.per_mutator) >= set(MUTATORS) | {"unmutated"}
 
@@ -138,6 +144,8 @@ def test_synthetic_seeds_cover_hashed_levels_and_big_tables() -> None:
     assert [len(t.counts) for t in parsed["synthetic_hashed"].tables] == [1, 7, 2, 40]
     assert len(parsed["synthetic_table4096"].tables[0].counts) == 4096
     assert int(np.abs(parsed["synthetic_table4096"].weights.values).max()) > C.WEIGHT_INT_MAX  # beyond int8
+    rgba = parsed["synthetic_rgba_meta"]
+    assert rgba.header.config.channels == 4 and rgba.icc_profile and rgba.exif and "metadata" in rgba.section_bytes
     assert all(seed.data[4] == C.FORMAT_VERSION for seed in synthetic_seeds())
     assert [s.data for s in synthetic_seeds()] == [s.data for s in synthetic_seeds()]  # deterministic
 
@@ -155,13 +163,13 @@ def test_command_line_runs_without_torch(tmp_path) -> None:
     result = run([sys.executable, "-c", code])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "failures:                      0" in result.stdout
-    assert "seeds decoded unmutated:       3/3" in result.stdout
+    assert f"seeds decoded unmutated:       {NUM_GOLDEN}/{NUM_GOLDEN}" in result.stdout
     assert "torch loaded: False" in result.stdout
 
     result = run([sys.executable, "-m", "shc.tools.fuzz", "--cases", "5"])
     assert result.returncode == 0, result.stdout + result.stderr
     found = re.search(r"seeds decoded unmutated: +(\d+)/(\d+)", result.stdout)
-    assert found and found[1] == found[2] == str(3 + len(synthetic_seeds())), result.stdout
+    assert found and found[1] == found[2] == str(NUM_GOLDEN + len(synthetic_seeds())), result.stdout
 
     bad = tmp_path / "bad.shc"
     bad.write_bytes(struct.pack("<4s", b"nope"))
@@ -175,17 +183,17 @@ def test_bit_stream_sections_re_pack_to_the_same_bytes(seeds: list[Seed]) -> Non
     the very bytes of the seed, so every change a mutator makes is the one it meant."""
     for seed in seeds:
         parsed = read_file(seed.data)
-        sections = split_sections(seed.data)
-        tables = read_histograms(sections[2][1], parsed.header.config.num_tables if parsed.header.range_coded else 0)
-        assert tables is not None and pack_histograms(tables) == sections[2][1]
+        sections = dict(split_sections(seed.data))
+        tables = read_histograms(sections[b"TABL"], parsed.header.config.num_tables if parsed.header.range_coded else 0)
+        assert tables is not None and pack_histograms(tables) == sections[b"TABL"]
         for table, parsed_table in zip(tables, parsed.tables):
             assert table.min_symbol == parsed_table.min_symbol
             np.testing.assert_array_equal(table.histogram, parsed_table.histogram)
         shapes = weight_shapes(parsed.header)
-        heads = sections[1][1][: 5 * len(shapes)]
+        heads = sections[b"WGHT"][: 5 * len(shapes)]
         sizes = np.cumsum([0] + [int(np.prod(shape)) for _, shape in shapes])
         codes = [(zigzag(parsed.weights.values[a:b]), heads[5 * i + 4]) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))]
-        assert heads + pack(codes) == sections[1][1]
+        assert heads + pack(codes) == sections[b"WGHT"]
 
 
 @pytest.mark.parametrize(
@@ -216,14 +224,45 @@ def test_bit_stream_mutators_reach_the_version_4_checks(seeds: list[Seed], mutat
         assert fragment in joined, fragment
 
 
-def test_version_3_seeds_are_mutated_in_their_own_layout() -> None:
-    """Files of versions 2-3 given as seeds keep their version byte and their layout's mutators."""
+def test_older_version_seeds_are_mutated_in_their_own_layout() -> None:
+    """Files of versions 2-4 given as seeds keep their version byte and their layout's mutators; META
+    inserted into them is refused."""
     compat = [Seed(path.name, path.read_bytes()) for path in sorted(COMPAT_DIR.glob("*.shc"))]
-    assert len(compat) == 4 and all(seed.sections is not None for seed in compat)
+    assert len(compat) == 7 and all(seed.sections is not None for seed in compat)
+    assert sorted(seed.version for seed in compat) == [2, 3, 3, 3, 4, 4, 4]
     report = run_fuzz(compat, cases=150, seed=4, case_seconds=10.0, max_pixels=1 << 18, memory_limit_mb=None)
     assert report.num_failures == 0, "\n".join(f.detail for f in report.failures[:3])
-    assert report.seeds_decoded == 4
-    for name in ("table_field", "special_weights", "head_field"):
-        rng = np.random.default_rng([4, 0])
-        _, data = mutate(rng, compat[1], compat, name=name)
-        assert data[:5] == compat[1].data[:5] and data[4] in (2, 3)
+    assert report.seeds_decoded == 7
+    for seed in (compat[1], compat[2]):  # versions 3 and 4
+        for name in ("table_field", "special_weights", "head_field", "metadata"):
+            rng = np.random.default_rng([4, 0])
+            _, data = mutate(rng, seed, compat, name=name)
+            assert data[:5] == seed.data[:5] and data[4] in (3, 4)
+        exif = fake_exif(np.random.default_rng(0))
+        meta = pack_meta([(b"EXIF", len(exif), exif)])  # valid in a version-5 file
+        data = assemble([seed.sections[0], (b"META", meta), *seed.sections[1:]], seed.prefix)
+        outcome, _, _, detail, _ = run_case(data)
+        assert (outcome, detail) == ("error", "expected section WGHT, found tag b'META'")
+        v5 = assemble([seed.sections[0], (b"META", meta), *seed.sections[1:]])  # the same with version 5 ...
+        assert run_case(v5)[0] == "error"  # ... still fails: a version-4 HEAD is one byte short
+
+
+def test_metadata_mutator_reaches_the_meta_checks(seeds: list[Seed]) -> None:
+    """META mutations get past the framing to every check of SPEC §2a, and the valid ones (section removed,
+    inserted, free bytes flipped) decode."""
+    by_name = {s.name: s for s in seeds}
+    chosen = [by_name[name] for name in ("synthetic_rgba_meta", "parrot_p3_64x48_q1.shc", "parrot_64x48_q1.shc")]
+    for seed in chosen[:2]:
+        assert len(meta_entries(dict(split_sections(seed.data))[b"META"])) == 2  # ICCP and EXIF
+    outcomes, messages = [], []
+    for index in range(300):
+        _, data = mutate(np.random.default_rng([8, index]), chosen[index % 3], seeds, name="metadata")
+        outcome, _, _, detail, _ = run_case(data, case_seconds=30.0, memory_limit_bytes=None)
+        assert outcome != "failure", detail
+        outcomes.append(outcome)
+        messages.append(detail)
+    assert outcomes.count("decoded") > 30 and outcomes.count("error") > 100
+    joined = "\n".join(messages)
+    for fragment in ("unknown key", "occurs twice", "out of order", "entry declares", "not an ICC profile",
+                     "does not start with Exif", "has no entries", "META section: truncated while reading"):
+        assert fragment in joined, fragment

@@ -4,11 +4,12 @@ Usage::
 
     python -m shc.tools.fuzz [--cases N] [--seed S] [--time-limit SECONDS] [FILES...]
 
-Each case takes one seed file, mutates it and runs :func:`shc.format.decoder.decode_bytes` on the result.
+Each case takes one seed file, mutates it and runs :func:`shc.format.decoder.decode_image` on the result.
 The outcome is one of:
 
 * ``error``: a clean :class:`~shc.format.errors.ShcFormatError` with a non-empty message;
-* ``decoded``: a uint8 ``(height, width, 3)`` image whose size matches the file's header;
+* ``decoded``: a uint8 ``(height, width, channels)`` image whose size and channels match the file's header,
+  with the file's ICC profile and EXIF block (None or non-empty bytes);
 * ``failure``: anything else: another exception type, a wrong result, a case slower than ``--case-seconds``,
   or one whose peak traced allocation exceeds ``--memory-limit-mb``.
 
@@ -21,10 +22,11 @@ them: byte-identical copies of the golden files ``tests/data/*.shc``, written to
 ``tests/data/make_golden.py`` and checked equal by ``tests/test_fuzz.py``) plus three small synthetic files
 built here: one with a hashed level, two latent dimensions, two groups and a one-symbol table; one with a
 4096-symbol table, no hidden layer and weights up to ``WEIGHT_CODE_MAX`` (the golden files only have dense
-levels and small tables); one with float16 latents (no entropy coding). Files of versions 2-3 given on the
-command line are mutated in their own layout (u32 level cells, int8 weights, count tables); the default
-seeds are all version 4 (exp-Golomb weights and table histograms, SPEC §3, §5), whose mutators decode the
-bit streams, change the integers and re-pack them. Case ``i`` of seed ``S`` is reproducible on its own:
+levels and small tables); one with float16 latents (no entropy coding); one RGBA file (HEAD ``channels`` = 4)
+with a META section. Files of versions 2-4 given on the command line are mutated in their own layout (versions
+2-3: u32 level cells, int8 weights, count tables); the default seeds are all version 5 (exp-Golomb weights and
+table histograms, SPEC §3, §5, whose mutators decode the bit streams, change the integers and re-pack them;
+the optional META section, whose mutator re-frames its entries, and inserts or removes the section). Case ``i`` of seed ``S`` is reproducible on its own:
 its random generator is ``numpy.random.default_rng([S, i])``, and ``--case i`` reruns just that case.
 
 ``--max-pixels`` defaults to 2**20 rather than the library's default: a header mutation may legitimately
@@ -52,6 +54,9 @@ import numpy as np
 
 from shc.format import constants as C
 from shc.format.container import (
+    EXIF_PREFIX,
+    ICC_HEADER_BYTES,
+    ICC_SIGNATURE,
     Header,
     ModelConfig,
     QuantizedWeights,
@@ -62,12 +67,13 @@ from shc.format.container import (
     head_payload_bytes,
     read_file,
     read_table_codes,
+    section_order,
     table_codes,
     table_symbol_counts,
     weight_shapes,
     write_file,
 )
-from shc.format.decoder import decode_bytes
+from shc.format.decoder import DecodedImage, decode_image
 from shc.format.entropy import encode_latents, histogram_tables
 from shc.format.errors import ShcFormatError
 from shc.format.expgolomb import MAX_ORDER, BitReader, pack, zigzag
@@ -77,9 +83,13 @@ __all__ = [
     "HistogramTable",
     "Seed",
     "default_seeds",
+    "fake_exif",
+    "fake_icc",
     "main",
+    "meta_entries",
     "mutate",
     "pack_histograms",
+    "pack_meta",
     "random_weights",
     "read_histograms",
     "run_case",
@@ -115,7 +125,8 @@ def assemble(sections: Sections, prefix: bytes = PREFIX) -> bytes:
 
 
 def split_sections(data: bytes) -> Sections | None:
-    """The ``(tag, payload)`` pairs of a well-framed file of a readable version (CRCs not checked), or None."""
+    """The ``(tag, payload)`` pairs of a well-framed file of a readable version, with or (version 5) without
+    META, in the section order (CRCs not checked); or None."""
     if data[: len(C.MAGIC)] != C.MAGIC or len(data) < C.FILE_PREFIX_BYTES or data[4] not in C.READABLE_VERSIONS:
         return None
     pos, sections = C.FILE_PREFIX_BYTES, []
@@ -129,7 +140,8 @@ def split_sections(data: bytes) -> Sections | None:
             return None
         sections.append((tag, data[pos + _PAYLOAD_AT : end]))
         pos = end + C.SECTION_CRC_BYTES
-    return sections if [tag for tag, _ in sections] == list(C.SECTION_TAGS) else None
+    tags = [tag for tag, _ in sections]
+    return sections if tags in (list(C.SECTION_TAGS), list(section_order(data[4]))) else None
 
 
 # ---------------------------------------------------------------------------------------------- header fields
@@ -185,6 +197,50 @@ def pack_histograms(tables: Sequence[HistogramTable], trailing: Sequence[tuple[n
     for table in tables:
         codes += table_codes(table.min_symbol, table.histogram, table.order)
     return pack(codes + list(trailing))
+
+
+MetaEntry = tuple[bytes, int, bytes]
+"""One META entry as framed: key, declared u32 length, value (the length may lie, on purpose)."""
+
+
+def meta_entries(payload: bytes) -> list[MetaEntry] | None:
+    """The entries of a META payload as framed (SPEC §2a; only the framing is checked), or None."""
+    entries, pos = [], 0
+    while pos < len(payload):
+        if pos + C.META_ENTRY_HEAD_BYTES > len(payload):
+            return None
+        key = payload[pos : pos + 4]
+        (length,) = struct.unpack_from("<I", payload, pos + 4)
+        end = pos + C.META_ENTRY_HEAD_BYTES + length
+        if end > len(payload):
+            return None
+        entries.append((key, length, payload[pos + C.META_ENTRY_HEAD_BYTES : end]))
+        pos = end
+    return entries
+
+
+def pack_meta(entries: Sequence[MetaEntry]) -> bytes:
+    """A META payload from entries written as given: key, the declared length (u32), the value."""
+    return b"".join(key + struct.pack("<I", length & 0xFFFFFFFF) + value for key, length, value in entries)
+
+
+def fake_icc(rng: np.random.Generator, size: int = 160) -> bytes:
+    """Bytes that pass the format's ICC check (a 128-byte header with ``acsp``), random otherwise: what a
+    profile means is Pillow's business, not the decoder's."""
+    at, signature = ICC_SIGNATURE
+    data = bytearray(rng.integers(0, 256, max(size, ICC_HEADER_BYTES), dtype=np.uint8).tobytes())
+    data[at : at + len(signature)] = signature
+    return bytes(data)
+
+
+def fake_exif(rng: np.random.Generator, size: int = 40) -> bytes:
+    """``Exif\\0\\0``, a big-endian TIFF header, random bytes: passes the format's EXIF check."""
+    return EXIF_PREFIX + b"MM\x00*" + rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+
+
+def _exif_entry(rng: np.random.Generator) -> MetaEntry:
+    value = fake_exif(rng)
+    return b"EXIF", len(value), value
 
 
 _LIMITS = {
@@ -286,13 +342,14 @@ def _synthetic_file(
     cells: tuple[tuple[int, int], ...],
     table_specs: list[tuple[np.ndarray, int]],
     weight_limit: int = C.WEIGHT_INT_MAX,
+    **metadata: bytes,
 ) -> bytes:
     header = Header(width, height, config, cells)
     header.validate()
     latents = table_latents(rng, header, table_specs)
     tables = histogram_tables(header, latents)
     weights = random_weights(rng, header, weight_limit)
-    return write_file(header, weights, tables, encode_latents(header, tables, latents))
+    return write_file(header, weights, tables, encode_latents(header, tables, latents), **metadata)
 
 
 def random_weights(rng: np.random.Generator, header: Header, limit: int = C.WEIGHT_INT_MAX) -> QuantizedWeights:
@@ -305,9 +362,9 @@ def random_weights(rng: np.random.Generator, header: Header, limit: int = C.WEIG
 
 
 def synthetic_seeds() -> list[Seed]:
-    """Three small valid files covering what the golden files do not (deterministic, built with numpy only):
-    a hashed level with several tables, a 4096-symbol table (and weights up to ``WEIGHT_CODE_MAX``), and
-    float16 (no-entropy) latents."""
+    """Four small valid files covering what the golden files do not (deterministic, built with numpy only):
+    a hashed level with several tables, a 4096-symbol table (and weights up to ``WEIGHT_CODE_MAX``),
+    float16 (no-entropy) latents, and an RGBA file with a META section (both entries)."""
     rng = np.random.default_rng(20240501)
     laplace = np.exp(-np.abs(np.arange(-20, 20)) / 3.0)
     hashed = _synthetic_file(
@@ -334,7 +391,12 @@ def synthetic_seeds() -> list[Seed]:
                         ((3, 2), (8, 5)), C.LATENTS_FLOAT16)
     raw_weights = random_weights(rng, raw_header)
     raw = write_file(raw_header, raw_weights, (), rng.normal(0, 3, raw_header.total_latents))
-    return [Seed("synthetic_hashed", hashed), Seed("synthetic_table4096", wide), Seed("synthetic_float16", raw)]
+    rgba = _synthetic_file(
+        rng, 12, 10, ModelConfig(num_levels=2, log2_hashmap_size=5, mlp_width=4, mlp_depth=1, channels=C.CHANNELS_RGBA),
+        ((2, 2), (6, 5)), [(np.array([1, 4, 1.0]), -1)], icc_profile=fake_icc(rng), exif=fake_exif(rng),
+    )
+    return [Seed("synthetic_hashed", hashed), Seed("synthetic_table4096", wide), Seed("synthetic_float16", raw),
+            Seed("synthetic_rgba_meta", rgba)]
 
 
 def default_seeds() -> list[Seed]:
@@ -352,7 +414,18 @@ def _pick_section(rng: np.random.Generator, sections: Sections) -> int:
     return int(rng.integers(len(sections)))
 
 
-def _with_payload(sections: Sections, index: int, payload: bytes) -> Sections:
+def _index(sections: Sections, where: int | bytes) -> int:
+    """The position of a section given by position or by tag (META shifts the ones after HEAD)."""
+    return where if isinstance(where, int) else [tag for tag, _ in sections].index(where)
+
+
+def _payload(sections: Sections, tag: bytes) -> bytes:
+    return sections[_index(sections, tag)][1]
+
+
+def _with_payload(sections: Sections, where: int | bytes, payload: bytes) -> Sections:
+    """``sections`` with one payload replaced; ``where`` is a position or a tag."""
+    index = _index(sections, where)
     out = list(sections)
     out[index] = (out[index][0], payload)
     return out
@@ -397,11 +470,11 @@ def _payload_byte_set(rng, seed, seeds):
 def _head_field(rng, seed, seeds):
     """1-3 HEAD fields (any of them, level cells included) set to boundary/nearby values, CRC re-fixed."""
     sections = seed.sections
-    payload = sections[0][1]
+    payload = _payload(sections, b"HEAD")
     fields = head_fields(payload, seed.version)
     for _ in range(rng.integers(1, 4)):
         payload = _set_random_field(rng, payload, fields)
-    return assemble(_with_payload(sections, 0, payload), seed.prefix)
+    return assemble(_with_payload(sections, b"HEAD", payload), seed.prefix)
 
 
 def _set_random_field(rng, payload: bytes, fields) -> bytes:
@@ -415,7 +488,7 @@ def _huge_header(rng, seed, seeds):
     """Image size, level cells or hash size pushed to (and past) their limits, CRC re-fixed (values are
     clamped to the field's type: version 4 level cells are u16)."""
     sections = seed.sections
-    payload = sections[0][1]
+    payload = _payload(sections, b"HEAD")
     big = [C.MAX_IMAGE_SIDE, C.MAX_IMAGE_SIDE + 1, 0xFFFFFFFF, 1 << 31, C.MAX_GRID_CELLS_PER_SIDE]
     for name, code, offset in head_fields(payload, seed.version):
         roll = rng.random()
@@ -425,7 +498,7 @@ def _huge_header(rng, seed, seeds):
             payload = set_field(payload, code, offset, int(rng.choice(big + [4095, 65535, C.MAX_CELLS_U16 - 1])))
         elif name == "log2_hashmap_size" and roll < 0.5:
             payload = set_field(payload, code, offset, int(rng.choice([C.MAX_LOG2_HASHMAP_SIZE, 25, 255])))
-    return assemble(_with_payload(sections, 0, payload), seed.prefix)
+    return assemble(_with_payload(sections, b"HEAD", payload), seed.prefix)
 
 
 def _table_field(rng, seed, seeds):
@@ -437,12 +510,12 @@ def _table_field(rng, seed, seeds):
     sections = seed.sections
     if seed.version < C.COMPACT_SIDE_INFO_VERSION:
         return _count_table_field(rng, seed, sections)
-    payload = sections[2][1]
+    payload = _payload(sections, b"TABL")
     header = _parsed(seed.data).header if _is_valid(seed) else None
     tables = read_histograms(payload, header.config.num_tables) if header is not None and header.range_coded else None
     if not tables:  # a float16 seed (no tables): junk in its empty TABL
         junk = bytes(rng.integers(0, 256, int(rng.integers(1, 5)), dtype=np.uint8))
-        return assemble(_with_payload(sections, 2, payload + junk), seed.prefix)
+        return assemble(_with_payload(sections, b"TABL", payload + junk), seed.prefix)
     coded = table_symbol_counts(header)
     for _ in range(int(rng.choice([1, 1, 1, 2, 3]))):
         index = int(rng.integers(len(tables)))
@@ -458,7 +531,7 @@ def _table_field(rng, seed, seeds):
     out = pack_histograms(tables, trailing)
     if roll > 0.97:
         out += b"\x00"  # a whole byte of zero padding
-    return assemble(_with_payload(sections, 2, out), seed.prefix)
+    return assemble(_with_payload(sections, b"TABL", out), seed.prefix)
 
 
 def _mutate_histogram(rng: np.random.Generator, tables: list[HistogramTable], index: int, coded: int) -> None:
@@ -505,7 +578,7 @@ def _mutate_histogram(rng: np.random.Generator, tables: list[HistogramTable], in
 
 def _count_table_field(rng, seed, sections):
     """Versions 2-3: a TABL field changed, or a count moved between two symbols (the table stays valid)."""
-    payload = sections[2][1]
+    payload = _payload(sections, b"TABL")
     fields = count_table_fields(payload)
     if not fields:
         return assemble(sections, seed.prefix)
@@ -517,12 +590,13 @@ def _count_table_field(rng, seed, sections):
             move = int(rng.integers(0, va + 1))  # stored counts are count - 1, so moving <= va keeps a >= 1
             if vb + move <= 0xFFFF:
                 payload = set_field(set_field(payload, "H", a, va - move), "H", b, vb + move)
-            return assemble(_with_payload(sections, 2, payload), seed.prefix)
-    return assemble(_with_payload(sections, 2, _set_random_field(rng, payload, fields)), seed.prefix)
+            return assemble(_with_payload(sections, b"TABL", payload), seed.prefix)
+    return assemble(_with_payload(sections, b"TABL", _set_random_field(rng, payload, fields)), seed.prefix)
 
 
-def _bit_flips(rng, sections: Sections, index: int, prefix: bytes) -> bytes:
-    """1-4 bits flipped in one section's payload, CRC re-fixed."""
+def _bit_flips(rng, sections: Sections, where: int | bytes, prefix: bytes) -> bytes:
+    """1-4 bits flipped in one section's payload (by position or tag), CRC re-fixed."""
+    index = _index(sections, where)
     payload = bytearray(sections[index][1])
     for _ in range(rng.integers(1, 5) if payload else 0):
         payload[int(rng.integers(len(payload)))] ^= 1 << int(rng.integers(8))
@@ -568,14 +642,14 @@ def _section_resize(rng, seed, seeds):
 def _latent_words(rng, seed, seeds):
     """The LATN payload replaced by random words (empty to twice as long), CRC re-fixed."""
     sections = seed.sections
-    num_words = len(sections[3][1]) // 4
+    num_words = len(_payload(sections, b"LATN")) // 4
     choices = [0, 1, 2, num_words - 1, num_words, num_words + 1, int(rng.integers(2 * num_words + 2))]
     new_words = max(int(rng.choice(choices)), 0)  # a seed may have no words at all (one-symbol tables only)
     words = rng.integers(0, 1 << 32, new_words, dtype=np.uint64).astype("<u4")
     if rng.random() < 0.3 and new_words:  # keep a prefix of the real data: decodes further before it fails
-        keep = np.frombuffer(sections[3][1], dtype="<u4")[: int(rng.integers(new_words + 1))]
+        keep = np.frombuffer(_payload(sections, b"LATN"), dtype="<u4")[: int(rng.integers(new_words + 1))]
         words[: keep.size] = keep
-    return assemble(_with_payload(sections, 3, words.tobytes()), seed.prefix)
+    return assemble(_with_payload(sections, b"LATN", words.tobytes()), seed.prefix)
 
 
 _SPECIAL_STEPS = [np.inf, -np.inf, np.nan, -0.0, -1.0, 3.0e38, float(np.finfo(np.float32).max), 1e-45, 0.0, 1e4]
@@ -591,10 +665,10 @@ def _special_weights(rng, seed, seeds):
     if seed.version < C.COMPACT_SIDE_INFO_VERSION:
         return _special_int8_weights(rng, seed, sections)
     if not _is_valid(seed):
-        return _bit_flips(rng, sections, 1, seed.prefix)
+        return _bit_flips(rng, sections, b"WGHT", seed.prefix)
     parsed = _parsed(seed.data)
     shapes = weight_shapes(parsed.header)
-    heads = bytearray(sections[1][1][: 5 * len(shapes)])
+    heads = bytearray(_payload(sections, b"WGHT")[: 5 * len(shapes)])
     orders = [heads[5 * i + 4] for i in range(len(shapes))]
     values = parsed.weights.values.copy()
     sizes = [int(np.prod(shape)) for _, shape in shapes]
@@ -621,14 +695,14 @@ def _special_weights(rng, seed, seeds):
             trailing = [(np.array([int(rng.integers(0, 8))]), 0)]
     codes = [(zigzag(values[starts[i] : starts[i + 1]]), orders[i]) for i in range(len(shapes))]
     stream = pack(codes + trailing)
-    return assemble(_with_payload(sections, 1, bytes(heads) + stream[: len(stream) - truncate]), seed.prefix)
+    return assemble(_with_payload(sections, b"WGHT", bytes(heads) + stream[: len(stream) - truncate]), seed.prefix)
 
 
 def _special_int8_weights(rng, seed, sections):
     """Versions 2-3: weight scales set to special floats, or int8 values set to -128."""
-    payload = bytearray(sections[1][1])
+    payload = bytearray(_payload(sections, b"WGHT"))
     if not _is_valid(seed):
-        return _bit_flips(rng, sections, 1, seed.prefix)
+        return _bit_flips(rng, sections, b"WGHT", seed.prefix)
     header = _parsed(seed.data).header
     starts, offset = [], 0
     for _, shape in weight_shapes(header):
@@ -640,7 +714,7 @@ def _special_int8_weights(rng, seed, sections):
             payload[start : start + 4] = struct.pack("<f", _SPECIAL_STEPS[int(rng.integers(len(_SPECIAL_STEPS)))])
         elif offset > start + 4:
             payload[int(rng.integers(start + 4, offset))] = 0x80  # int8 -128, outside the allowed range
-    return assemble(_with_payload(sections, 1, bytes(payload)), seed.prefix)
+    return assemble(_with_payload(sections, b"WGHT", bytes(payload)), seed.prefix)
 
 
 def _tag_version(rng, seed, seeds):
@@ -681,15 +755,20 @@ def _append(rng, seed, seeds):
 
 
 def _splice_sections(rng, seed, seeds):
-    """Each section from this seed or another (all CRCs valid): mismatched header, weights, tables, latents."""
+    """Each section from this seed or another by tag (all CRCs valid): mismatched header, weights, tables,
+    latents; sometimes the other seed's META added."""
     other = seeds[int(rng.integers(len(seeds)))]
     mine, theirs = seed.sections, other.sections
     if theirs is None:
         return _splice_bytes(rng, seed, seeds)
+    their = dict(theirs)
     picks = rng.random(len(mine)) < 0.5
     if not picks.any():
         picks[int(rng.integers(len(mine)))] = True
-    return assemble([theirs[i] if picks[i] else mine[i] for i in range(len(mine))], seed.prefix)
+    out = [(tag, their[tag]) if pick and tag in their else (tag, payload) for pick, (tag, payload) in zip(picks, mine)]
+    if C.META_TAG in their and C.META_TAG not in dict(mine) and rng.random() < 0.3:
+        out.insert(1, (C.META_TAG, their[C.META_TAG]))
+    return assemble(out, seed.prefix)
 
 
 def _splice_bytes(rng, seed, seeds):
@@ -707,7 +786,71 @@ def _random_bytes(rng, seed, seeds):
         return PREFIX + bytes(rng.integers(0, 256, int(rng.integers(0, 257)), dtype=np.uint8))
     head_len = head_payload_bytes(int(rng.integers(0, 4)))
     lengths = [head_len, int(rng.integers(0, 128)), int(rng.integers(0, 64)), 4 * int(rng.integers(0, 16))]
-    return assemble([(tag, bytes(rng.integers(0, 256, n, dtype=np.uint8))) for tag, n in zip(C.SECTION_TAGS, lengths)])
+    sections = [(tag, bytes(rng.integers(0, 256, n, dtype=np.uint8))) for tag, n in zip(C.SECTION_TAGS, lengths)]
+    if rng.random() < 0.3:  # and a META of random bytes
+        sections.insert(1, (C.META_TAG, bytes(rng.integers(0, 256, int(rng.integers(0, 64)), dtype=np.uint8))))
+    return assemble(sections)
+
+
+def _metadata(rng, seed, seeds):
+    """META changed, CRC re-fixed: removed (a valid file), inserted (valid entries: version 5 decodes,
+    earlier versions must refuse the tag), or its entries re-framed: an unknown or repeated key, the keys
+    out of order, a declared length that lies (also past ``MAX_META_ENTRY_BYTES``), a zero-length entry, an
+    ICC profile or EXIF block whose first bytes are wrong or that is cut short, bits flipped where a value
+    is free (still valid), trailing bytes, no entries at all."""
+    sections = list(seed.sections)
+    if C.META_TAG not in [tag for tag, _ in sections]:
+        values = [(b"ICCP", fake_icc(rng, int(rng.integers(128, 600)))), (b"EXIF", fake_exif(rng))]
+        kept = [(key, value) for key, value in values if rng.random() < 0.7] or values[1:]
+        sections.insert(1, (C.META_TAG, pack_meta([(key, len(value), value) for key, value in kept])))
+        if rng.random() < 0.25:  # the valid insertion as it is
+            return assemble(sections, seed.prefix)
+    index = [tag for tag, _ in sections].index(C.META_TAG)
+    entries = meta_entries(sections[index][1]) or [_exif_entry(rng)]
+    at = int(rng.integers(len(entries)))
+    key, length, value = entries[at]
+    free_from = ICC_HEADER_BYTES if key == b"ICCP" else len(EXIF_PREFIX) + 4  # bytes no check looks at
+    choice = int(rng.integers(10))
+    if choice == 0:  # removed: a file without metadata
+        del sections[index]
+        return assemble(sections, seed.prefix)
+    if choice == 1:
+        keys = [b"iccp", b"XXXX", b"\0\0\0\0", b"ICCP", b"EXIF", bytes(rng.integers(0, 256, 4, dtype=np.uint8))]
+        entries[at] = (keys[int(rng.integers(len(keys)))], length, value)
+    elif choice == 2:  # the declared length lies: the entries misframe
+        lies = [0, length - 1, length + 1, length + 4, C.MAX_META_ENTRY_BYTES, C.MAX_META_ENTRY_BYTES + 1,
+                0xFFFFFFFF, int(rng.integers(1 << 32))]
+        entries[at] = (key, max(lies[int(rng.integers(len(lies)))], 0), value)
+    elif choice == 3:
+        entries.append(entries[at])  # a repeated key
+    elif choice == 4:
+        if len(entries) > 1:
+            entries.reverse()  # out of order
+        else:
+            entries.insert(0, _exif_entry(rng))  # EXIF before ICCP, or EXIF twice
+    elif choice == 5:
+        broken = bytearray(value)
+        checked = range(ICC_SIGNATURE[0], ICC_SIGNATURE[0] + 4) if key == b"ICCP" else range(free_from)
+        roll = rng.random()
+        if roll < 0.5 and len(broken) >= checked.stop:  # the ICC signature, or the EXIF prefix and TIFF mark
+            pos = int(rng.choice(checked))
+            broken[pos] = (broken[pos] + int(rng.integers(1, 256))) % 256
+        else:  # cut short: anywhere, or below the bytes the check needs
+            broken = broken[: int(rng.integers(len(broken) + 1 if roll < 0.75 else min(len(broken), free_from) + 1))]
+        entries[at] = (key, len(broken), bytes(broken))
+    elif choice == 6 and len(value) > free_from:
+        flipped = bytearray(value)
+        for _ in range(int(rng.integers(1, 5))):
+            flipped[int(rng.integers(free_from, len(flipped)))] ^= 1 << int(rng.integers(8))
+        entries[at] = (key, length, bytes(flipped))
+    elif choice == 7:
+        junk = rng.integers(0, 256, int(rng.integers(1, 8)), dtype=np.uint8).tobytes()
+        return assemble(_with_payload(sections, index, pack_meta(entries) + junk), seed.prefix)
+    elif choice == 8:
+        entries = []
+    elif choice == 9:
+        entries[at] = (key, 0, b"")  # a zero-length entry
+    return assemble(_with_payload(sections, index, pack_meta(entries)), seed.prefix)
 
 
 MUTATORS: dict[str, tuple[Mutator, float, bool]] = {
@@ -723,6 +866,7 @@ MUTATORS: dict[str, tuple[Mutator, float, bool]] = {
     "latent_words": (_latent_words, 1.5, True),
     "special_weights": (_special_weights, 0.5, True),
     "tag_version": (_tag_version, 0.5, True),
+    "metadata": (_metadata, 1.0, True),
     "truncate": (_truncate, 1.0, False),
     "append": (_append, 0.5, False),
     "splice_sections": (_splice_sections, 1.0, True),
@@ -776,7 +920,7 @@ def run_case(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            image = decode_bytes(data, max_pixels=max_pixels)
+            image = decode_image(data, max_pixels=max_pixels)
         except ShcFormatError as error:
             outcome, detail = ("error", str(error)) if str(error) else ("failure", "ShcFormatError with no message")
         except (KeyboardInterrupt, SystemExit):
@@ -796,11 +940,22 @@ def run_case(
     return outcome, seconds, peak, detail, tuple(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
 
 
-def _check_image(data: bytes, image: object, max_pixels: int) -> tuple[str, str]:
-    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
-        got = f"{type(image).__name__} {getattr(image, 'shape', '')}"
-        return "failure", f"decode_bytes returned {got}, not a uint8 (height, width, 3) array"
-    header = read_file(data).header
+def _check_image(data: bytes, decoded: object, max_pixels: int) -> tuple[str, str]:
+    if not isinstance(decoded, DecodedImage):
+        return "failure", f"decode_image returned {type(decoded).__name__}, not a DecodedImage"
+    parsed = read_file(data)
+    header = parsed.header
+    image = decoded.pixels
+    channels = header.config.channels
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape[2:] == (channels,)):
+        got = f"{type(image).__name__} {getattr(image, 'dtype', '')} {getattr(image, 'shape', '')}"
+        return "failure", f"decode_image returned {got}, not a uint8 (height, width, {channels}) array"
+    for name in ("icc_profile", "exif"):
+        value = getattr(decoded, name)
+        if value is not None and not (isinstance(value, bytes) and 1 <= len(value) <= C.MAX_META_ENTRY_BYTES):
+            return "failure", f"decode_image returned a {name} of {type(value).__name__} {len(value)}"
+        if value != getattr(parsed, name):
+            return "failure", f"decode_image returned another {name} than read_file"
     if image.shape[:2] != (header.height, header.width):
         return "failure", f"decoded {image.shape[1]}x{image.shape[0]}, the header says {header.width}x{header.height}"
     if image.shape[0] * image.shape[1] > max_pixels:
@@ -973,7 +1128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed; case i uses default_rng([seed, i])")
     parser.add_argument("--time-limit", type=float, default=None, help="start no new case after this many seconds")
     parser.add_argument("--case-seconds", type=float, default=DEFAULT_CASE_SECONDS, help="a slower case is a failure")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="decode_bytes(max_pixels=...)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="decode_image(max_pixels=...)")
     parser.add_argument("--memory-limit-mb", type=int, default=DEFAULT_MEMORY_LIMIT_MB,
                         help="a case whose peak traced allocation is larger is a failure (0: do not trace)")
     parser.add_argument("--sweep-truncations", action="store_true", help="also decode every truncation of every seed")

@@ -18,7 +18,7 @@ from shc.format.errors import ShcFormatError
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["ShcFormatError", "decode", "encode", "__version__"]
+__all__ = ["ShcFormatError", "decode", "encode", "register_opener", "__version__"]
 
 
 def _package_version() -> str:
@@ -31,7 +31,11 @@ def _package_version() -> str:
         return "0+unknown"
 
 
-__version__ = _package_version()
+def __getattr__(name: str) -> Any:
+    """``shc.__version__`` is looked up on first use: importlib.metadata costs ~20 ms of every start-up."""
+    if name == "__version__":
+        return _package_version()
+    raise AttributeError(f"module 'shc' has no attribute {name!r}")
 
 
 def encode(image: Any, **options: Any) -> bytes:
@@ -53,3 +57,12 @@ def decode(data: bytes, scale: float | None = None, size: tuple[int, int] | None
     from shc.format.decoder import decode_bytes
 
     return Image.fromarray(decode_bytes(data, scale=scale, size=size))
+
+
+def register_opener() -> None:
+    """Teach Pillow the ``.shc`` format: ``Image.open`` (recognised by its magic number), ``draft`` and
+    ``thumbnail`` (rendered at the reduced size), and ``im.save("x.shc")`` (needs torch).
+
+    Same as ``import shc.pillow``; a function so that ``import shc`` itself stays free of Pillow.
+    """
+    import shc.pillow  # noqa: F401  (registers the plugin with Pillow on import)

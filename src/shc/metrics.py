@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mse", "psnr_db"]
+__all__ = ["mse", "psnr_db", "psnr_rgb_alpha_db"]
 
 
 def mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -22,3 +22,13 @@ def psnr_db(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     if err == 0.0:
         return float("inf")
     return float(10.0 * np.log10(peak * peak / err))
+
+
+def psnr_rgb_alpha_db(a: np.ndarray, b: np.ndarray) -> tuple[float, float | None]:
+    """PSNR of the colours and, separately, of the alpha channel of two ``(H, W, 3 | 4)`` images (alpha
+    None for RGB): one figure over all four channels would hide an alpha error behind good colours."""
+    if a.shape != b.shape or a.ndim != 3 or a.shape[2] not in (3, 4):
+        msg = f"expected two (H, W, 3) or (H, W, 4) images of one shape, got {a.shape} and {b.shape}"
+        raise ValueError(msg)
+    alpha = psnr_db(a[..., 3], b[..., 3]) if a.shape[2] == 4 else None
+    return psnr_db(a[..., :3], b[..., :3]), alpha

@@ -1,0 +1,122 @@
+"""Several files in one process: output names, ``--skip-existing``, failures that do not stop the batch.
+
+``shc encode *.png --out-dir d/`` imports torch once instead of once per photo. Each file gets one text
+line (or one JSON line with ``--json``); a file that fails is reported and the others go on; a summary ends
+the batch, and the exit status is that of the worst failure (0 when none failed). Outputs are written
+atomically (:func:`shc.cli.common.write_output`), so a file already done is never half-written, and
+``--skip-existing`` resumes an interrupted batch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from shc.cli.common import UsageError
+
+__all__ = ["Job", "plan_jobs", "run_jobs"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input and where its output goes (``-`` for stdin / stdout)."""
+
+    source: str
+    output: str
+
+
+def plan_jobs(inputs: Sequence[str], output: str | None, out_dir: str | None, suffix: str) -> list[Job]:
+    """Pair every input with its output: ``-o`` for one input, else ``out_dir / (stem + suffix)``.
+
+    Usage errors (before any work): both or neither of ``-o`` and ``--out-dir``, several inputs with
+    ``-o``, stdin in a batch, an ``--out-dir`` that is a file, two inputs that would share an output name.
+    """
+    if output is not None and out_dir is not None:
+        raise UsageError("give -o/--output or --out-dir, not both")
+    if output is None and out_dir is None:
+        raise UsageError("missing option '-o' / '--output' (or --out-dir DIR for several files)")
+    if output is not None:
+        if len(inputs) > 1:
+            msg = f"{len(inputs)} inputs need --out-dir DIR (-o names a single output)"
+            raise UsageError(msg)
+        return [Job(inputs[0], output)]
+    if "-" in inputs:
+        raise UsageError("standard input (-) needs -o, not --out-dir")
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        msg = f"--out-dir {out_dir} is not a directory"
+        raise UsageError(msg)
+    jobs, seen = [], {}
+    for source in inputs:
+        target = folder / (Path(source).stem + suffix)
+        if target in seen:
+            msg = f"{seen[target]} and {source} would both be written to {target}"
+            raise UsageError(msg)
+        seen[target] = source
+        jobs.append(Job(source, str(target)))
+    folder.mkdir(parents=True, exist_ok=True)
+    return jobs
+
+
+def run_jobs(
+    command: str,
+    jobs: list[Job],
+    work: Callable[[Job], dict],
+    describe: Callable[[dict], str],
+    *,
+    as_json: bool,
+    quiet: bool,
+    skip_existing: bool,
+    single: bool,
+) -> None:
+    """Run ``work`` on each job and report it: ``describe(report)`` as text, or the report as JSON.
+
+    ``single`` (one input named with ``-o``): errors propagate as they are (one ``Error:`` line and the
+    command's exit status). Otherwise each failure is one ``Error: FILE: ...`` line on stderr (and a JSON
+    line with ``"status": "failed"``), the batch goes on, a summary follows, and the exit status is the
+    largest of the failures'. Ctrl-C stops the batch.
+    """
+    data_on_stdout = any(job.output == "-" for job in jobs)
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    worst = 0
+
+    def emit(report: dict, text: str | None) -> None:
+        if as_json:
+            click.echo(json.dumps(report), err=data_on_stdout)
+        elif text is not None and not quiet:
+            click.echo(text, err=data_on_stdout)
+
+    for job in jobs:
+        if skip_existing and job.output != "-" and Path(job.output).exists():
+            counts["skipped"] += 1
+            emit({"input": job.source, "output": job.output, "status": "skipped"},
+                 f"{job.output}: exists, skipped")
+            continue
+        if single:
+            report = work(job)
+        else:
+            try:
+                report = work(job)
+            except click.ClickException as error:
+                counts["failed"] += 1
+                worst = max(worst, error.exit_code)
+                message = error.format_message()
+                if not message.startswith(job.source):
+                    message = f"{job.source}: {message}"
+                click.echo(f"Error: {message}", err=True)
+                if as_json:
+                    click.echo(json.dumps({"input": job.source, "output": job.output, "status": "failed",
+                                           "error": message}), err=data_on_stdout)
+                continue
+        counts["done"] += 1
+        emit({**report, "status": "ok"}, describe(report))
+    if not single and not quiet:
+        summary = ", ".join(f"{n} {name}" for name, n in counts.items())
+        print(f"shc {command}: {len(jobs)} file(s): {summary}", file=sys.stderr)
+    if worst:
+        raise click.exceptions.Exit(worst)

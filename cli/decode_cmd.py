@@ -1,0 +1,132 @@
+"""``shc decode``: .shc files to images at any resolution, with their colour profile and EXIF (no torch)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from shc.cli.batch import Job, plan_jobs, run_jobs
+from shc.cli.common import BadInputError, UsageError, image_format, limit_threads, read_input, write_output
+from shc.format.constants import DEFAULT_MAX_OUTPUT_PIXELS
+from shc.format.errors import ShcFormatError
+
+__all__ = ["decode"]
+
+OUTPUT_FORMATS = {"png": "PNG", "ppm": "PPM"}
+"""``--format`` choices: the formats for ``-o -`` (a file's extension picks any format Pillow writes)."""
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        msg = f"--size must look like 1536x1024, got {text!r}"
+        raise UsageError(msg) from None
+    if width < 1 or height < 1:
+        msg = f"--size must be positive, got {text!r}"
+        raise UsageError(msg)
+    return width, height
+
+
+@click.command()
+@click.argument("inputs", metavar="IN...", nargs=-1, required=True)
+@click.option("-o", "--output", default=None,
+              help="Output image (one input; its extension picks the format, PNG if unknown), or - for stdout.")
+@click.option("--out-dir", default=None, metavar="DIR",
+              help="Write each input's IN-stem.png (or --format) into DIR (created if missing).")
+@click.option("--format", "fmt", type=click.Choice(list(OUTPUT_FORMATS)), default=None,
+              help="Output format, whatever the extension; for -o - [default: from the extension, else png].")
+@click.option("--scale", type=float, default=None, help="Render at SCALE times the native size (any positive number).")
+@click.option("--size", default=None, metavar="WxH", help="Render at exactly W x H pixels (aspect ratio is yours).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_OUTPUT_PIXELS, show_default=True,
+              help="Refuse to render more pixels than this (decompression-bomb guard).")
+@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="zlib level of PNG output: 1 writes fastest, 9 smallest (the pixels are the same).")
+@click.option("--background", default=None, metavar="COLOR",
+              help="Flatten alpha over this colour (white, #808080 ...); needed for formats without alpha (PPM, JPEG).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="At most N threads for numpy [default: numpy's own].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file (size, time).")
+@click.option("--force", "-f", is_flag=True, help="Overwrite outputs that exist.")
+@click.option("--skip-existing", is_flag=True, help="Leave inputs whose output exists alone (resume a batch).")
+@click.option("--quiet", is_flag=True, help="No report lines and no summary (errors still show).")
+def decode(inputs, output, out_dir, fmt, scale, size, max_pixels, png_level, background, threads, as_json, force,
+           skip_existing, quiet) -> None:
+    """Decode .shc files (- for stdin) to 8-bit images, at any resolution.
+
+    The ICC colour profile and EXIF that the file carries are attached to the output (PNG: iCCP and
+    eXIf); an image with alpha is written as RGBA.
+
+    \b
+    shc decode photo.shc -o photo.png
+    shc decode photo.shc --scale 2 -o big.png
+    shc decode *.shc --out-dir png/ --json
+    shc decode photo.shc -o - --format ppm | display
+    """
+    if scale is not None and size is not None:
+        raise UsageError("give --scale or --size, not both")
+    if scale is not None and not (0 < scale < float("inf")):
+        msg = f"--scale must be a positive number, got {scale}"
+        raise UsageError(msg)
+    wanted = _parse_size(size)
+    suffix = "." + (fmt or "png")
+    jobs = plan_jobs(inputs, output, out_dir, suffix)
+    single = output is not None
+    if single and output != "-" and Path(output).exists() and not force and not skip_existing:
+        msg = f"{output} exists; use --force to overwrite it"
+        raise UsageError(msg)
+    flatten = None
+    if background is not None:
+        from shc.images import parse_background
+
+        try:
+            flatten = parse_background(background)
+        except ValueError as error:
+            raise UsageError(f"--background: {error}") from None
+    limit_threads(threads)
+
+    def work(job: Job) -> dict:
+        from shc.format.decoder import decode_image
+        from shc.images import save_image_bytes
+
+        if job.output != "-" and Path(job.output).exists() and not force:
+            msg = f"{job.output} exists; use --force to overwrite it (or --skip-existing)"
+            raise UsageError(msg)
+        start = time.perf_counter()
+        data = read_input(job.source)
+        try:
+            decoded = decode_image(data, scale=scale, size=wanted, max_pixels=max_pixels)
+        except ShcFormatError as error:
+            raise BadInputError(f"{job.source}: {error}") from None
+        out_format = OUTPUT_FORMATS[fmt] if fmt else image_format(job.output)
+        options = {"compress_level": png_level} if out_format == "PNG" else {}
+        try:
+            encoded = save_image_bytes(decoded, out_format, background=flatten, **options)
+        except ValueError as error:
+            raise UsageError(f"cannot write {job.output}: {error}") from None
+        write_output(job.output, encoded, force)
+        height, width, channels = decoded.pixels.shape
+        return {
+            "input": job.source,
+            "output": job.output,
+            "width": width,
+            "height": height,
+            "channels": channels,
+            "format": out_format,
+            "bytes": len(encoded),
+            "icc_profile": decoded.icc_profile is not None,
+            "exif": decoded.exif is not None,
+            "seconds": round(time.perf_counter() - start, 4),
+        }
+
+    def describe(report: dict) -> str | None:
+        if report["output"] == "-":
+            return None
+        return f"{report['output']}: {report['width']}x{report['height']} {report['format']}, {report['seconds']:.2f} s"
+
+    run_jobs("decode", jobs, work, describe, as_json=as_json, quiet=quiet or single, skip_existing=skip_existing,
+             single=single)

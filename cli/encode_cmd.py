@@ -1,0 +1,298 @@
+"""``shc encode``: one image or many (one process, torch imported once), a quality or a rate target."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from shc.cli.batch import Job, plan_jobs, run_jobs
+from shc.cli.common import (
+    BadInputError,
+    UsageError,
+    check_input,
+    limit_threads,
+    parse_byte_size,
+    read_input,
+    write_output,
+)
+from shc.codec.presets import DEFAULT_QUALITY, PRESETS, QUALITIES  # no torch
+from shc.format.constants import INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE
+from shc.images import ImageInputError
+
+__all__ = ["INTERPOLATIONS", "INTERPOLATION_NAMES", "encode"]
+
+INTERPOLATIONS = {"bspline": INTERPOLATION_BSPLINE, "bilinear": INTERPOLATION_BILINEAR}
+"""``--interpolation`` names of the HEAD ``interpolation`` values (also how reports name them)."""
+INTERPOLATION_NAMES = {value: name for name, value in INTERPOLATIONS.items()}
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` is the first of cuda, mps and cpu that works here; anything else is checked and kept."""
+    if device == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    check_device(device)
+    return device
+
+
+def check_device(device: str) -> None:
+    """Refuse a torch device string that cannot be used here, as a usage error (not a traceback later)."""
+    if device == "cpu":
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        msg = f"--device {device!r} is not a torch device (use auto, cpu, cuda, cuda:1, mps ...)"
+        raise UsageError(msg) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            msg = f"--device {device} requested but CUDA is not available"
+            raise UsageError(msg)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            msg = f"--device {device} requested but only {torch.cuda.device_count()} CUDA device(s) are present"
+            raise UsageError(msg)
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            msg = f"--device {device} requested but MPS is not available"
+            raise UsageError(msg)
+    elif dev.type != "cpu":
+        msg = f"--device {device}: only cpu, cuda and mps are supported"
+        raise UsageError(msg)
+
+
+class Progress:
+    """tqdm bar for the encoder's per-step callback: step, last hard-scored PSNR and bpp, ETA."""
+
+    def __init__(self, total: int, enabled: bool, name: str = "encode") -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=name, unit="step", file=sys.stderr, disable=not enabled, leave=False)
+        self.interrupted = False
+
+    def __call__(self, step: int, scored, train_bpp: float) -> None:
+        if self.interrupted:  # Ctrl-C seen during the step: stop here, in plain Python, between steps
+            raise KeyboardInterrupt
+        if scored is not None:
+            self.bar.set_postfix(psnr=f"{scored.psnr_db:.2f}dB", bpp=f"{scored.bpp:.3f}", refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    @contextlib.contextmanager
+    def deferring_interrupts(self):
+        """While training, Ctrl-C only sets a flag that the next step's callback turns into
+        KeyboardInterrupt (a second Ctrl-C interrupts at once): an interrupt raised inside torch's
+        autograd can leave the process hanging instead of exiting."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _rate_target(target_size: str | None, target_bpp: float | None, target_psnr: float | None, no_entropy: bool):
+    """The one rate target asked for, as a factory of the image's pixel count (the size needs it), or None."""
+    given = [name for name, value in (("--target-size", target_size), ("--target-bpp", target_bpp),
+                                      ("--target-psnr", target_psnr)) if value is not None]
+    if not given:
+        return None
+    if len(given) > 1:
+        msg = f"give one rate target, not {' and '.join(given)}"
+        raise UsageError(msg)
+    if no_entropy:
+        msg = f"{given[0]} steers the entropy coder's rate weight; --no-entropy has none"
+        raise UsageError(msg)
+    from shc.codec.ratecontrol import RateTarget
+
+    if target_size is not None:
+        num_bytes = parse_byte_size(target_size)
+        return lambda pixels: RateTarget.size(num_bytes, pixels)
+    if target_bpp is not None:
+        return lambda pixels: RateTarget("bpp", target_bpp)
+    return lambda pixels: RateTarget("psnr", target_psnr)
+
+
+@click.command()
+@click.argument("inputs", metavar="IN...", nargs=-1, required=True)
+@click.option("-o", "--output", default=None, help="Output .shc file (one input), or - for stdout.")
+@click.option("--out-dir", default=None, metavar="DIR",
+              help="Write each input's IN-stem.shc into DIR (created if missing): for several inputs.")
+@click.option("--preset", type=click.Choice([p.name for p in PRESETS]), default="default", show_default=True,
+              help="; ".join(f"{p.name}: {p.summary}" for p in PRESETS) + ".")
+@click.option("--quality", "-q", type=click.FloatRange(QUALITIES[0].level, QUALITIES[-1].level), default=None,
+              help=f"{QUALITIES[0].level} (smallest file) .. {QUALITIES[-1].level} (best picture), fractions too "
+                   f"(3.5). Picks hash-table size, finest grid level and rate weight. [default: {DEFAULT_QUALITY}]")
+@click.option("--target-size", default=None, metavar="BYTES",
+              help="Best picture in at most this many bytes (50000, 50KB, 48KiB): a hard cap, steered during training.")
+@click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Aim at this many bits per pixel (file size x 8 / pixels).")
+@click.option("--target-psnr", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DB",
+              help="Fewest bits for this PSNR (dB, RGB) of the decoded image.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the preset's training steps.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Torch device for training: auto (cuda, then mps, then cpu), cpu, cuda, cuda:1 ...")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="At most N CPU threads for torch and numpy [default: the libraries' own].")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Random seed (same seed, same file on a device).")
+@click.option("--strip", is_flag=True, help="Leave out the ICC colour profile and EXIF metadata.")
+@click.option("--background", default=None, metavar="COLOR",
+              help="Flatten alpha over this colour (white, #808080 ...) instead of keeping it.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per file (psnr_db is null when the decoded image is exact).")
+@click.option("--force", "-f", is_flag=True, help="Overwrite outputs that exist.")
+@click.option("--skip-existing", is_flag=True, help="Leave inputs whose output exists alone (resume a batch).")
+@click.option("--quiet", is_flag=True, help="No progress bar, no report lines, no summary (errors still show).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr [default: when stderr is a terminal].")
+@click.option("--no-entropy", is_flag=True,
+              help="Baseline for comparisons: store the grid as raw float16 latents, without SHACIRA's "
+                   "quantization and entropy coding (files are many times larger).")
+@click.option("--interpolation", type=click.Choice(list(INTERPOLATIONS)), default=None,
+              help="How each grid level is blended: the smooth cubic B-spline (default presets) or bilinear, "
+                   "as in the paper (the paper preset) [default: the preset's].")
+def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, target_psnr, steps, device, threads,
+           seed, strip, background, as_json, force, skip_existing, quiet, progress, no_entropy,
+           interpolation) -> None:
+    """Encode images (PNG, JPEG, ...; - for stdin) to .shc files.
+
+    The encoder trains a small network on each image, writes the file, then decodes that file and
+    reports what you will get: bytes, bits per pixel from the file size, and PSNR of the decoded
+    8-bit image against the input (RGB; alpha separately).
+
+    \b
+    shc encode photo.png -o photo.shc                  # default preset, quality 3
+    shc encode photo.png -o photo.shc --target-size 20KB
+    shc encode *.png --out-dir shc/ --skip-existing --json
+    """
+    from shc.codec.presets import settings_for
+
+    jobs = plan_jobs(inputs, output, out_dir, ".shc")
+    single = output is not None
+    if single and output != "-" and Path(output).exists() and not force and not skip_existing:
+        msg = f"{output} exists; use --force to overwrite it"
+        raise UsageError(msg)
+    try:
+        settings = settings_for(preset, quality, steps, entropy_coding=not no_entropy)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if interpolation is not None:
+        settings = dataclasses.replace(settings, interpolation=INTERPOLATIONS[interpolation])
+    make_target = _rate_target(target_size, target_bpp, target_psnr, no_entropy)
+    if make_target is not None and quality is None:
+        settings = None  # the target picks the architecture (encode_image's start quality)
+    from shc.images import parse_background
+
+    try:
+        flatten = None if background is None else parse_background(background)
+    except ValueError as error:
+        raise UsageError(f"--background: {error}") from None
+    from shc.cli.encoder import encode_image  # without torch: one line naming shc[encode], exit 2
+
+    device = resolve_device(device)
+    limit_threads(threads)
+    show_progress = not quiet and (sys.stderr.isatty() if progress is None else progress)
+
+    def work(job: Job) -> dict:
+        if job.output != "-" and Path(job.output).exists() and not force:
+            msg = f"{job.output} exists; use --force to overwrite it (or --skip-existing)"
+            raise UsageError(msg)
+        try:
+            if job.source == "-":
+                source = read_input(job.source)
+            else:
+                check_input(job.source, max_bytes=1 << 31)  # existence, directory and size, without reading it
+                source = job.source
+            from shc.images import load_image
+
+            image = load_image(source, background=flatten, strip=strip)
+        except ImageInputError as error:
+            raise BadInputError(str(error)) from None
+        height, width = image.pixels.shape[:2]
+        rate_target = None if make_target is None else make_target(width * height)
+        chosen, start_quality = settings, quality
+        if chosen is None:  # a rate target without --quality: the architecture fits the target and the image
+            from shc.codec.ratecontrol import JpegProbe
+
+            start_quality = rate_target.start_quality(JpegProbe.of(image.pixels))
+            chosen = settings_for(preset, start_quality, steps, entropy_coding=not no_entropy)
+            if interpolation is not None:
+                chosen = dataclasses.replace(chosen, interpolation=INTERPOLATIONS[interpolation])
+        bar = Progress(chosen.steps, show_progress, Path(job.source).name if len(jobs) > 1 else "encode")
+        try:
+            with bar.deferring_interrupts():
+                result = encode_image(image, settings=chosen, device=device, seed=seed, progress=bar,
+                                      rate_target=rate_target)
+            if bar.interrupted:  # Ctrl-C after the last step: still no output
+                raise KeyboardInterrupt
+        except ValueError as error:  # a size cap below the smallest file this image can have
+            raise BadInputError(f"{job.source}: {error}") from None
+        finally:
+            bar.close()
+        write_output(job.output, result.data, force)
+        return _report(job, result, preset, start_quality, chosen, device, rate_target)
+
+    def describe(report: dict) -> str:
+        alpha = "" if report["psnr_alpha_db"] is None else f", alpha {report['psnr_alpha_db']:.2f} dB"
+        psnr = "inf" if report["psnr_db"] is None else f"{report['psnr_db']:.2f}"
+        return (f"{report['output']}: {report['bytes']} bytes, {report['bpp']:.4f} bpp, PSNR {psnr} dB{alpha} "
+                f"({report['width']}x{report['height']}, {report['preset']} q{report['quality']:g}, "
+                f"{report['steps']} steps, {report['encode_seconds']:.1f} s on {report['device']})")
+
+    run_jobs("encode", jobs, work, describe, as_json=as_json, quiet=quiet, skip_existing=skip_existing,
+             single=single)
+
+
+def _finite(value: float | None, digits: int) -> float | None:
+    """JSON has no infinity: a lossless decode (PSNR = inf) is reported as null."""
+    return round(value, digits) if value is not None and math.isfinite(value) else None
+
+
+def _report(job: Job, result, preset: str, quality, settings, device: str, rate_target) -> dict:
+    report = {
+        "input": job.source,
+        "output": job.output,
+        "width": result.width,
+        "height": result.height,
+        "channels": result.channels,
+        "preset": preset,
+        "quality": DEFAULT_QUALITY if quality is None else round(quality, 2),
+        "steps": settings.steps,
+        "entropy_coding": settings.entropy_coding,
+        "interpolation": INTERPOLATION_NAMES[settings.interpolation],
+        "device": device,
+        "bytes": result.num_bytes,
+        "bpp": round(result.bpp, 5),
+        "psnr_db": _finite(result.psnr_db, 3),
+        "psnr_alpha_db": _finite(result.psnr_alpha_db, 3),
+        "encode_seconds": round(result.encode_seconds, 2),
+    }
+    if rate_target is not None:
+        report["target"] = {"metric": rate_target.metric, "value": round(rate_target.value, 6),
+                            "hard_cap": rate_target.hard_cap}
+        report["lambda"] = float(f"{result.final_lmbda:.4g}")
+    return report

@@ -1,0 +1,171 @@
+"""Rate control: the λ controller on made-up scores, which state it keeps, and the hard size cap on real
+(tiny, few-step) encodes. Accuracy on Kodak is a benchmark (results/ratecontrol/), not a test."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+from click.testing import CliRunner
+from conftest import PARROT
+
+from shc.cli.main import cli
+from shc.codec.encoder import RateTargetError, encode_image
+from shc.codec.presets import QUALITIES, quality_for
+from shc.codec.ratecontrol import CONTROL_WINDOW, LambdaController, RateTarget, expected_psnr_gain
+
+
+@dataclass
+class Score:
+    step: int
+    bpp: float
+    psnr_db: float
+
+
+STEPS = 1000
+
+
+def controller(metric="bpp", value=0.5, hard_cap=False, lmbda=1e-3) -> LambdaController:
+    return LambdaController(RateTarget(metric, value, hard_cap), lmbda, STEPS)
+
+
+def test_too_many_bits_raise_lambda_and_too_few_lower_it():
+    c = controller()
+    c.observe(Score(500, 1.0, 30.0))
+    assert c.lmbda > 1e-3
+    c = controller()
+    c.observe(Score(500, 0.25, 30.0))
+    assert c.lmbda < 1e-3
+
+
+def test_psnr_above_target_raises_lambda():
+    c = controller("psnr", 30.0)
+    c.observe(Score(800, 0.5, 33.0))  # late: little gain expected, 3 dB too good
+    assert c.lmbda > 1e-3
+    c = controller("psnr", 30.0)
+    c.observe(Score(800, 0.5, 27.0))
+    assert c.lmbda < 1e-3
+
+
+def test_lambda_moves_only_inside_the_window_and_at_most_2x_per_evaluation():
+    c = controller()
+    c.observe(Score(int(CONTROL_WINDOW[0] * STEPS) - 1, 100.0, 30.0))
+    c.observe(Score(int(CONTROL_WINDOW[1] * STEPS) + 1, 100.0, 30.0))
+    assert c.lmbda == pytest.approx(1e-3)
+    c.observe(Score(500, 100.0, 30.0))  # 200x the bits: clamped
+    assert c.lmbda == pytest.approx(2e-3)
+
+
+def test_on_target_keeps_lambda():
+    c = controller()
+    c.observe(Score(500, 0.5, 30.0))
+    assert c.lmbda == pytest.approx(1e-3)
+
+
+def test_hard_cap_keeps_the_best_picture_under_the_cap_and_prefers_late_states():
+    c = controller(value=0.5, hard_cap=True)
+    early_under = Score(100, 0.45, 20.0)
+    late_over = Score(900, 0.51, 32.0)
+    late_under = Score(950, 0.49, 31.0)
+    late_under_worse = Score(990, 0.40, 29.0)
+    kept = None
+    for s in (early_under, late_over, late_under, late_under_worse):
+        if c.prefer(s, kept):
+            kept = s
+    assert kept is late_under
+    assert c.met(late_under) and not c.met(late_over)
+
+
+def test_bits_target_is_a_band_and_psnr_target_wants_fewest_bits():
+    c = controller(value=0.5)
+    assert c.prefer(Score(900, 0.505, 30.0), Score(900, 0.45, 31.0))  # in band beats off band
+    assert c.prefer(Score(900, 0.495, 31.0), Score(900, 0.505, 30.0))  # in band: better picture
+    p = controller("psnr", 30.0)
+    assert p.prefer(Score(900, 0.4, 30.1), Score(900, 0.5, 31.0))  # both on target: fewer bits
+    assert p.prefer(Score(900, 0.9, 29.0), Score(900, 0.3, 28.0))  # neither: closer to the target
+    assert p.prefer(Score(800, 0.6, 30.0), Score(500, 0.4, 30.0))  # mid-anneal states only as a last resort
+
+
+def test_expected_psnr_gain_falls_to_zero():
+    gains = [expected_psnr_gain(p / 10) for p in range(11)]
+    assert all(a >= b for a, b in zip(gains, gains[1:]))
+    assert gains[-1] == 0.0
+
+
+def test_start_quality_inverts_the_typical_results():
+    for q in QUALITIES:
+        assert quality_for("bpp", q.kodak_bpp) == pytest.approx(q.level)
+        assert quality_for("psnr", q.kodak_psnr_db) == pytest.approx(q.level)
+    assert quality_for("bpp", 1e-4) == QUALITIES[0].level
+    assert quality_for("psnr", 99.0) == QUALITIES[-1].level
+
+
+def test_rate_target_validation():
+    with pytest.raises(ValueError):
+        RateTarget("bytes", 5.0)
+    with pytest.raises(ValueError):
+        RateTarget("bpp", -1.0)
+    with pytest.raises(ValueError):
+        RateTarget("psnr", math.nan)
+    assert RateTarget.size(1000, 64 * 48).max_bytes(64 * 48) == 1000
+
+
+BIG_PARROT = PARROT.parent / "parrot_128x96.png"
+
+
+@pytest.fixture(scope="module")
+def free_size() -> int:
+    """Bytes of the parrot at quality 3 without a target (same preset and steps as the capped encodes)."""
+    return len(encode_image(PARROT, preset="fast", quality=3, steps=60).data)
+
+
+@pytest.mark.parametrize("fraction", [0.6, 0.9])
+def test_size_cap_is_never_exceeded(fraction):
+    free = encode_image(BIG_PARROT, preset="fast", quality=4, steps=80)
+    cap = int(free.num_bytes * fraction)
+    result = encode_image(BIG_PARROT, preset="fast", quality=4, steps=80, rate_target=RateTarget.size(cap, 128 * 96))
+    assert len(result.data) <= cap
+    assert result.final_lmbda > free.final_lmbda  # steered toward fewer bits
+
+
+def test_impossible_cap_is_one_clear_error(tmp_path):
+    with pytest.raises(RateTargetError, match="smallest file is"):
+        encode_image(PARROT, preset="fast", steps=20, rate_target=RateTarget.size(60, 64 * 48))
+    result = CliRunner().invoke(cli, ["encode", str(PARROT), "-o", str(tmp_path / "x.shc"), "--preset", "fast",
+                                      "--steps", "20", "--target-size", "60"])
+    assert result.exit_code == 2
+    assert "smallest file is" in result.stderr
+    assert not (tmp_path / "x.shc").exists()
+
+
+def test_cli_target_report(tmp_path, free_size):
+    import json
+
+    cap = int(free_size * 0.95)
+    result = CliRunner().invoke(cli, ["encode", str(PARROT), "-o", str(tmp_path / "x.shc"), "--preset", "fast",
+                                      "--steps", "60", "-q", "3", "--target-size", str(cap), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["bytes"] == (tmp_path / "x.shc").stat().st_size <= cap
+    assert report["target"] == {"metric": "bpp", "value": round(cap * 8 / (64 * 48), 6), "hard_cap": True}
+
+
+def test_size_cap_counts_the_metadata_section():
+    """Training scores files without META; the cap must still hold for the file written with it."""
+    p3 = PARROT.parent / "parrot_p3_64x48.png"
+    free = encode_image(p3, preset="fast", quality=3, steps=60)
+    stripped = encode_image(p3, preset="fast", quality=3, steps=60, strip=True)
+    metadata_bytes = free.num_bytes - stripped.num_bytes
+    assert metadata_bytes > 2000  # the Display-P3 profile and the EXIF block
+    cap = int(free.num_bytes * 0.97)
+    result = encode_image(p3, preset="fast", quality=3, steps=60, rate_target=RateTarget.size(cap, 64 * 48))
+    assert len(result.data) <= cap
+    assert shc_decode_metadata(result.data)[0] is not None  # kept, not stripped to fit
+
+
+def shc_decode_metadata(data: bytes) -> tuple[bytes | None, bytes | None]:
+    from shc.format.decoder import decode_image
+
+    decoded = decode_image(data)
+    return decoded.icc_profile, decoded.exif
