@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -18,6 +21,7 @@ __all__ = [
     "check_input",
     "image_format",
     "limit_threads",
+    "open_output",
     "parse_byte_size",
     "read_input",
     "write_output",
@@ -88,13 +92,21 @@ def _new_file_mode(target: Path) -> int:
 
 
 def write_output(path: str, data: bytes, force: bool) -> None:
-    """Write atomically: a temporary file in the same folder, then ``os.replace``.
+    """Write ``data`` atomically (:func:`open_output`); ``-`` writes to stdout."""
+    with open_output(path, force) as handle:
+        handle.write(data)
 
-    ``-`` writes to stdout. An existing file is never overwritten without ``force``, and an interrupted
-    write (Ctrl-C, full disk) leaves the old file, or nothing, in place — never a partial output.
+
+@contextlib.contextmanager
+def open_output(path: str, force: bool) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through, atomically: a temporary file in the same folder, renamed
+    over ``path`` (``os.replace``) when the block ends without an exception. ``-`` is stdout.
+
+    An existing file is never overwritten without ``force``, and an interrupted write (Ctrl-C, full disk,
+    a decoding error halfway) leaves the old file, or nothing, in place — never a partial output.
     """
     if path == "-":
-        sys.stdout.buffer.write(data)
+        yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
     target = Path(path)
@@ -113,7 +125,7 @@ def write_output(path: str, data: bytes, force: bool) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             os.chmod(tmp, mode)
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)

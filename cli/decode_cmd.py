@@ -8,7 +8,15 @@ from pathlib import Path
 import click
 
 from shc.cli.batch import Job, plan_jobs, run_jobs
-from shc.cli.common import BadInputError, UsageError, image_format, limit_threads, read_input, write_output
+from shc.cli.common import (
+    BadInputError,
+    UsageError,
+    image_format,
+    limit_threads,
+    open_output,
+    read_input,
+    write_output,
+)
 from shc.format.constants import DEFAULT_MAX_OUTPUT_PIXELS
 from shc.format.errors import ShcFormatError
 
@@ -16,6 +24,36 @@ __all__ = ["decode"]
 
 OUTPUT_FORMATS = {"png": "PNG", "ppm": "PPM"}
 """``--format`` choices: the formats for ``-o -`` (a file's extension picks any format Pillow writes)."""
+
+
+def _parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        msg = f"--crop must look like X,Y,W,H (e.g. 0,0,512,512), got {text!r}"
+        raise UsageError(msg) from None
+    if x < 0 or y < 0 or w < 1 or h < 1:
+        msg = f"--crop needs X, Y >= 0 and W, H >= 1, got {text!r}"
+        raise UsageError(msg)
+    return x, y, w, h
+
+
+def _crop_box(region: tuple[int, int, int, int] | None, width: int, height: int,
+              max_pixels: int | None) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) to render of a ``width x height`` output: all of it, or ``--crop``
+    (which must lie inside it; the pixel limit then applies to the crop)."""
+    if region is None:
+        return 0, 0, width, height
+    x, y, w, h = region
+    if x + w > width or y + h > height:
+        msg = f"--crop {x},{y},{w},{h} is not inside the {width}x{height} output"
+        raise UsageError(msg)
+    if max_pixels is not None and w * h > max_pixels:
+        msg = f"--crop of {w * h} pixels exceeds the limit of {max_pixels} pixels (raise it with --max-pixels)"
+        raise BadInputError(msg)
+    return x, y, x + w, y + h
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
@@ -42,6 +80,9 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
               help="Output format, whatever the extension; for -o - [default: from the extension, else png].")
 @click.option("--scale", type=float, default=None, help="Render at SCALE times the native size (any positive number).")
 @click.option("--size", default=None, metavar="WxH", help="Render at exactly W x H pixels (aspect ratio is yours).")
+@click.option("--crop", "region", default=None, metavar="X,Y,W,H",
+              help="Render only this region of the output (in output pixels, after --scale/--size): "
+                   "the cost grows with the region, not the image.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_OUTPUT_PIXELS, show_default=True,
               help="Refuse to render more pixels than this (decompression-bomb guard).")
 @click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
@@ -54,7 +95,7 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 @click.option("--force", "-f", is_flag=True, help="Overwrite outputs that exist.")
 @click.option("--skip-existing", is_flag=True, help="Leave inputs whose output exists alone (resume a batch).")
 @click.option("--quiet", is_flag=True, help="No report lines and no summary (errors still show).")
-def decode(inputs, output, out_dir, fmt, scale, size, max_pixels, png_level, background, threads, as_json, force,
+def decode(inputs, output, out_dir, fmt, scale, size, region, max_pixels, png_level, background, threads, as_json, force,
            skip_existing, quiet) -> None:
     """Decode .shc files (- for stdin) to 8-bit images, at any resolution.
 
@@ -64,6 +105,7 @@ def decode(inputs, output, out_dir, fmt, scale, size, max_pixels, png_level, bac
     \b
     shc decode photo.shc -o photo.png
     shc decode photo.shc --scale 2 -o big.png
+    shc decode big.shc --crop 4096,2048,1024,1024 -o detail.png
     shc decode *.shc --out-dir png/ --json
     shc decode photo.shc -o - --format ppm | display
     """
@@ -73,6 +115,7 @@ def decode(inputs, output, out_dir, fmt, scale, size, max_pixels, png_level, bac
         msg = f"--scale must be a positive number, got {scale}"
         raise UsageError(msg)
     wanted = _parse_size(size)
+    region = _parse_crop(region)
     suffix = "." + (fmt or "png")
     jobs = plan_jobs(inputs, output, out_dir, suffix)
     single = output is not None
@@ -90,8 +133,9 @@ def decode(inputs, output, out_dir, fmt, scale, size, max_pixels, png_level, bac
     limit_threads(threads)
 
     def work(job: Job) -> dict:
-        from shc.format.decoder import decode_image
-        from shc.images import save_image_bytes
+        from shc.format.container import read_file
+        from shc.format.decoder import Synthesis, output_size
+        from shc.format.entropy import file_latents
 
         if job.output != "-" and Path(job.output).exists() and not force:
             msg = f"{job.output} exists; use --force to overwrite it (or --skip-existing)"
@@ -99,27 +143,49 @@ def decode(inputs, output, out_dir, fmt, scale, size, max_pixels, png_level, bac
         start = time.perf_counter()
         data = read_input(job.source)
         try:
-            decoded = decode_image(data, scale=scale, size=wanted, max_pixels=max_pixels)
+            shc_file = read_file(data)
+            width, height = output_size(shc_file.header, scale, wanted, None if region else max_pixels)
+            box = _crop_box(region, width, height, max_pixels)
+            synthesis = Synthesis(shc_file, file_latents(shc_file))
         except ShcFormatError as error:
             raise BadInputError(f"{job.source}: {error}") from None
+        left, top, right, bottom = box
         out_format = OUTPUT_FORMATS[fmt] if fmt else image_format(job.output)
-        options = {"compress_level": png_level} if out_format == "PNG" else {}
-        try:
-            encoded = save_image_bytes(decoded, out_format, background=flatten, **options)
-        except ValueError as error:
-            raise UsageError(f"cannot write {job.output}: {error}") from None
-        write_output(job.output, encoded, force)
-        height, width, channels = decoded.pixels.shape
+        channels = 3 if flatten is not None else shc_file.header.config.channels
+        icc, exif = shc_file.icc_profile, shc_file.exif
+        if out_format == "PNG":  # streamed: one strip in memory, compressed while the next renders
+            from shc.pngstream import write_png
+
+            strips = (strip for _, strip in synthesis.render_strips(width, height, box))
+            if flatten is not None and shc_file.header.config.channels == 4:
+                from shc.images import composite
+
+                strips = (composite(strip, flatten) for strip in strips)
+            with open_output(job.output, force) as handle:
+                write_png(handle, strips, right - left, bottom - top, channels, icc_profile=icc, exif=exif,
+                          level=png_level)
+                size = handle.tell() if job.output != "-" else None
+        else:
+            from shc.format.decoder import DecodedImage
+            from shc.images import save_image_bytes
+
+            decoded = DecodedImage(synthesis.render(width, height, box), icc, exif)
+            try:
+                encoded = save_image_bytes(decoded, out_format, background=flatten)
+            except ValueError as error:
+                raise UsageError(f"cannot write {job.output}: {error}") from None
+            write_output(job.output, encoded, force)
+            size = len(encoded)
         return {
             "input": job.source,
             "output": job.output,
-            "width": width,
-            "height": height,
+            "width": right - left,
+            "height": bottom - top,
             "channels": channels,
             "format": out_format,
-            "bytes": len(encoded),
-            "icc_profile": decoded.icc_profile is not None,
-            "exif": decoded.exif is not None,
+            "bytes": size,
+            "icc_profile": icc is not None,
+            "exif": exif is not None,
             "seconds": round(time.perf_counter() - start, 4),
         }
 

@@ -90,5 +90,5 @@ MAX_SECTION_BYTES = 1 << 28
 DEFAULT_MAX_OUTPUT_PIXELS = 2 * 89_478_485
 """Like Pillow's decompression-bomb error threshold; decoding a larger output is refused unless overridden."""
 
-DECODE_TILE_PIXELS = 1 << 15
+DECODE_TILE_PIXELS = 1 << 17
 """Pixels decoded per tile: bounds the decoder's working memory independently of the output size."""

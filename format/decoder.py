@@ -11,6 +11,7 @@ the output resolution beyond the image itself.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,18 @@ def output_size(
     return width, height
 
 
+@dataclass(frozen=True)
+class AxisTaps:
+    """One level's interpolation taps along one axis for a run of output positions."""
+
+    vertices: np.ndarray
+    """The distinct vertex indices the positions touch, ascending."""
+    at: np.ndarray
+    """``(taps, n)``: for each tap and position, the index into ``vertices``."""
+    weights: np.ndarray
+    """``(taps, n)`` float32 weights (SPEC §7)."""
+
+
 class Synthesis:
     """Renders the continuous image that a parsed file describes, at any resolution (float32 numpy)."""
 
@@ -103,9 +116,28 @@ class Synthesis:
             out[level.index] = result
         return out.reshape(-1, np.size(columns))
 
-    def tile_features(self, width: int, height: int, columns: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def axis_taps(self, size: int, positions: np.ndarray, axis: int) -> list[AxisTaps]:
+        """Per level, the taps of output positions ``positions`` along ``axis`` (0: x, 1: y) of an output
+        ``size`` pixels long: the distinct vertices they touch, and per tap the index into those and the
+        weight. A tile's columns are the same for every row of tiles, so :meth:`render_strips` computes
+        them once."""
+        taps = []
+        kernel = self.header.config.interpolation
+        for level in self.layout.levels:
+            vertices, weights = axis_taps(size, level.ny if axis else level.nx, positions, kernel)
+            # only the vertices the positions touch: a level far finer than the output must not make the
+            # block larger than the tile
+            distinct, at = np.unique(vertices, return_inverse=True)
+            taps.append(AxisTaps(distinct, at.reshape(vertices.shape), weights))
+        return taps
+
+    def tile_features(
+        self, width: int, height: int, columns: np.ndarray, rows: np.ndarray,
+        column_taps: list[AxisTaps] | None = None,
+    ) -> np.ndarray:
         """Features ``(L * F, len(rows) * len(columns))`` (channels first) of the pixels ``rows x columns``
-        (row-major) of a ``width x height`` output.
+        (row-major) of a ``width x height`` output (``column_taps``: :meth:`axis_taps` of the columns, if
+        already known).
 
         Separable (SPEC §7): on each level, blend along x on the vertex rows the tile touches (taps summed
         in order), then along y, in float32 - about ``taps * (vertex rows + rows) * cols`` multiply-adds
@@ -114,22 +146,24 @@ class Synthesis:
         cfg = self.header.config
         num_rows, num_cols = np.size(rows), np.size(columns)
         out = np.empty((cfg.num_levels, cfg.feat_dim, num_rows, num_cols), dtype=np.float32)
-        for level in self.layout.levels:
-            vx, wx = axis_taps(width, level.nx, columns, cfg.interpolation)
-            vy, wy = axis_taps(height, level.ny, rows, cfg.interpolation)
-            # only the vertices the tile touches (taps per column and per row): a level far finer than the
-            # output must not make the block larger than the tile
-            ux, x_at = np.unique(vx, return_inverse=True)
-            uy, y_at = np.unique(vy, return_inverse=True)
-            x_at, y_at = x_at.reshape(vx.shape), y_at.reshape(vy.shape)
-            block = self.feature_tables_t[level.index][:, level.vertex_rows(ux[None, :], uy[:, None])]  # (F, |uy|, |ux|)
-            along_x = block[:, :, x_at[0]] * wx[0]
-            for tap in range(1, vx.shape[0]):
-                along_x = along_x + block[:, :, x_at[tap]] * wx[tap]  # (F, |uy|, cols)
-            result = along_x[:, y_at[0]] * wy[0][:, None]
-            for tap in range(1, vy.shape[0]):
-                result = result + along_x[:, y_at[tap]] * wy[tap][:, None]
-            out[level.index] = result
+        x_taps = column_taps if column_taps is not None else self.axis_taps(width, columns, 0)
+        y_taps = self.axis_taps(height, rows, 1)
+        for level, x, y in zip(self.layout.levels, x_taps, y_taps):
+            block = self.feature_tables_t[level.index][:, level.vertex_rows(x.vertices[None, :], y.vertices[:, None])]
+            # in place (the same float32 operations in the same order as a + b * w, without temporaries the
+            # size of the tile: fresh large buffers cost page faults on every tile)
+            along_x = block[:, :, x.at[0]]  # (F, |y vertices|, cols)
+            along_x *= x.weights[0]
+            for tap in range(1, x.at.shape[0]):
+                term = block[:, :, x.at[tap]]
+                term *= x.weights[tap]
+                along_x += term
+            result = out[level.index]
+            np.multiply(along_x[:, y.at[0]], y.weights[0][:, None], out=result)
+            for tap in range(1, y.at.shape[0]):
+                term = along_x[:, y.at[tap]]
+                term *= y.weights[tap][:, None]
+                result += term
         return out.reshape(-1, num_rows * num_cols)
 
     def mlp(self, h: np.ndarray) -> np.ndarray:
@@ -142,28 +176,56 @@ class Synthesis:
                 np.maximum(h, 0.0, out=h)
         return h
 
-    def render(self, width: int, height: int) -> np.ndarray:
-        """8-bit ``(height, width, channels)`` (RGB or RGBA) at the requested resolution, in tiles of whole rows.
-
-        A row wider than ``DECODE_TILE_PIXELS`` is itself split into column tiles, so no tile ever holds
-        more than ``DECODE_TILE_PIXELS`` pixels (a 1-pixel-high image a million pixels wide included).
-        """
-        image = np.empty((height, width, self.header.config.channels), dtype=np.uint8)
-        with np.errstate(over="ignore", invalid="ignore"):  # overflowing weights: defined by to_uint8
-            self._render_into(image)
+    def render(self, width: int, height: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """8-bit ``(height, width, channels)`` (RGB or RGBA) at the requested resolution; with ``box = (left,
+        top, right, bottom)``, only that region of the ``width x height`` rendering (the same pixels, at a
+        cost that grows with the region, not the image)."""
+        left, top, right, bottom = _check_box(box, width, height)
+        image = np.empty((bottom - top, right - left, self.header.config.channels), dtype=np.uint8)
+        for y0, strip in self.render_strips(width, height, box):
+            image[y0 - top : y0 - top + strip.shape[0]] = strip
         return image
 
-    def _render_into(self, image: np.ndarray) -> None:
-        height, width, channels = image.shape
-        tile_rows = max(1, C.DECODE_TILE_PIXELS // width)
-        tile_cols = min(width, C.DECODE_TILE_PIXELS)
-        for top in range(0, height, tile_rows):
-            bottom = min(height, top + tile_rows)
-            for left in range(0, width, tile_cols):
-                right = min(width, left + tile_cols)
-                columns, rows = np.arange(left, right), np.arange(top, bottom)
-                values = self.mlp(self.tile_features(width, height, columns, rows))  # (channels, pixels)
-                image[top:bottom, left:right] = to_uint8(values.T).reshape(bottom - top, right - left, channels)
+    def render_strips(
+        self, width: int, height: int, box: tuple[int, int, int, int] | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """The rendering of :meth:`render` as consecutive strips of whole rows, top to bottom: ``(first row,
+        (rows, columns, channels) uint8)``. A caller that writes each strip out (a streamed PNG) holds one
+        strip, never the image.
+
+        A strip holds about ``DECODE_TILE_PIXELS`` pixels; a row wider than that is rendered in column tiles
+        of at most ``DECODE_TILE_PIXELS`` (a 1-pixel-high image a million pixels wide included).
+        """
+        left, top, right, bottom = _check_box(box, width, height)
+        cols_out, channels = right - left, self.header.config.channels
+        tile_rows = max(1, C.DECODE_TILE_PIXELS // cols_out)
+        tile_cols = min(cols_out, C.DECODE_TILE_PIXELS)
+        column_tiles = [np.arange(left + x0, left + min(cols_out, x0 + tile_cols))
+                        for x0 in range(0, cols_out, tile_cols)]
+        # a tile's columns are the same in every strip: their taps are computed once (unless there are many
+        # column tiles, whose taps together would grow with the image width)
+        cached = [self.axis_taps(width, column_tiles[0], 0)] if len(column_tiles) == 1 else None
+        for y0 in range(top, bottom, tile_rows):
+            rows = np.arange(y0, min(bottom, y0 + tile_rows))
+            strip = np.empty((rows.size, cols_out, channels), dtype=np.uint8)
+            for index, columns in enumerate(column_tiles):
+                taps = cached[0] if cached else self.axis_taps(width, columns, 0)
+                with np.errstate(over="ignore", invalid="ignore"):  # overflowing weights: defined by to_uint8
+                    values = self.mlp(self.tile_features(width, height, columns, rows, taps))  # (channels, pixels)
+                x0 = index * tile_cols
+                strip[:, x0 : x0 + columns.size] = to_uint8(values.T).reshape(rows.size, columns.size, channels)
+            yield y0, strip
+
+
+def _check_box(box: tuple[int, int, int, int] | None, width: int, height: int) -> tuple[int, int, int, int]:
+    """``box`` (left, top, right, bottom), or the whole ``width x height``; ValueError outside of it."""
+    if box is None:
+        return 0, 0, width, height
+    left, top, right, bottom = (int(v) for v in box)
+    if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+        msg = f"region {box} is not inside the {width}x{height} image"
+        raise ValueError(msg)
+    return left, top, right, bottom
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
