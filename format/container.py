@@ -565,7 +565,8 @@ def write_file(
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _read_sections(data: bytes) -> tuple[int, dict[bytes, bytes]]:
+def _read_prefix(data: bytes) -> tuple[Reader, int]:
+    """A reader past the magic and the version byte, and the version (checked: one this decoder reads)."""
     if len(data) < len(C.MAGIC) or data[: len(C.MAGIC)] != C.MAGIC:
         msg = "not an .shc file (wrong magic bytes)"
         raise ShcFormatError(msg)
@@ -576,6 +577,11 @@ def _read_sections(data: bytes) -> tuple[int, dict[bytes, bytes]]:
         readable = ", ".join(map(str, C.READABLE_VERSIONS))
         msg = f"unsupported .shc format version {version} (this decoder reads versions {readable})"
         raise ShcFormatError(msg)
+    return reader, version
+
+
+def _read_sections(data: bytes) -> tuple[int, dict[bytes, bytes]]:
+    reader, version = _read_prefix(data)
     sections = {}
     order = section_order(version)
     found = None  # a tag already read: the one after an absent optional section
@@ -748,18 +754,7 @@ def read_header(data: bytes) -> Header:
     viewer learns the size and the model this way from a few hundred bytes, without decoding anything.
     Raises :class:`ShcFormatError` when those bytes are malformed or cut short.
     """
-    data = bytes(data)
-    if data[: len(C.MAGIC)] != C.MAGIC:
-        msg = "not an .shc file (wrong magic bytes)"
-        raise ShcFormatError(msg)
-    # the first steps of _read_sections, for HEAD only (it reads and checks every section)
-    reader = Reader(data, "file")
-    reader.bytes(len(C.MAGIC), "magic")
-    version = reader.u8("version")
-    if version not in C.READABLE_VERSIONS:
-        readable = ", ".join(map(str, C.READABLE_VERSIONS))
-        msg = f"unsupported .shc format version {version} (this decoder reads versions {readable})"
-        raise ShcFormatError(msg)
+    reader, version = _read_prefix(bytes(data))
     tag = C.SECTION_TAGS[0]
     found = reader.bytes(C.SECTION_TAG_BYTES, "HEAD section tag")
     if found != tag:

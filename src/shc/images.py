@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -27,6 +26,7 @@ from PIL import ExifTags, Image, ImageColor, ImageOps
 
 from shc.format.constants import META_KEYS
 from shc.format.container import EXIF_PREFIX, TIFF_BYTE_ORDERS, metadata_problem
+from shc.format.decoder import DecodedImage
 
 __all__ = [
     "ImageInputError",
@@ -50,20 +50,11 @@ class ImageInputError(ValueError):
     """An input image that cannot be read or is unsuitable; the message is one line for the user."""
 
 
-@dataclass(frozen=True)
-class SourceImage:
-    """An image as shc codes it: 8-bit pixels and the metadata the file carries along."""
-
-    pixels: np.ndarray
-    """uint8 ``(height, width, channels)``, C-contiguous: RGB, or RGBA with straight alpha."""
-    icc_profile: bytes | None = None
-    """What the pixel values mean; None: none given (sRGB by convention)."""
-    exif: bytes | None = None
-    """``Exif\\0\\0`` + TIFF structure, the orientation already applied to ``pixels`` (tag removed or 1)."""
-
-    @property
-    def channels(self) -> int:
-        return int(self.pixels.shape[2])
+class SourceImage(DecodedImage):
+    """An image as shc codes it: 8-bit pixels (uint8 ``(height, width, channels)``, C-contiguous, RGB or RGBA
+    with straight alpha) and the metadata the file carries along: the ICC profile (None: none given, sRGB by
+    convention) and the EXIF block (``Exif\\0\\0`` + TIFF structure, the orientation already applied to
+    the pixels, its tag removed or 1). The same record as a decoded image, which is what a decode gives back."""
 
 
 class _ImageWithMetadata(Protocol):
