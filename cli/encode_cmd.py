@@ -159,6 +159,9 @@ def _rate_target(target_size: str | None, target_bpp: float | None, target_psnr:
               help="At most N CPU threads for torch and numpy [default: the libraries' own].")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Random seed (same seed, same file on a device).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+              help="Refuse input images with more pixels than this (decompression-bomb guard) "
+                   "[default: Pillow's limit, 89,478,485].")
 @click.option("--strip", is_flag=True, help="Leave out the ICC colour profile and EXIF metadata.")
 @click.option("--background", default=None, metavar="COLOR",
               help="Flatten alpha over this colour (white, #808080 ...) instead of keeping it.")
@@ -176,7 +179,7 @@ def _rate_target(target_size: str | None, target_bpp: float | None, target_psnr:
               help="How each grid level is blended: the smooth cubic B-spline (default presets) or bilinear, "
                    "as in the paper (the paper preset) [default: the preset's].")
 def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, target_psnr, steps, device, threads,
-           seed, strip, background, as_json, force, skip_existing, quiet, progress, no_entropy,
+           seed, max_pixels, strip, background, as_json, force, skip_existing, quiet, progress, no_entropy,
            interpolation) -> None:
     """Encode images (PNG, JPEG, ...; - for stdin) to .shc files.
 
@@ -229,7 +232,7 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
                 source = job.source
             from shc.images import load_image
 
-            image = load_image(source, background=flatten, strip=strip)
+            image = load_image(source, background=flatten, strip=strip, max_pixels=max_pixels)
         except ImageInputError as error:
             raise BadInputError(str(error)) from None
         height, width = image.pixels.shape[:2]

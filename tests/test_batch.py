@@ -274,3 +274,17 @@ def test_commands_are_loaded_lazily():
     loaded = set(eval(done.stdout))  # noqa: S307 - our own printed list
     assert loaded == {"shc.cli.batch", "shc.cli.common", "shc.cli.decode_cmd", "shc.cli.main"}
     assert set(COMMANDS) == {"encode", "decode", "info", "inspect", "bench"}
+
+
+def test_encode_max_pixels_names_the_flag_and_raises_the_limit(tmp_path):
+    """An image over the limit is refused before it is decoded, with the flag to raise it; raised, it encodes."""
+    default_limit = Image.MAX_IMAGE_PIXELS
+    big = tmp_path / "big.png"
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(big)
+    refused = invoke("encode", big, "-o", tmp_path / "x.shc", *FAST, "--max-pixels", "1000")
+    assert refused.exit_code == 2
+    assert "--max-pixels" in refused.stderr and "1000" in refused.stderr
+    assert not (tmp_path / "x.shc").exists()
+    allowed = invoke("encode", big, "-o", tmp_path / "x.shc", *FAST, "--max-pixels", "1200")
+    assert allowed.exit_code == 0, allowed.output
+    assert Image.MAX_IMAGE_PIXELS == default_limit  # the process-wide limit is put back

@@ -66,8 +66,11 @@ class _ImageWithMetadata(Protocol):
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _open(source: Any, convert: Callable[[Image.Image], _T]) -> _T:
-    """``convert(image)`` of a path, bytes or PIL image, every read failure as one :class:`ImageInputError`."""
+def _open(source: Any, convert: Callable[[Image.Image], _T], max_pixels: int | None = None) -> _T:
+    """``convert(image)`` of a path, bytes or PIL image, every read failure as one :class:`ImageInputError`.
+
+    Images over ``max_pixels`` (default: Pillow's ``Image.MAX_IMAGE_PIXELS``, its decompression-bomb
+    limit) are refused before their pixels are decoded; the message says how to raise the limit."""
     if isinstance(source, Image.Image):
         return convert(source)
     if isinstance(source, (bytes, bytearray)):
@@ -82,14 +85,17 @@ def _open(source: Any, convert: Callable[[Image.Image], _T]) -> _T:
         if path.is_dir():
             msg = f"{name}: is a directory, not an image"
             raise ImageInputError(msg)
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    previous = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = limit  # Pillow's own check, at open: warns above it (an error here)
             with Image.open(source) as image:
                 image.load()
                 return convert(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        msg = f"{name}: image too large ({error})"
+        msg = f"{name}: image too large ({error}); raise the limit of {limit} pixels with --max-pixels (max_pixels=)"
         raise ImageInputError(msg) from error
     except ImageInputError as error:
         msg = f"{name}: {error}"
@@ -97,6 +103,8 @@ def _open(source: Any, convert: Callable[[Image.Image], _T]) -> _T:
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         msg = f"{name}: cannot read image ({error})"
         raise ImageInputError(msg) from error
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
@@ -211,12 +219,14 @@ def load_image(
     alpha: bool = True,
     background: tuple[int, int, int] | None = None,
     strip: bool = False,
+    max_pixels: int | None = None,
 ) -> SourceImage:
     """Load a path, bytes, PIL image, ``(H, W, 3 | 4)`` uint8 array or :class:`SourceImage` for coding.
 
     ``alpha=False`` drops the alpha channel (RGB kept as it is); ``background`` (r, g, b) composites alpha
     over that colour instead (:func:`composite`); an alpha that is 255 everywhere is dropped either way.
-    ``strip`` drops the ICC profile and the EXIF block (colours are then read as sRGB).
+    ``strip`` drops the ICC profile and the EXIF block (colours are then read as sRGB). Image files over
+    ``max_pixels`` (default: Pillow's decompression-bomb limit) are refused before they are decoded.
     """
     if isinstance(source, SourceImage):
         loaded = SourceImage(_check_array(source.pixels, (3, 4)), source.icc_profile, source.exif)
@@ -225,7 +235,7 @@ def load_image(
     elif isinstance(source, np.ndarray):
         loaded = SourceImage(_check_array(source, (3, 4)))
     else:
-        loaded = _open(source, lambda image: _from_pil(image, strip))
+        loaded = _open(source, lambda image: _from_pil(image, strip), max_pixels)
     pixels = loaded.pixels
     if pixels.shape[2] == 4:
         if background is not None:
