@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from shc.format import constants as C
-from shc.format.container import Header, ModelConfig, metadata_payload
-from shc.format.decoder import decode_bytes
+from shc.format.container import Header, ModelConfig, metadata_payload, read_file
+from shc.format.decoder import Synthesis
+from shc.format.entropy import file_latents
 from shc.format.grid import choose_level_cells
 from shc.images import SourceImage, load_image
-from shc.metrics import psnr_rgb_alpha_db
 
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings, settings_for
@@ -119,7 +119,8 @@ def encode_image(
     model = GridINR(header).to(dev)
     prior = FactorizedPrior(header.config.num_tables).to(dev)
     grid = PixelGrid(header, width, height, dev)
-    target = torch.from_numpy(source.pixels.reshape(-1, channels).astype(np.float32) / 255.0).to(dev)
+    values = source.pixels.reshape(-1, channels)  # uint8, shared with the image: no float copy of it
+    target = torch.from_numpy(values if values.flags.writeable else values.copy()).to(dev)
     controller = None
     if rate_target is not None and header.range_coded:
         controller = LambdaController(_without_metadata(rate_target, source, width * height), settings.lmbda,
@@ -129,14 +130,14 @@ def encode_image(
     weight_steps = None
     if header.range_coded:
         lmbda = settings.lmbda if controller is None else controller.lmbda
-        weight_steps, _ = choose_weight_steps(model, grid, target, lmbda)
+        weight_steps, _ = choose_weight_steps(model, grid, target, lmbda,
+                                              sample=grid.scoring_sample(settings.score_pixels))
     data = assemble_file(model.cpu(), weight_steps, icc_profile=source.icc_profile, exif=source.exif).data
     if rate_target is not None and rate_target.hard_cap:
         data = _fit_under_cap(model, weight_steps, data, rate_target.max_bytes(width * height),
                               icc_profile=source.icc_profile, exif=source.exif)
 
-    decoded = decode_bytes(data)
-    psnr_rgb, psnr_alpha = psnr_rgb_alpha_db(decoded, source.pixels)
+    psnr_rgb, psnr_alpha = decoded_psnr(data, source.pixels)
     return EncodeResult(
         data=data,
         width=width,
@@ -149,6 +150,24 @@ def encode_image(
         training=result,
         final_lmbda=settings.lmbda if controller is None else controller.lmbda,
     )
+
+
+def decoded_psnr(data: bytes, pixels: np.ndarray) -> tuple[float, float | None]:
+    """PSNR of the colours and of alpha (None for RGB) of the file ``data`` as the decoder renders it, against
+    ``pixels``: strip by strip, so that neither the decoded image nor a float copy of it is ever whole."""
+    parsed = read_file(data)
+    height, width, channels = pixels.shape
+    synthesis = Synthesis(parsed, file_latents(parsed))
+    errors = np.zeros(channels)
+    for top, strip in synthesis.render_strips(width, height):
+        diff = strip.astype(np.int32) - pixels[top : top + strip.shape[0]]
+        errors += np.einsum("hwc,hwc->c", diff, diff, dtype=np.float64)
+    count = width * height
+
+    def psnr(error: float) -> float:
+        return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
+
+    return psnr(errors[:3].sum() / (3 * count)), (psnr(errors[3] / count) if channels == 4 else None)
 
 
 def _without_metadata(rate_target: RateTarget, source: SourceImage, num_pixels: int) -> RateTarget:

@@ -12,6 +12,7 @@ blend is separable (:class:`GridCoords`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -108,10 +109,28 @@ class PixelGrid:
         pixels = torch.from_numpy((rows[:, None] * self.width + columns[None, :]).reshape(-1)).to(self.device)
         return pixels, GridCoords(self, columns, rows)
 
-    def strips(self, max_pixels: int = 1 << 20) -> list[tuple[torch.Tensor, GridCoords]]:
-        """The whole image as strips of whole rows, each of at most ``max_pixels`` pixels (at least one row)."""
-        step = max(1, max_pixels // self.width)
-        return [self.coords(rows=np.arange(top, min(self.height, top + step))) for top in range(0, self.height, step)]
+    def strips(
+        self, max_pixels: int = 1 << 20, sample: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> Iterator[tuple[torch.Tensor, GridCoords]]:
+        """The whole image (or the ``sample`` columns x rows of it) as strips of whole rows, each of at most
+        ``max_pixels`` pixels (at least one row), made one at a time: no index tensor of the whole image."""
+        columns, rows = sample if sample is not None else (np.arange(self.width), np.arange(self.height))
+        step = max(1, max_pixels // columns.size)
+        for top in range(0, rows.size, step):
+            yield self.coords(columns, rows[top : top + step])
+
+    def scoring_sample(self, max_pixels: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Columns and rows, evenly spread, of a fixed subset of about ``max_pixels`` pixels to score larger
+        images on (None: the image is small enough to score whole). Scores then estimate the MSE; bits are
+        always those of the real file."""
+        if self.num_pixels <= max_pixels:
+            return None
+        fraction = math.sqrt(max_pixels / self.num_pixels)
+        num_cols = max(1, min(self.width, round(self.width * fraction)))
+        num_rows = max(1, min(self.height, round(self.height * fraction)))
+        columns = np.unique(np.linspace(0, self.width - 1, num_cols).round().astype(np.int64))
+        rows = np.unique(np.linspace(0, self.height - 1, num_rows).round().astype(np.int64))
+        return columns, rows
 
     def random_batch(self, batch_pixels: int, rng: np.random.Generator) -> tuple[torch.Tensor, GridCoords]:
         """About ``batch_pixels`` pixels: the same random fraction ``sqrt(batch / total)`` of columns and rows.

@@ -59,24 +59,35 @@ def score(
     lmbda: float,
     step: int,
     weight_steps: np.ndarray | None = None,
+    sample: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> HardScore:
-    """The RD cost over the whole image as the decoder will see it: the size of the file this state writes
-    (:func:`assemble_file`), and the MSE of its latents and quantized weights at 8-bit output."""
+    """The RD cost as the decoder will see it: the size of the file this state writes (:func:`assemble_file`),
+    and the MSE of its latents and quantized weights at 8-bit output, over the whole image or over the
+    fixed ``sample`` (columns, rows) of a large one (:meth:`PixelGrid.scoring_sample`).
+
+    ``target`` holds the image's 8-bit values ``(pixels, channels)`` (uint8: no float copy of the image)."""
     assembled = assemble_file(model, weight_steps)
     bits = 8 * len(assembled.data)
-    q_t = torch.from_numpy(assembled.latents.astype(np.float32)).to(target)
-    sq_err = 0.0
-    for pixels, coords in grid.strips():
+    q_t = torch.from_numpy(assembled.latents.astype(np.float32)).to(target.device)
+    sq_err, count = 0.0, 0
+    for pixels, coords in grid.strips(sample=sample):
         x_hat = model(q_t, coords, quantize_weights=True, weight_steps=weight_steps)
         x8 = torch.round(x_hat.clamp(0, 1) * 255) / 255
-        sq_err += float(torch.sum((x8 - target[pixels]) ** 2))
-    mse = sq_err / target.numel()
-    bpp = bits / target.shape[0]
+        sq_err += float(torch.sum((x8 - as_unit(target[pixels])) ** 2))
+        count += x8.numel()
+    mse = sq_err / count
+    bpp = bits / grid.num_pixels
     return HardScore(step, mse, bpp, mse + lmbda * bpp)
 
 
+def as_unit(values: torch.Tensor) -> torch.Tensor:
+    """8-bit values as float32 in [0, 1] (``v / 255``, the same float32 division as the decoder's reference)."""
+    return values.to(torch.float32) / 255
+
+
 def choose_weight_steps(
-    model: GridINR, grid: PixelGrid, target: torch.Tensor, lmbda: float, factors: tuple[float, ...] = (2, 4, 8, 16)
+    model: GridINR, grid: PixelGrid, target: torch.Tensor, lmbda: float, factors: tuple[float, ...] = (2, 4, 8, 16),
+    sample: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, HardScore]:
     """Per-tensor quantization steps of the stored weights, chosen for rate-distortion (SPEC §3 codes the
     integers with exp-Golomb codes, so a coarser step costs fewer bits).
@@ -87,12 +98,12 @@ def choose_weight_steps(
     """
     base = model.int8_steps()
     steps = base.copy()
-    best = score(model, grid, target, lmbda, 0, steps)
+    best = score(model, grid, target, lmbda, 0, steps, sample)
     for index in range(base.size):
         for factor in factors:
             trial = steps.copy()
             trial[index] = np.float32(base[index] * factor)
-            scored = score(model, grid, target, lmbda, 0, trial)
+            scored = score(model, grid, target, lmbda, 0, trial, sample)
             if scored.cost >= best.cost:
                 break
             steps, best = trial, scored
@@ -119,7 +130,8 @@ def train(
     seed: int = 0,
     controller: LambdaController | None = None,
 ) -> TrainResult:
-    """Fit ``model`` and ``prior`` to ``target`` ``(n, 3)`` in [0, 1]; leaves them in the best scored state.
+    """Fit ``model`` and ``prior`` to ``target`` (the image's 8-bit values ``(pixels, channels)``, uint8);
+    leaves them in the best scored state.
 
     Each step trains on a fresh random batch of about ``settings.batch_pixels`` pixels (the whole image
     when it is smaller); the rate term always covers every latent. With a rate ``controller``, λ follows
@@ -127,6 +139,7 @@ def train(
     prefers (the best that meets its target) instead of the lowest RD cost.
     """
     rng = np.random.default_rng(seed)
+    sample = grid.scoring_sample(settings.score_pixels)
     entropy_coded = model.header.range_coded
     whole_image = grid.coords() if settings.batch_pixels >= grid.num_pixels else None
     num_pixels = target.shape[0]
@@ -156,7 +169,7 @@ def train(
             q = hard_round(model.latents)
         pixels, coords = whole_image or grid.random_batch(settings.batch_pixels, rng)
         x_hat = model(q, coords, quantize_weights=step > soft_steps)
-        mse = torch.mean((x_hat - target[pixels]) ** 2)
+        mse = torch.mean((x_hat - as_unit(target[pixels])) ** 2)
         bpp = rate_bits(model, prior, q) / num_pixels if entropy_coded else mse.new_zeros(())
         lmbda = settings.lmbda if controller is None else controller.lmbda
         loss = mse + lmbda * bpp
@@ -169,7 +182,7 @@ def train(
 
         scored = None
         if step % settings.eval_every == 0 or step == settings.steps:
-            scored = score(model, grid, target, lmbda, step)
+            scored = score(model, grid, target, lmbda, step, sample=sample)
             history.append(scored)
             if controller is not None:
                 keep = controller.prefer(scored, best)

@@ -94,7 +94,7 @@ def test_strips_and_random_batches_are_pieces_of_the_full_forward():
     with torch.no_grad():
         pixels, full = grid.coords()
         whole = model(q, full)
-        strips = grid.strips(max_pixels=70)  # 2 rows each, the last one shorter
+        strips = list(grid.strips(max_pixels=70))  # 2 rows each, the last one shorter
         assert [c.num_pixels for _, c in strips] == [60] * 10
         assembled = torch.cat([model(q, coords) for _, coords in strips])
         torch.testing.assert_close(assembled, whole)
@@ -105,6 +105,25 @@ def test_strips_and_random_batches_are_pieces_of_the_full_forward():
             assert abs(coords.num_pixels - min(batch, 600)) <= 0.3 * min(batch, 600) + 30
             torch.testing.assert_close(model(q, coords), whole[idx])
     assert torch.equal(pixels, torch.arange(600))
+
+
+def test_scoring_sample_of_large_images_and_its_strips():
+    """Large images are scored on a fixed, evenly spread product subset; its strips are pieces of it."""
+    model = _random_model(30, 20, log2_hashmap_size=6, num_levels=5)
+    grid = PixelGrid(model.header, 30, 20)
+    assert grid.scoring_sample(600) is None  # small enough: scored whole
+    columns, rows = grid.scoring_sample(150)
+    assert abs(columns.size * rows.size - 150) <= 20
+    assert columns[0] == 0 and columns[-1] == 29 and rows[0] == 0 and rows[-1] == 19
+    assert np.all(np.diff(columns) > 0) and np.all(np.diff(rows) > 0)
+    q = torch.from_numpy(integer_latents(model)).float()
+    with torch.no_grad():
+        _, sampled = grid.coords(columns, rows)
+        pieces = [(idx, coords) for idx, coords in grid.strips(max_pixels=40, sample=(columns, rows))]
+        assert sum(c.num_pixels for _, c in pieces) == columns.size * rows.size
+        torch.testing.assert_close(torch.cat([model(q, c) for _, c in pieces]), model(q, sampled))
+        expected = (rows[:, None] * 30 + columns[None, :]).reshape(-1)
+        assert torch.equal(torch.cat([idx for idx, _ in pieces]), torch.from_numpy(expected))
 
 
 def test_separable_blend_gradient_matches_dense_reference():
@@ -232,6 +251,7 @@ _SETTINGS_DEFAULTS = {
     "anneal": 0.95, "lmbda": 0.008, "lr_latents": 0.02, "lr_network": 0.01, "lr_prior": 0.01,
     "lr_final": 0.02, "batch_pixels": 16384, "eval_every": 100, "entropy_coding": True,
     "interpolation": 1,  # version 4: the cubic B-spline (the paper preset keeps bilinear)
+    "score_pixels": 4194304,  # 0.5.0: larger images are scored on a sample (Kodak photos are scored whole)
 }
 _FAST = {"steps": 800, "eval_every": 40}
 _PAPER = {"num_levels": 16, "num_groups": 16, "max_res_scale": 1.0, "steps": 60000, "batch_pixels": 4194304,
