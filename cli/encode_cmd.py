@@ -192,7 +192,7 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
     shc encode photo.png -o photo.shc --target-size 20KB
     shc encode *.png --out-dir shc/ --skip-existing --json
     """
-    from shc.codec.presets import settings_for
+    from shc.codec.presets import settings_for, settings_for_image
 
     jobs = plan_jobs(inputs, output, out_dir, ".shc")
     single = output is not None
@@ -245,6 +245,7 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
             chosen = settings_for(preset, start_quality, steps, entropy_coding=not no_entropy)
             if interpolation is not None:
                 chosen = dataclasses.replace(chosen, interpolation=INTERPOLATIONS[interpolation])
+        chosen = settings_for_image(chosen, width, height)  # tables and MLP that fit the image's size
         bar = Progress(chosen.steps, show_progress, Path(job.source).name if len(jobs) > 1 else "encode")
         try:
             with bar.deferring_interrupts():

@@ -22,7 +22,7 @@ from shc.format.grid import choose_level_cells
 from shc.images import SourceImage, load_image
 
 from shc.codec.model import GridINR, PixelGrid
-from shc.codec.presets import EncoderSettings, settings_for
+from shc.codec.presets import EncoderSettings, settings_for, settings_for_image
 from shc.codec.prior import FactorizedPrior
 from shc.codec.ratecontrol import JpegProbe, LambdaController, RateTarget
 from shc.codec.tables import assemble_file
@@ -111,7 +111,8 @@ def encode_image(
     height, width, channels = source.pixels.shape
     if rate_target is not None and quality is None and settings is None:
         quality = rate_target.start_quality(JpegProbe.of(source.pixels))
-    settings = settings or settings_for(preset, quality, steps, entropy_coding)
+    if settings is None:
+        settings = settings_for_image(settings_for(preset, quality, steps, entropy_coding), width, height)
     torch.manual_seed(seed)
     np.random.seed(seed)
     header = make_header(width, height, settings, channels)

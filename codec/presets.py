@@ -18,7 +18,7 @@ from shc.format.constants import INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE
 
 __all__ = [
     "DEFAULT_QUALITY", "PRESETS", "QUALITIES", "EncoderSettings", "Preset", "Quality", "preset_named",
-    "quality_level", "settings_for",
+    "quality_level", "settings_for", "settings_for_image",
 ]
 
 
@@ -206,3 +206,25 @@ def settings_for(
             raise ValueError(msg)
         settings = replace(settings, steps=steps)
     return replace(settings, entropy_coding=entropy_coding)
+
+
+KODAK_PIXELS = 768 * 512
+"""The image size the quality levels were tuned at (results/kodak-cpu)."""
+MAX_SCALED_TABLE_LOG2 = 23
+"""The largest table scaling picks: the paper's Pearl (23466 x 20000) configuration."""
+WIDE_MLP_PIXELS, WIDE_MLP_WIDTH = 2_000_000, 48
+"""From about UVG-F's 1920 x 1080 up, the paper's appendix widens the MLP to 48."""
+
+
+def settings_for_image(settings: EncoderSettings, width: int, height: int) -> EncoderSettings:
+    """``settings`` for an image of ``width x height``, so that a quality level means the same bpp and PSNR at
+    any size: above Kodak's size the hash table grows with the pixel count (one doubling per doubling of
+    pixels, up to 2^23 rows), and from 2 megapixels the MLP is 48 wide (the paper's appendix). Images up
+    to Kodak's size keep the settings as they are. Measured on the 24 MP photo: results/large-cpu."""
+    pixels = width * height
+    if pixels <= KODAK_PIXELS:
+        return settings
+    extra = max(0, round(math.log2(pixels / KODAK_PIXELS)))
+    table = max(settings.log2_hashmap_size, min(MAX_SCALED_TABLE_LOG2, settings.log2_hashmap_size + extra))
+    mlp_width = max(settings.mlp_width, WIDE_MLP_WIDTH) if pixels >= WIDE_MLP_PIXELS else settings.mlp_width
+    return replace(settings, log2_hashmap_size=table, mlp_width=mlp_width)

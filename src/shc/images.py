@@ -66,6 +66,15 @@ class _ImageWithMetadata(Protocol):
 # ---------------------------------------------------------------------------------------------- reading
 
 
+def _register_heif() -> None:
+    """Read HEIC/HEIF inputs (phone photos) when pillow-heif is installed (``pip install "shc[bench]"``)."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return
+    pillow_heif.register_heif_opener()
+
+
 def _open(source: Any, convert: Callable[[Image.Image], _T], max_pixels: int | None = None) -> _T:
     """``convert(image)`` of a path, bytes or PIL image, every read failure as one :class:`ImageInputError`.
 
@@ -85,6 +94,7 @@ def _open(source: Any, convert: Callable[[Image.Image], _T], max_pixels: int | N
         if path.is_dir():
             msg = f"{name}: is a directory, not an image"
             raise ImageInputError(msg)
+    _register_heif()
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     previous = Image.MAX_IMAGE_PIXELS
     try:

@@ -1,0 +1,143 @@
+"""Large photos: whole-process encode and decode of ``shc`` (time, peak RSS), region decode, and Pillow's
+JPEG, WebP and AVIF side by side at similar sizes.
+
+    python -m shc.bench.large IMAGE [IMAGE ...] -o results/large-cpu [--quality 3] [--crop 1024]
+
+Every shc figure comes from a separate ``shc`` process timed with ``/usr/bin/time`` (wall seconds and peak
+resident set size), the way a user runs it. PSNR is the encoder's report (the decoder's pixels against the
+input, computed strip by strip). The classic codecs are encoded in this process; their PSNR is computed in
+strips too (no float copy of a 600 MB image). Writes ``large.csv`` (appended per row), ``meta.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+FIELDS = ["image", "pixels", "codec", "setting", "bytes", "bpp", "psnr_db", "seconds", "peak_rss_mb", "note"]
+STRIP_ROWS = 512
+
+
+def _timed(command: list[str]) -> tuple[float, float, str]:
+    """Run ``command``; its wall seconds, peak RSS in MB and stdout (raises with its stderr on failure)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        done = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%e %M", *command],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            msg = f"{shlex.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}"
+            raise RuntimeError(msg)
+        seconds, kilobytes = report.read().split()[-2:]
+    return float(seconds), int(kilobytes) / 1024, done.stdout
+
+
+def _psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
+    error = 0.0
+    for top in range(0, reference.shape[0], STRIP_ROWS):
+        diff = reference[top : top + STRIP_ROWS].astype(np.int32) - decoded[top : top + STRIP_ROWS]
+        error += float(np.einsum("hwc,hwc->", diff, diff, dtype=np.float64))
+    mse = error / reference.size
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def _classic(rgb: np.ndarray, codec: str, quality: int) -> tuple[int, float, float]:
+    from PIL import Image
+
+    options = {"jpeg": {"format": "JPEG", "quality": quality, "optimize": True},
+               "webp": {"format": "WEBP", "quality": quality, "method": 4},
+               "avif": {"format": "AVIF", "quality": quality, "speed": 8}}[codec]
+    buffer = io.BytesIO()
+    start = time.perf_counter()
+    Image.fromarray(rgb).save(buffer, **options)
+    seconds = time.perf_counter() - start
+    with Image.open(io.BytesIO(buffer.getvalue())) as decoded:
+        pixels = np.asarray(decoded.convert("RGB"))
+    return len(buffer.getvalue()), seconds, _psnr(rgb, pixels)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("images", type=Path, nargs="+")
+    parser.add_argument("-o", "--out", type=Path, required=True)
+    parser.add_argument("--quality", default="3")
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--crop", type=int, default=1024, help="side of the region decode")
+    parser.add_argument("--classic", default="jpeg:20,jpeg:50,webp:20,webp:50,avif:30,avif:50",
+                        help="codec:quality pairs for Pillow ('' for none)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = args.out / "large.csv"
+    shc = [str(Path(sys.executable).with_name("shc"))]
+    from shc.bench.meta import collect_meta
+
+    given = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python -m shc.bench.large", *map(shlex.quote, given)])
+    meta = collect_meta(command, [], [str(p) for p in args.images])
+    del meta["codecs"]
+    (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    def record(row: dict) -> None:
+        new = not table.exists()
+        with table.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        print(" ".join(f"{k}={row[k]}" for k in FIELDS), flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for image in args.images:
+            from shc.images import load_image
+
+            rgb = load_image(image, max_pixels=1 << 30, alpha=False).pixels
+            height, width = rgb.shape[:2]
+            pixels = width * height
+            encoded = Path(tmp) / f"{image.stem}.shc"
+            seconds, rss, out = _timed([*shc, "encode", str(image), "-o", str(encoded), "-q", args.quality, "--json",
+                                        "--preset", args.preset, "--quiet", "--max-pixels", str(1 << 30), "--force"])
+            report = json.loads(out.strip().splitlines()[-1])
+            record({"image": image.name, "pixels": pixels, "codec": "shc",
+                    "setting": f"encode {args.preset} q{args.quality}",
+                    "bytes": report["bytes"], "bpp": report["bpp"], "psnr_db": report["psnr_db"],
+                    "seconds": seconds, "peak_rss_mb": round(rss), "note": f"{report['steps']} steps"})
+            side = min(args.crop, width, height)
+            x, y = (width - side) // 2, (height - side) // 2
+            walls = []
+            for _ in range(3):
+                seconds, rss, _ = _timed([*shc, "decode", str(encoded), "--crop", f"{x},{y},{side},{side}",
+                                          "-o", str(Path(tmp) / "crop.png"), "--force"])
+                walls.append(seconds)
+            record({"image": image.name, "pixels": pixels, "codec": "shc",
+                    "setting": f"decode --crop {side}x{side}",
+                    "bytes": "", "bpp": "", "psnr_db": "", "seconds": float(np.median(walls)),
+                    "peak_rss_mb": round(rss), "note": "median of 3 whole processes"})
+            seconds, rss, _ = _timed([*shc, "decode", str(encoded), "-o", str(Path(tmp) / "full.png"), "--force",
+                                      "--max-pixels", str(1 << 30)])
+            record({"image": image.name, "pixels": pixels, "codec": "shc", "setting": "decode to PNG (streamed)",
+                    "bytes": (Path(tmp) / "full.png").stat().st_size, "bpp": "", "psnr_db": "", "seconds": seconds,
+                    "peak_rss_mb": round(rss), "note": "whole process"})
+            (Path(tmp) / "full.png").unlink()
+            for pair in filter(None, args.classic.split(",")):
+                codec, quality = pair.split(":")
+                if codec == "webp" and max(width, height) > 16383:
+                    continue
+                num_bytes, seconds, psnr = _classic(rgb, codec, int(quality))
+                record({"image": image.name, "pixels": pixels, "codec": codec, "setting": f"q{quality}",
+                        "bytes": num_bytes, "bpp": round(num_bytes * 8 / pixels, 5), "psnr_db": round(psnr, 3),
+                        "seconds": round(seconds, 2), "peak_rss_mb": "", "note": "Pillow, in process"})
+            del rgb
+
+
+if __name__ == "__main__":
+    main()
