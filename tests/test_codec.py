@@ -365,3 +365,18 @@ def test_header_config_is_what_the_settings_ask():
     assert isinstance(header.config, ModelConfig)
     assert header.level_cells[0][0] >= header.level_cells[0][1]  # landscape: x has more cells
     assert all(a[0] <= b[0] for a, b in zip(header.level_cells, header.level_cells[1:]))
+
+
+def test_settings_scale_with_the_image_above_kodak_size():
+    from shc.codec.presets import settings_for_image
+
+    base = settings_for("default", 3)
+    assert settings_for_image(base, 768, 512) == base
+    assert settings_for_image(base, 64, 48) == base
+    four_x = settings_for_image(base, 1536, 1024)  # 4x the pixels: 4x the table rows
+    assert (four_x.log2_hashmap_size, four_x.mlp_width) == (base.log2_hashmap_size + 2, base.mlp_width)
+    large = settings_for_image(base, 6000, 4000)  # 24 MP: 61x Kodak
+    assert (large.log2_hashmap_size, large.mlp_width) == (base.log2_hashmap_size + 6, 48)
+    huge = settings_for_image(settings_for("default", 8), 12240, 16320)  # capped at the paper's Pearl table
+    assert huge.log2_hashmap_size == 23
+    assert dataclasses.replace(large, log2_hashmap_size=base.log2_hashmap_size, mlp_width=16) == base
