@@ -1,4 +1,4 @@
-"""The ``shc`` command: encode, decode, info, inspect, bench — each in its own module, imported only
+"""The ``shc`` command: encode, decode, info, inspect, tiles, bench — each in its own module, imported only
 when that command runs (``shc decode`` never imports the encoder's or the benchmark's modules).
 
 Exit codes: 0 success, 1 usage error (bad option, existing output without --force), 2 bad input
@@ -21,6 +21,7 @@ COMMANDS = {
     "decode": ("shc.cli.decode_cmd", "decode"),
     "info": ("shc.cli.info_cmd", "info"),
     "inspect": ("shc.cli.inspect_cmd", "inspect"),
+    "tiles": ("shc.cli.tiles_cmd", "tiles"),
     "bench": ("shc.cli.bench", "bench"),
 }
 """Subcommand name -> (module, attribute): loaded on first use, so each command pays only for its imports."""
@@ -68,6 +69,7 @@ def cli() -> None:
     shc decode photo.shc --scale 2 -o big.png  # ... or at any resolution
     shc info photo.shc                         # header and bits per section
     shc inspect photo.shc -o levels.png        # bits and feature map of every grid level
+    shc tiles big.shc -o big/                  # Deep Zoom pyramid + offline viewer (big/index.html)
     shc encode *.png --out-dir shc/            # many files in one process (--json, --skip-existing)
     """
 
