@@ -214,9 +214,11 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
         flatten = None if background is None else parse_background(background)
     except ValueError as error:
         raise UsageError(f"--background: {error}") from None
-    from shc.cli.encoder import encode_image  # without torch: one line naming shc[encode], exit 2
+    from shc.cli.encoder import encode_image, join_process_group  # without torch: one line naming shc[encode]
 
     device = resolve_device(device)
+    rank = join_process_group(device)  # under torchrun: data-parallel training, process 0 writes and reports
+    quiet = quiet or rank > 0
     limit_threads(threads)
     show_progress = not quiet and (sys.stderr.isatty() if progress is None else progress)
 
@@ -257,7 +259,8 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
             raise BadInputError(f"{job.source}: {error}") from None
         finally:
             bar.close()
-        write_output(job.output, result.data, force)
+        if rank == 0:
+            write_output(job.output, result.data, force)
         return _report(job, result, preset, start_quality, chosen, device, rate_target)
 
     def describe(report: dict) -> str:
@@ -267,8 +270,8 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
                 f"({report['width']}x{report['height']}, {report['preset']} q{report['quality']:g}, "
                 f"{report['steps']} steps, {report['encode_seconds']:.1f} s on {report['device']})")
 
-    run_jobs("encode", jobs, work, describe, as_json=as_json, quiet=quiet, skip_existing=skip_existing,
-             single=single)
+    run_jobs("encode", jobs, work, describe, as_json=as_json and rank == 0, quiet=quiet,
+             skip_existing=skip_existing, single=single)
 
 
 def _finite(value: float | None, digits: int) -> float | None:

@@ -15,7 +15,7 @@ import click
 from shc._optional import TorchMissingError, load_encoder, missing_torch_message, torch_installed
 from shc.cli.common import EXIT_BAD_INPUT
 
-__all__ = ["MissingEncoderError", "encode_image"]
+__all__ = ["MissingEncoderError", "encode_image", "join_process_group"]
 
 
 class MissingEncoderError(click.ClickException):
@@ -35,3 +35,11 @@ def encode_image(*args: Any, **kwargs: Any) -> Any:
     except TorchMissingError as error:
         raise MissingEncoderError(str(error)) from None
     return encode(*args, **kwargs)
+
+
+def join_process_group(device: str) -> int:
+    """Under torchrun, join the data-parallel group (:mod:`shc.codec.distributed`); this process's rank (0
+    without torchrun). Only rank 0 writes files and reports."""
+    from shc.codec.distributed import init_from_environment
+
+    return init_from_environment(device)

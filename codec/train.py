@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from shc.codec import distributed
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings
 from shc.codec.prior import FactorizedPrior
@@ -138,7 +139,7 @@ def train(
     the controller (starting from its own λ, not ``settings.lmbda``) and the state kept is the one it
     prefers (the best that meets its target) instead of the lowest RD cost.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed + 1_000_003 * distributed.rank())  # each process its own batches
     sample = grid.scoring_sample(settings.score_pixels)
     entropy_coded = model.header.range_coded
     whole_image = grid.coords() if settings.batch_pixels >= grid.num_pixels else None
@@ -175,6 +176,7 @@ def train(
         loss = mse + lmbda * bpp
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(p for group in optimizer.param_groups for p in group["params"])
         decay = lr_factor(step / settings.steps, settings.lr_final)
         for group, base in zip(optimizer.param_groups, base_lrs):
             group["lr"] = base * decay
