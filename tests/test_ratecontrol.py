@@ -13,7 +13,14 @@ from conftest import PARROT
 from shc.cli.main import cli
 from shc.codec.encoder import RateTargetError, encode_image
 from shc.codec.presets import QUALITIES, quality_for
-from shc.codec.ratecontrol import CONTROL_WINDOW, LambdaController, RateTarget, expected_psnr_gain
+from shc.codec.ratecontrol import (
+    CAP_MARGIN,
+    CONTROL_WINDOW,
+    WEIGHT_TRIM,
+    LambdaController,
+    RateTarget,
+    expected_psnr_gain,
+)
 
 
 @dataclass
@@ -58,8 +65,13 @@ def test_lambda_moves_only_inside_the_window_and_at_most_2x_per_evaluation():
 
 
 def test_on_target_keeps_lambda():
+    """A bpp target is steered WEIGHT_TRIM above (the weight-step search trims that much after training);
+    a cap CAP_MARGIN below."""
     c = controller()
-    c.observe(Score(500, 0.5, 30.0))
+    c.observe(Score(500, 0.5 * (1 + WEIGHT_TRIM), 30.0))
+    assert c.lmbda == pytest.approx(1e-3)
+    c = controller(hard_cap=True)
+    c.observe(Score(500, 0.5 * (1 - CAP_MARGIN), 30.0))
     assert c.lmbda == pytest.approx(1e-3)
 
 
