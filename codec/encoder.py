@@ -18,11 +18,10 @@ from shc.format import constants as C
 from shc.format.container import Header, ModelConfig, metadata_payload, read_file
 from shc.format.decoder import Synthesis
 from shc.format.entropy import file_latents
-from shc.format.grid import choose_level_cells
 from shc.images import SourceImage, load_image
 
 from shc.codec.model import GridINR, PixelGrid
-from shc.codec.presets import EncoderSettings, settings_for, settings_for_image
+from shc.codec.presets import EncoderSettings, level_cells, settings_for, settings_for_image
 from shc.codec.prior import FactorizedPrior
 from shc.codec.ratecontrol import JpegProbe, LambdaController, RateTarget
 from shc.codec.tables import assemble_file
@@ -60,8 +59,6 @@ class EncodeResult:
 def make_header(width: int, height: int, settings: EncoderSettings, channels: int = C.CHANNELS_RGB) -> Header:
     """The header for an image: the preset's architecture with ``channels`` outputs (3: RGB, 4: RGBA), levels
     capped at the image's own resolution."""
-    max_res = max(2, round(settings.max_res_scale * max(width, height)))
-    min_res = max(1, min(settings.min_res, max_res))
     config = ModelConfig(
         num_levels=settings.num_levels,
         log2_hashmap_size=settings.log2_hashmap_size,
@@ -73,7 +70,7 @@ def make_header(width: int, height: int, settings: EncoderSettings, channels: in
         interpolation=settings.interpolation,
         channels=channels,
     )
-    cells = tuple(choose_level_cells(width, height, settings.num_levels, min_res, max_res))
+    cells = tuple(level_cells(settings, width, height))
     coding = C.LATENTS_RANGE_CODED if settings.entropy_coding else C.LATENTS_FLOAT16
     header = Header(width, height, config, cells, coding)
     header.validate()

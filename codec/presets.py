@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from shc.format.constants import INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE
+from shc.format.constants import INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE, MAX_TOTAL_LATENTS
+from shc.format.grid import choose_level_cells, level_num_rows
 
 __all__ = [
     "DEFAULT_QUALITY", "PRESETS", "QUALITIES", "EncoderSettings", "Preset", "Quality", "preset_named",
-    "quality_level", "settings_for", "settings_for_image",
+    "level_cells", "quality_level", "settings_for", "settings_for_image",
 ]
 
 
@@ -219,12 +220,27 @@ WIDE_MLP_PIXELS, WIDE_MLP_WIDTH = 2_000_000, 48
 def settings_for_image(settings: EncoderSettings, width: int, height: int) -> EncoderSettings:
     """``settings`` for an image of ``width x height``, so that a quality level means the same bpp and PSNR at
     any size: above Kodak's size the hash table grows with the pixel count (one doubling per doubling of
-    pixels, up to 2^23 rows), and from 2 megapixels the MLP is 48 wide (the paper's appendix). Images up
-    to Kodak's size keep the settings as they are. Measured on the 24 MP photo: results/large-cpu."""
+    pixels, up to 2^23 rows, and below the format's 2^24 latents in all), and from 2 megapixels the MLP is
+    48 wide (the paper's appendix). Images up to Kodak's size keep the settings as they are. Measured on
+    the large photos: results/large-cpu."""
     pixels = width * height
     if pixels <= KODAK_PIXELS:
         return settings
     extra = max(0, round(math.log2(pixels / KODAK_PIXELS)))
     table = max(settings.log2_hashmap_size, min(MAX_SCALED_TABLE_LOG2, settings.log2_hashmap_size + extra))
+    while table > settings.log2_hashmap_size and _grid_values(settings, width, height, table) > MAX_TOTAL_LATENTS:
+        table -= 1  # the format bounds the latents (and the decoder's feature tables) to 2^24 values
     mlp_width = max(settings.mlp_width, WIDE_MLP_WIDTH) if pixels >= WIDE_MLP_PIXELS else settings.mlp_width
     return replace(settings, log2_hashmap_size=table, mlp_width=mlp_width)
+
+
+def level_cells(settings: EncoderSettings, width: int, height: int) -> list[tuple[int, int]]:
+    """Each level's cells for an image: the preset's levels, the finest capped at the image's own resolution."""
+    max_res = max(2, round(settings.max_res_scale * max(width, height)))
+    return choose_level_cells(width, height, settings.num_levels, max(1, min(settings.min_res, max_res)), max_res)
+
+
+def _grid_values(settings: EncoderSettings, width: int, height: int, log2_hashmap_size: int) -> int:
+    """Latents or feature values (whichever is more) of the grid these settings give an image (SPEC §2, §4)."""
+    rows = sum(level_num_rows(nx, ny, log2_hashmap_size)[0] for nx, ny in level_cells(settings, width, height))
+    return rows * max(settings.latent_dim, settings.feat_dim)

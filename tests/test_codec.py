@@ -377,6 +377,9 @@ def test_settings_scale_with_the_image_above_kodak_size():
     assert (four_x.log2_hashmap_size, four_x.mlp_width) == (base.log2_hashmap_size + 2, base.mlp_width)
     large = settings_for_image(base, 6000, 4000)  # 24 MP: 61x Kodak
     assert (large.log2_hashmap_size, large.mlp_width) == (base.log2_hashmap_size + 6, 48)
-    huge = settings_for_image(settings_for("default", 8), 12240, 16320)  # capped at the paper's Pearl table
-    assert huge.log2_hashmap_size == 23
+    # 200 MP: 2^23 rows (the paper's Pearl table) would exceed the format's 2^24 latents; the largest that fits
+    huge = settings_for_image(base, 12240, 16320)
+    assert huge.log2_hashmap_size == 22
+    assert make_header(12240, 16320, huge).total_latents <= 1 << 24
+    assert settings_for_image(dataclasses.replace(base, num_levels=4), 40000, 30000).log2_hashmap_size == 23
     assert dataclasses.replace(large, log2_hashmap_size=base.log2_hashmap_size, mlp_width=16) == base
