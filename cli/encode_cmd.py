@@ -244,7 +244,8 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
             from shc.codec.ratecontrol import JpegProbe
 
             start_quality = rate_target.start_quality(JpegProbe.of(image.pixels))
-            chosen = settings_for(preset, start_quality, steps, entropy_coding=not no_entropy)
+            chosen = settings_for(preset, start_quality, steps, entropy_coding=not no_entropy,
+                                  architecture=rate_target.architecture_quality(start_quality))
             if interpolation is not None:
                 chosen = dataclasses.replace(chosen, interpolation=INTERPOLATIONS[interpolation])
         chosen = settings_for_image(chosen, width, height)  # tables and MLP that fit the image's size

@@ -106,10 +106,13 @@ def encode_image(
     start = time.perf_counter()
     source = load_image(image, background=background, strip=strip)
     height, width, channels = source.pixels.shape
+    architecture = None
     if rate_target is not None and quality is None and settings is None:
         quality = rate_target.start_quality(JpegProbe.of(source.pixels))
+        architecture = rate_target.architecture_quality(quality)
     if settings is None:
-        settings = settings_for_image(settings_for(preset, quality, steps, entropy_coding), width, height)
+        settings = settings_for(preset, quality, steps, entropy_coding, architecture)
+        settings = settings_for_image(settings, width, height)
     torch.manual_seed(seed)
     np.random.seed(seed)
     header = make_header(width, height, settings, channels)

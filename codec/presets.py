@@ -188,16 +188,20 @@ def _find(matches: list, error: str):
 
 
 def settings_for(
-    preset: str = "default", quality: float | None = None, steps: int | None = None, entropy_coding: bool = True
+    preset: str = "default", quality: float | None = None, steps: int | None = None, entropy_coding: bool = True,
+    architecture: float | None = None,
 ) -> EncoderSettings:
     """Resolve a preset name, a (possibly fractional) quality level, an optional step override and the
-    latent coding into settings.
+    latent coding into settings; ``architecture``: take the table size, grid extent and MLP width from this
+    level instead of ``quality``'s (rate control gives a PSNR target the capacity of the next level up).
 
     Without entropy coding (the Instant-NGP-style baseline) ``quality`` still picks the grid (table size,
     finest level) and the MLP width; λ has nothing to weigh.
     """
     chosen = preset_named(preset)
     knob = quality_level(DEFAULT_QUALITY if quality is None else quality)
+    if architecture is not None:
+        knob = replace(quality_level(architecture), lmbda=knob.lmbda)
     settings = replace(chosen.settings, log2_hashmap_size=knob.log2_hashmap_size, lmbda=knob.lmbda)
     if chosen.quality_sets_architecture:
         settings = replace(settings, max_res_scale=knob.max_res_scale, mlp_width=knob.mlp_width)

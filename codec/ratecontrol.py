@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shc.codec.presets import quality_for
+from shc.codec.presets import QUALITIES, quality_for
 
 __all__ = ["JpegProbe", "LambdaController", "RateTarget", "expected_psnr_gain"]
 
@@ -94,6 +94,14 @@ class RateTarget:
         return quality_for("psnr", self.value - (probe.psnr_db - KODAK_JPEG50_PSNR_DB))
 
 
+    def architecture_quality(self, start: float) -> float:
+        """The level whose architecture (table, grid extent, MLP) to train at ``start``: the next level up
+        for a PSNR target, whose only lever is capacity once λ is small (kodim13 stopped 0.8 dB short of
+        29 dB with λ at its floor on the nearer level's grid), the nearest level for a bits target."""
+        return float(min(QUALITY_RANGE[1], math.ceil(start))) if self.metric == "psnr" else start
+
+
+QUALITY_RANGE = (QUALITIES[0].level, QUALITIES[-1].level)
 KODAK_JPEG50_BPP = 0.985
 KODAK_JPEG50_PSNR_DB = 31.49
 """Mean bpp and PSNR of Pillow's JPEG at quality 50 (4:2:0, libjpeg-turbo 3.2) on the eight Kodak images
