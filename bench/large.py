@@ -12,7 +12,6 @@ strips too (no float copy of a 600 MB image). Writes ``large.csv`` (appended per
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import shlex
@@ -79,22 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "large.csv"
     shc = [str(Path(sys.executable).with_name("shc"))]
-    from shc.bench.meta import collect_meta
+    from shc.bench.meta import append_csv_row, write_study_meta
 
-    given = argv if argv is not None else sys.argv[1:]
-    command = " ".join(["python -m shc.bench.large", *map(shlex.quote, given)])
-    meta = collect_meta(command, [], [str(p) for p in args.images])
-    del meta["codecs"]
-    (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_study_meta(args.out, "shc.bench.large", argv if argv is not None else sys.argv[1:],
+                     [str(p) for p in args.images])
 
     def record(row: dict) -> None:
-        new = not table.exists()
-        with table.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-        print(" ".join(f"{k}={row[k]}" for k in FIELDS), flush=True)
+        append_csv_row(table, FIELDS, row)
 
     with tempfile.TemporaryDirectory() as tmp:
         for image in args.images:

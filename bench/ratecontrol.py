@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 from pathlib import Path
 
@@ -95,30 +96,16 @@ def main(argv: list[str] | None = None) -> None:
             done = list(csv.DictReader(handle))
     seen = {(r["image"], r["target"], float(r["value"])) for r in done}
     targets = [(k, v) for k, v in (("size", args.size), ("bpp", args.bpp), ("psnr", args.psnr)) if v is not None]
-    import json
-    import shlex
-    import sys
+    from shc.bench.meta import append_csv_row, write_study_meta
 
-    from shc.bench.meta import collect_meta
-
-    given = argv if argv is not None else sys.argv[1:]
-    command = " ".join(["python -m shc.bench.ratecontrol", *map(shlex.quote, given)])
-    meta = collect_meta(command, [], args.images.split(","))
-    del meta["codecs"]
-    meta["preset"] = args.preset
-    (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_study_meta(args.out, "shc.bench.ratecontrol", argv if argv is not None else sys.argv[1:],
+                     args.images.split(","), preset=args.preset)
     for stem in args.images.split(","):
         for kind, value in targets:
             if (stem, kind, float(value)) in seen:
                 continue
             row = _run(args.folder / f"{stem}.png", kind, value, args.preset)
-            print(" ".join(f"{k}={row[k]}" for k in FIELDS), flush=True)
-            new = not runs.exists()
-            with runs.open("a", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_csv_row(runs, FIELDS, row)
             done.append(row)
     order = {kind: i for i, (kind, _) in enumerate(targets)}
     rows = sorted(done, key=lambda r: (order.get(r["target"], 9), r["image"]))
