@@ -131,8 +131,9 @@ def encode_image(
     weight_steps = None
     if header.range_coded:
         lmbda = settings.lmbda if controller is None else controller.lmbda
-        weight_steps, _ = choose_weight_steps(model, grid, target, lmbda,
-                                              sample=grid.scoring_sample(settings.score_pixels))
+        psnr_floor = rate_target.value if controller is not None and rate_target.metric == "psnr" else None
+        sample = grid.scoring_sample(settings.score_pixels)
+        weight_steps, _ = choose_weight_steps(model, grid, target, lmbda, sample=sample, min_psnr_db=psnr_floor)
     data = assemble_file(model.cpu(), weight_steps, icc_profile=source.icc_profile, exif=source.exif).data
     if rate_target is not None and rate_target.hard_cap:
         data = _fit_under_cap(model, weight_steps, data, rate_target.max_bytes(width * height),

@@ -89,14 +89,23 @@ def as_unit(values: torch.Tensor) -> torch.Tensor:
 def choose_weight_steps(
     model: GridINR, grid: PixelGrid, target: torch.Tensor, lmbda: float, factors: tuple[float, ...] = (2, 4, 8, 16),
     sample: tuple[np.ndarray, np.ndarray] | None = None,
+    min_psnr_db: float | None = None,
 ) -> tuple[np.ndarray, HardScore]:
     """Per-tensor quantization steps of the stored weights, chosen for rate-distortion (SPEC §3 codes the
     integers with exp-Golomb codes, so a coarser step costs fewer bits).
 
     Greedy, one tensor at a time in file order: each step starts at the training-time int8 step and is
-    made ``factors`` times coarser while the file's RD cost (real size, decoded 8-bit MSE) goes down.
-    Returns the steps and the score of the chosen state.
+    made ``factors`` times coarser while the file's RD cost (real size, decoded 8-bit MSE) goes down, or,
+    with ``min_psnr_db`` (a PSNR target), while the file gets smaller and its PSNR stays at least that:
+    the fine knob that brings a file trained past its PSNR target back to it. Returns the steps and the
+    score of the chosen state.
     """
+
+    def better(trial: HardScore, incumbent: HardScore) -> bool:
+        if min_psnr_db is None:
+            return trial.cost < incumbent.cost
+        return trial.psnr_db >= min_psnr_db and trial.bpp < incumbent.bpp
+
     base = model.int8_steps()
     steps = base.copy()
     best = score(model, grid, target, lmbda, 0, steps, sample)
@@ -105,7 +114,7 @@ def choose_weight_steps(
             trial = steps.copy()
             trial[index] = np.float32(base[index] * factor)
             scored = score(model, grid, target, lmbda, 0, trial, sample)
-            if scored.cost >= best.cost:
+            if not better(scored, best):
                 break
             steps, best = trial, scored
     return steps, best

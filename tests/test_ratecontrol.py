@@ -181,3 +181,29 @@ def shc_decode_metadata(data: bytes) -> tuple[bytes | None, bytes | None]:
 
     decoded = decode_image(data)
     return decoded.icc_profile, decoded.exif
+
+
+def test_weight_steps_trim_a_file_back_to_its_psnr_target(monkeypatch):
+    """With a PSNR floor, coarser weight steps are taken while the file shrinks and stays at the target:
+    the fine knob for a file trained past its PSNR target."""
+    import numpy as np
+
+    import shc.codec.train as train_module
+    from shc.codec.train import HardScore, choose_weight_steps
+
+    class Model:
+        def int8_steps(self):
+            return np.ones(3, np.float32)
+
+    def fake_score(model, grid, target, lmbda, step, steps, sample=None):
+        coarse = float(np.sum(np.log2(steps)))  # each doubling: -1 % bits, -0.06 dB
+        bpp, psnr = 1.0 - 0.01 * coarse, 30.3 - 0.06 * coarse
+        mse = 10 ** (-psnr / 10)
+        return HardScore(step, mse, bpp, mse + lmbda * bpp)
+
+    monkeypatch.setattr(train_module, "score", fake_score)
+    steps, best = choose_weight_steps(Model(), None, None, 1e-9, min_psnr_db=30.0)
+    assert best.psnr_db >= 30.0 and best.psnr_db < 30.1  # trimmed to the target, not past it
+    assert best.bpp < 1.0
+    steps_rd, best_rd = choose_weight_steps(Model(), None, None, 1e-9)  # λ ~ 0: RD keeps the finest steps
+    assert np.array_equal(steps_rd, np.ones(3, np.float32)) and best_rd.psnr_db == pytest.approx(30.3)
