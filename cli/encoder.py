@@ -39,7 +39,15 @@ def encode_image(*args: Any, **kwargs: Any) -> Any:
 
 def join_process_group(device: str) -> int:
     """Under torchrun, join the data-parallel group (:mod:`shc.codec.distributed`); this process's rank (0
-    without torchrun). Only rank 0 writes files and reports."""
+    without torchrun, without importing torch). Only rank 0 writes files and reports."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    try:
+        load_encoder()
+    except TorchMissingError as error:
+        raise MissingEncoderError(str(error)) from None
     from shc.codec.distributed import init_from_environment
 
     return init_from_environment(device)
