@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from shc.metrics import channel_squared_errors, psnr_from_mse
+
 __all__ = ["main"]
 
 FIELDS = ["image", "pixels", "codec", "setting", "bytes", "bpp", "psnr_db", "seconds", "peak_rss_mb", "note"]
-STRIP_ROWS = 512
 
 
 def _timed(command: list[str]) -> tuple[float, float, str]:
@@ -42,12 +43,7 @@ def _timed(command: list[str]) -> tuple[float, float, str]:
 
 
 def _psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
-    error = 0.0
-    for top in range(0, reference.shape[0], STRIP_ROWS):
-        diff = reference[top : top + STRIP_ROWS].astype(np.int32) - decoded[top : top + STRIP_ROWS]
-        error += float(np.einsum("hwc,hwc->", diff, diff, dtype=np.float64))
-    mse = error / reference.size
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    return psnr_from_mse(float(channel_squared_errors(reference, decoded).sum()) / reference.size)
 
 
 def _classic(rgb: np.ndarray, codec: str, quality: int) -> tuple[int, float, float]:

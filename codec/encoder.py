@@ -19,6 +19,7 @@ from shc.format.container import Header, ModelConfig, metadata_payload, read_fil
 from shc.format.decoder import Synthesis
 from shc.format.entropy import file_latents
 from shc.images import SourceImage, load_image
+from shc.metrics import channel_squared_errors, psnr_from_mse
 
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings, level_cells, settings_for, settings_for_image
@@ -162,14 +163,10 @@ def decoded_psnr(data: bytes, pixels: np.ndarray) -> tuple[float, float | None]:
     synthesis = Synthesis(parsed, file_latents(parsed))
     errors = np.zeros(channels)
     for top, strip in synthesis.render_strips(width, height):
-        diff = strip.astype(np.int32) - pixels[top : top + strip.shape[0]]
-        errors += np.einsum("hwc,hwc->c", diff, diff, dtype=np.float64)
+        errors += channel_squared_errors(strip, pixels[top : top + strip.shape[0]])
     count = width * height
-
-    def psnr(error: float) -> float:
-        return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
-
-    return psnr(errors[:3].sum() / (3 * count)), (psnr(errors[3] / count) if channels == 4 else None)
+    alpha = psnr_from_mse(errors[3] / count) if channels == 4 else None
+    return psnr_from_mse(errors[:3].sum() / (3 * count)), alpha
 
 
 def _without_metadata(rate_target: RateTarget, source: SourceImage, num_pixels: int) -> RateTarget:
