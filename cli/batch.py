@@ -17,9 +17,11 @@ from pathlib import Path
 
 import click
 
-from shc.cli.common import UsageError
+from shc.cli.common import UsageError, refuse_existing
 
 __all__ = ["Job", "plan_jobs", "run_jobs"]
+
+EXISTING_ALTERNATIVE = " (or --skip-existing)"
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,13 @@ def run_jobs(
     as_json: bool,
     quiet: bool,
     skip_existing: bool,
+    force: bool,
     single: bool,
 ) -> None:
     """Run ``work`` on each job and report it: ``describe(report)`` as text, or the report as JSON.
+
+    A job whose output exists is skipped with ``skip_existing``, and otherwise fails before ``work`` starts
+    unless ``force``.
 
     ``single`` (one input named with ``-o``): errors propagate as they are (one ``Error:`` line and the
     command's exit status). Otherwise each failure is one ``Error: FILE: ...`` line on stderr (and a JSON
@@ -98,9 +104,11 @@ def run_jobs(
                  f"{job.output}: exists, skipped")
             continue
         if single:
+            refuse_existing(job.output, force, EXISTING_ALTERNATIVE)
             report = work(job)
         else:
             try:
+                refuse_existing(job.output, force, EXISTING_ALTERNATIVE)
                 report = work(job)
             except click.ClickException as error:
                 counts["failed"] += 1

@@ -24,6 +24,7 @@ __all__ = [
     "open_output",
     "parse_byte_size",
     "read_input",
+    "refuse_existing",
     "write_output",
 ]
 
@@ -97,6 +98,14 @@ def write_output(path: str, data: bytes, force: bool) -> None:
         handle.write(data)
 
 
+def refuse_existing(path: str, force: bool, alternative: str = "") -> None:
+    """A :class:`UsageError` if the output ``path`` exists and ``force`` is not given (``-`` never exists):
+    checked before the work, so an encode does not train for minutes only to find it cannot write."""
+    if path != "-" and not force and Path(path).exists():
+        msg = f"{path} exists; use --force to overwrite it{alternative}"
+        raise UsageError(msg)
+
+
 @contextlib.contextmanager
 def open_output(path: str, force: bool) -> Iterator[BinaryIO]:
     """A binary file to write ``path`` through, atomically: a temporary file in the same folder, renamed
@@ -113,9 +122,7 @@ def open_output(path: str, force: bool) -> Iterator[BinaryIO]:
     if target.is_dir():
         msg = f"{path} is a directory"
         raise UsageError(msg)
-    if target.exists() and not force:
-        msg = f"{path} exists; use --force to overwrite it"
-        raise UsageError(msg)
+    refuse_existing(path, force)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         msg = f"{folder}: no such directory"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 
@@ -15,6 +14,7 @@ from shc.cli.common import (
     limit_threads,
     open_output,
     read_input,
+    refuse_existing,
     write_output,
 )
 from shc.format.constants import DEFAULT_MAX_OUTPUT_PIXELS
@@ -119,9 +119,8 @@ def decode(inputs, output, out_dir, fmt, scale, size, region, max_pixels, png_le
     suffix = "." + (fmt or "png")
     jobs = plan_jobs(inputs, output, out_dir, suffix)
     single = output is not None
-    if single and output != "-" and Path(output).exists() and not force and not skip_existing:
-        msg = f"{output} exists; use --force to overwrite it"
-        raise UsageError(msg)
+    if single and not skip_existing:
+        refuse_existing(output, force)  # before the options are worked out and torch is imported
     flatten = None
     if background is not None:
         from shc.images import parse_background
@@ -137,9 +136,6 @@ def decode(inputs, output, out_dir, fmt, scale, size, region, max_pixels, png_le
         from shc.format.decoder import Synthesis, output_size
         from shc.format.entropy import file_latents
 
-        if job.output != "-" and Path(job.output).exists() and not force:
-            msg = f"{job.output} exists; use --force to overwrite it (or --skip-existing)"
-            raise UsageError(msg)
         start = time.perf_counter()
         data = read_input(job.source)
         try:
@@ -195,4 +191,4 @@ def decode(inputs, output, out_dir, fmt, scale, size, region, max_pixels, png_le
         return f"{report['output']}: {report['width']}x{report['height']} {report['format']}, {report['seconds']:.2f} s"
 
     run_jobs("decode", jobs, work, describe, as_json=as_json, quiet=quiet or single, skip_existing=skip_existing,
-             single=single)
+             force=force, single=single)

@@ -20,6 +20,7 @@ from shc.cli.common import (
     limit_threads,
     parse_byte_size,
     read_input,
+    refuse_existing,
     write_output,
 )
 from shc.codec.presets import DEFAULT_QUALITY, PRESETS, QUALITIES  # no torch
@@ -196,9 +197,8 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
 
     jobs = plan_jobs(inputs, output, out_dir, ".shc")
     single = output is not None
-    if single and output != "-" and Path(output).exists() and not force and not skip_existing:
-        msg = f"{output} exists; use --force to overwrite it"
-        raise UsageError(msg)
+    if single and not skip_existing:
+        refuse_existing(output, force)  # before the options are worked out and torch is imported
     try:
         settings = settings_for(preset, quality, steps, entropy_coding=not no_entropy)
     except ValueError as error:
@@ -223,9 +223,6 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
     show_progress = not quiet and (sys.stderr.isatty() if progress is None else progress)
 
     def work(job: Job) -> dict:
-        if job.output != "-" and Path(job.output).exists() and not force:
-            msg = f"{job.output} exists; use --force to overwrite it (or --skip-existing)"
-            raise UsageError(msg)
         try:
             if job.source == "-":
                 source = read_input(job.source)
@@ -272,7 +269,7 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
                 f"{report['steps']} steps, {report['encode_seconds']:.1f} s on {report['device']})")
 
     run_jobs("encode", jobs, work, describe, as_json=as_json and rank == 0, quiet=quiet,
-             skip_existing=skip_existing, single=single)
+             skip_existing=skip_existing, force=force, single=single)
 
 
 def _finite(value: float | None, digits: int) -> float | None:

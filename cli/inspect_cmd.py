@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from shc.cli.common import BadInputError, UsageError, read_input, write_output
+from shc.cli.common import BadInputError, read_input, refuse_existing, write_output
 from shc.format.errors import ShcFormatError
 
 __all__ = ["inspect"]
@@ -47,9 +47,8 @@ def inspect(input_path, output, tile, columns, as_json, force) -> None:
     from shc.format.entropy import file_latents
     from shc.format.inspect import latent_payload_bytes, level_stats, montage
 
-    if output is not None and output != "-" and Path(output).exists() and not force:
-        msg = f"{output} exists; use --force to overwrite it"
-        raise UsageError(msg)
+    if output is not None:
+        refuse_existing(output, force)
     data = read_input(input_path)
     try:
         parsed = read_file(data)
