@@ -146,8 +146,6 @@ class LambdaController:
         self.steps = steps
         self.log_lmbda = math.log(lmbda)
         self.aim = target.value * (1 - CAP_MARGIN) if target.hard_cap else target.value * (1 + WEIGHT_TRIM)
-        self.trace: list[tuple[int, float]] = [(0, lmbda)]
-        """(step, λ after that step's evaluation), for reports."""
 
     @property
     def lmbda(self) -> float:
@@ -165,7 +163,6 @@ class LambdaController:
             error = (predicted - self.target.value) * math.log(2) / DB_PER_LAMBDA_DOUBLING
         step = max(-math.log(2), min(math.log(2), GAIN * error))
         self.log_lmbda = min(0.0, max(math.log(1e-6), self.log_lmbda + step))
-        self.trace.append((scored.step, self.lmbda))
 
     def _rank(self, scored) -> tuple[int, int, float]:
         """Smaller is better: (early, 0, ...) for states that meet the target, (early, 1, ...) for the rest."""

@@ -19,7 +19,7 @@ import io
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import ExifTags, Image, ImageColor, ImageOps
@@ -55,12 +55,6 @@ class SourceImage(DecodedImage):
     with straight alpha) and the metadata the file carries along: the ICC profile (None: none given, sRGB by
     convention) and the EXIF block (``Exif\\0\\0`` + TIFF structure, the orientation already applied to
     the pixels, its tag removed or 1). The same record as a decoded image, which is what a decode gives back."""
-
-
-class _ImageWithMetadata(Protocol):
-    pixels: np.ndarray
-    icc_profile: bytes | None
-    exif: bytes | None
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -299,7 +293,7 @@ def composite(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
 
 
 def save_image_bytes(
-    image: _ImageWithMetadata,
+    image: DecodedImage,
     fmt: str = "PNG",
     *,
     background: tuple[int, int, int] | None = None,
