@@ -27,7 +27,8 @@ PSNR_TOLERANCE_DB = 0.1
 
 def _run(image: Path, kind: str, value: float, preset: str) -> dict:
     from shc.codec.encoder import encode_image
-    from shc.codec.ratecontrol import JpegProbe, RateTarget
+    from shc.codec.presets import settings_for_image
+    from shc.codec.ratecontrol import RateTarget, start_settings
     from shc.images import load_image
 
     source = load_image(image)
@@ -36,8 +37,8 @@ def _run(image: Path, kind: str, value: float, preset: str) -> dict:
     target = {"size": lambda: RateTarget.size(int(value), pixels), "bpp": lambda: RateTarget("bpp", value),
               "psnr": lambda: RateTarget("psnr", value)}[kind]()
     start = time.perf_counter()
-    start_quality = target.start_quality(JpegProbe.of(source.pixels))  # what encode_image picks itself
-    result = encode_image(source, preset=preset, rate_target=target)
+    settings, start_quality = start_settings(target, source.pixels, preset, None)  # as `shc encode` does
+    result = encode_image(source, settings=settings_for_image(settings, width, height), rate_target=target)
     seconds = time.perf_counter() - start
     if kind == "size":
         error = result.num_bytes / value - 1

@@ -238,11 +238,9 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
         rate_target = None if make_target is None else make_target(width * height)
         chosen, start_quality = settings, quality
         if chosen is None:  # a rate target without --quality: the architecture fits the target and the image
-            from shc.codec.ratecontrol import JpegProbe
+            from shc.codec.ratecontrol import start_settings
 
-            start_quality = rate_target.start_quality(JpegProbe.of(image.pixels))
-            chosen = settings_for(preset, start_quality, steps, entropy_coding=not no_entropy,
-                                  architecture=rate_target.architecture_quality(start_quality))
+            chosen, start_quality = start_settings(rate_target, image.pixels, preset, steps, not no_entropy)
             if interpolation is not None:
                 chosen = dataclasses.replace(chosen, interpolation=INTERPOLATIONS[interpolation])
         chosen = settings_for_image(chosen, width, height)  # tables and MLP that fit the image's size

@@ -24,7 +24,7 @@ from shc.metrics import channel_squared_errors, psnr_from_mse
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings, level_cells, settings_for, settings_for_image
 from shc.codec.prior import FactorizedPrior
-from shc.codec.ratecontrol import JpegProbe, LambdaController, RateTarget
+from shc.codec.ratecontrol import LambdaController, RateTarget, start_settings
 from shc.codec.tables import assemble_file
 from shc.codec.train import HardScore, TrainResult, choose_weight_steps, train
 
@@ -107,12 +107,11 @@ def encode_image(
     start = time.perf_counter()
     source = load_image(image, background=background, strip=strip)
     height, width, channels = source.pixels.shape
-    architecture = None
-    if rate_target is not None and quality is None and settings is None:
-        quality = rate_target.start_quality(JpegProbe.of(source.pixels))
-        architecture = rate_target.architecture_quality(quality)
     if settings is None:
-        settings = settings_for(preset, quality, steps, entropy_coding, architecture)
+        if rate_target is not None and quality is None:
+            settings, quality = start_settings(rate_target, source.pixels, preset, steps, entropy_coding)
+        else:
+            settings = settings_for(preset, quality, steps, entropy_coding)
         settings = settings_for_image(settings, width, height)
     torch.manual_seed(seed)
     np.random.seed(seed)

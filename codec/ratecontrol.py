@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shc.codec.presets import QUALITIES, quality_for
+from shc.codec.presets import QUALITIES, EncoderSettings, quality_for, settings_for
 
-__all__ = ["JpegProbe", "LambdaController", "RateTarget", "expected_psnr_gain"]
+__all__ = ["JpegProbe", "LambdaController", "RateTarget", "expected_psnr_gain", "start_settings"]
 
 BITS_LAMBDA_EXPONENT = 0.8
 """bpp ∝ λ^-0.8: λ halves per quality level and the Kodak bits grow ~1.7x per level."""
@@ -110,6 +110,17 @@ PSNR is JPEG's minus 3.7-5.4 dB, while both spread far more from image to image 
 22.8-30.5 dB at quality 3): a 10-ms JPEG encode says how hard an image is."""
 PROBE_MAX_SIDE = 2048
 """Larger images are probed on a centred crop of at most this many pixels a side."""
+
+
+def start_settings(
+    target: RateTarget, pixels: np.ndarray, preset: str, steps: int | None, entropy_coding: bool = True
+) -> tuple[EncoderSettings, float]:
+    """The settings an encode aiming at ``target`` without an explicit quality starts from (the
+    architecture, and the first λ), and the fractional quality they stand for: from a JPEG probe of
+    ``pixels`` (:meth:`RateTarget.start_quality`, :meth:`RateTarget.architecture_quality`)."""
+    quality = target.start_quality(JpegProbe.of(pixels))
+    architecture = target.architecture_quality(quality)
+    return settings_for(preset, quality, steps, entropy_coding, architecture), quality
 
 
 @dataclass(frozen=True)
