@@ -15,6 +15,7 @@ Anything Pillow cannot read, and images larger than Pillow's decompression-bomb 
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from collections.abc import Callable
@@ -60,6 +61,7 @@ class SourceImage(DecodedImage):
 # ---------------------------------------------------------------------------------------------- reading
 
 
+@functools.cache
 def _register_heif() -> None:
     """Read HEIC/HEIF inputs (phone photos) when pillow-heif is installed (``pip install "shc[bench]"``)."""
     try:
