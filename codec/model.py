@@ -23,6 +23,8 @@ from shc.format.constants import WEIGHT_CODE_MAX, WEIGHT_INT_MAX
 from shc.format.container import Header, QuantizedWeights, weight_shapes
 from shc.format.grid import axis_taps
 
+from shc.codec.blend import BatchBlend, BlendPlan, gather_rows
+
 __all__ = ["GridCoords", "GridINR", "PixelGrid"]
 
 
@@ -91,6 +93,12 @@ class PixelGrid:
             for level in self.layout.levels
         ]
 
+    def blend_plan(self) -> BlendPlan:
+        """The training blend of this image (:mod:`shc.codec.blend`), made on first use."""
+        if getattr(self, "_plan", None) is None:
+            self._plan = BlendPlan(self.layout, self.width, self.height, self.header.config.interpolation, self.device)
+        return self._plan
+
     def vertex_grids(self, table: torch.Tensor) -> list[torch.Tensor]:
         """Each level's feature rows arranged as its ``(ny + 1, nx + 1, F)`` vertex grid."""
         feat = table.shape[1]
@@ -139,12 +147,22 @@ class PixelGrid:
         """
         if batch_pixels >= self.num_pixels:
             return self.coords()
+        return self.coords(*self.random_columns_rows(batch_pixels, rng))
+
+    def random_columns_rows(self, batch_pixels: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted columns and rows of :meth:`random_batch` (all of them for a batch as large as the image)."""
+        if batch_pixels >= self.num_pixels:
+            return np.arange(self.width), np.arange(self.height)
         fraction = math.sqrt(batch_pixels / self.num_pixels)
         num_cols = max(1, min(self.width, round(self.width * fraction)))
         num_rows = max(1, min(self.height, round(self.height * fraction)))
         columns = np.sort(rng.choice(self.width, num_cols, replace=False))
         rows = np.sort(rng.choice(self.height, num_rows, replace=False))
-        return self.coords(columns, rows)
+        return columns, rows
+
+    def pixel_indices(self, columns: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+        """Row-major indices of the pixels ``rows x columns`` in the image."""
+        return torch.from_numpy((rows[:, None] * self.width + columns[None, :]).reshape(-1)).to(self.device)
 
 
 class GridINR(nn.Module):
@@ -189,12 +207,29 @@ class GridINR(nn.Module):
         ``quantize_weights`` evaluates with the quantized weights the file stores (straight-through
         gradient, so training can adapt to them): int8 steps, or ``weight_steps`` (one per tensor).
         """
+        params = self._parameters_as_used(quantize_weights, weight_steps)
+        feature_table = F.linear(q_latents, params[0], params[1])  # (rows, F)
+        return self._synthesis(coords.sample(feature_table), params)
+
+    def render(self, q_values: torch.Tensor, batch: BatchBlend, gathered: bool, quantize_weights: bool = False) -> torch.Tensor:
+        """What :meth:`forward` computes, through the training blend (:mod:`shc.codec.blend`): ``q_values``
+        are all quantized latents ``(rows, D)``, or (``gathered``) those of the batch's vertex entries
+        ``(len(batch.vertex_rows), D)``, already gathered (large images)."""
+        params = self._parameters_as_used(quantize_weights, None)
+        features = F.linear(q_values, params[0], params[1])
+        if not gathered:
+            features = gather_rows(features, batch.vertex_rows)
+        return self._synthesis(batch(features), params)
+
+    def _parameters_as_used(self, quantize_weights: bool, weight_steps: np.ndarray | None) -> list[torch.Tensor]:
         params = self.network_parameters()
         if quantize_weights:
             steps = [None] * len(params) if weight_steps is None else weight_steps
             params = [p + (dequantize(*quantize_tensor(p, step)) - p).detach() for p, step in zip(params, steps)]
-        feature_table = F.linear(q_latents, params[0], params[1])  # (rows, F)
-        h = coords.sample(feature_table)  # (n, L * F)
+        return params
+
+    def _synthesis(self, h: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+        """The MLP on blended features ``(n, L * F)``."""
         num_layers = len(self.mlp)
         for k in range(num_layers):
             h = F.linear(h, params[2 + 2 * k], params[3 + 2 * k])

@@ -27,14 +27,15 @@ def _bin_probability(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
 
 class _Lerp(torch.autograd.Function):
     """``table[i] * (1 - t) + table[i + 1] * t`` whose table gradient is two ``bincount`` s (an indexed
-    ``index_put`` accumulation is slower on CPU; results/experiments.md)."""
+    ``index_put`` accumulation is slower on CPU; results/experiments.md). Gathers from the small table
+    with ``index_select`` (advanced indexing is several times slower)."""
 
     @staticmethod
     def forward(ctx, table: torch.Tensor, index: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        left, right = table[index], table[index + 1]
-        ctx.save_for_backward(index, t, right - left)
+        slope = (table[1:] - table[:-1]).index_select(0, index)
+        ctx.save_for_backward(index, t, slope)
         ctx.size = table.numel()
-        return left + (right - left) * t
+        return table.index_select(0, index).addcmul_(slope, t)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
@@ -81,7 +82,7 @@ class FactorizedPrior(nn.Module):
         return -torch.log2(self.likelihood(x, channels).clamp_min(1e-9)).sum()
 
     def tabulated_bits(self, values: torch.Tensor, channels: torch.Tensor, spacing: float = 0.125,
-                       max_points: int = 4096) -> torch.Tensor:
+                       max_points: int = 4096, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Total self-information in bits of ``values`` (any shape) whose channel ids are ``channels``.
 
         The training-time rate: instead of running the CDF MLPs on every latent (twice), the self-information
@@ -90,7 +91,7 @@ class FactorizedPrior(nn.Module):
         linearly. Integers lie on the grid, so hard-rounded latents get their exact bits; the
         gradient reaches the prior through the grid values and the latents through the segment slopes.
         One small batched MLP evaluation per step replaces two per latent (timings:
-        results/speed-cpu/README.md).
+        results/speed-cpu/README.md). ``weights`` (same shape as ``values``) weigh each value's bits.
         """
         values = values.reshape(-1)
         with torch.no_grad():
@@ -110,7 +111,8 @@ class FactorizedPrior(nn.Module):
         cell = position.detach().floor().clamp_(0, points - 2).long()
         frac = position - cell
         base = channels.reshape(-1) * points + cell
-        return _Lerp.apply(nll.reshape(-1), base, frac).sum()
+        bits = _Lerp.apply(nll.reshape(-1), base, frac)
+        return bits.sum() if weights is None else bits @ weights.reshape(-1)
 
     @torch.no_grad()
     def pmf(self, channel: int, min_symbol: int, max_symbol: int) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from shc.codec import distributed
+from shc.codec.lazy_adam import LazyAdam
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings
 from shc.codec.prior import FactorizedPrior
@@ -125,6 +126,18 @@ def lr_factor(progress: float, final: float) -> float:
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
+def quantize_latents(latents: torch.Tensor, step: int, noise_steps: int, soft_steps: int, entropy_coded: bool) -> torch.Tensor:
+    """The latents as step ``step`` uses them: additive uniform noise, then Gumbel-annealed soft rounding,
+    then hard rounding (straight-through); float16 rounding for the no-entropy baseline."""
+    if not entropy_coded:
+        return latents + (latents.detach().half().float() - latents.detach())
+    if step <= noise_steps:
+        return latents + torch.empty_like(latents).uniform_(-0.5, 0.5)
+    if step <= soft_steps:
+        return soft_round_gumbel(latents, temperature((step - noise_steps) / max(soft_steps - noise_steps, 1)))
+    return hard_round(latents)
+
+
 def rate_bits(model: GridINR, prior: FactorizedPrior, q: torch.Tensor) -> torch.Tensor:
     """Self-information of (soft- or hard-) quantized latents under the learned prior, all groups at once."""
     return prior.tabulated_bits(q, model.latent_channels)
@@ -144,23 +157,30 @@ def train(
     leaves them in the best scored state.
 
     Each step trains on a fresh random batch of about ``settings.batch_pixels`` pixels (the whole image
-    when it is smaller); the rate term always covers every latent. With a rate ``controller``, λ follows
+    when it is smaller); the rate term covers every latent, or, on large images, estimates the rate of all
+    from the batch's vertices (:mod:`shc.codec.blend`, :class:`LazyAdam`). With a rate ``controller``, λ follows
     the controller (starting from its own λ, not ``settings.lmbda``) and the state kept is the one it
     prefers (the best that meets its target) instead of the lowest RD cost.
     """
     rng = np.random.default_rng(seed + 1_000_003 * distributed.rank())  # each process its own batches
     sample = grid.scoring_sample(settings.score_pixels)
     entropy_coded = model.header.range_coded
-    whole_image = grid.coords() if settings.batch_pixels >= grid.num_pixels else None
+    plan = grid.blend_plan()
+    # Large images: each step gathers, quantizes, rates and updates only its batch's vertices (lazy Adam;
+    # the rate of those is weighted into an unbiased estimate of the whole table's). Otherwise every latent.
+    # (Data-parallel training averages dense gradients: it keeps the dense path.)
+    gathered = not plan.all_vertices and distributed.world_size() == 1
+    whole_image = settings.batch_pixels >= grid.num_pixels
     num_pixels = target.shape[0]
-    optimizer = torch.optim.Adam(
-        [
-            {"params": [model.latents], "lr": settings.lr_latents},
-            {"params": model.network_parameters(), "lr": settings.lr_network},
-            {"params": prior.parameters(), "lr": settings.lr_prior},
-        ],
-        fused=True,  # one kernel per parameter group, faster than the per-tensor loop (results/speed-cpu/README.md)
-    )
+    groups = [
+        {"params": model.network_parameters(), "lr": settings.lr_network},
+        {"params": prior.parameters(), "lr": settings.lr_prior},
+    ]
+    latent_adam = LazyAdam(model.latents.data, settings.lr_latents) if gathered else None
+    if not gathered:
+        groups.insert(0, {"params": [model.latents], "lr": settings.lr_latents})
+    # one kernel per parameter group, faster than the per-tensor loop (results/speed-cpu/README.md)
+    optimizer = torch.optim.Adam(groups, fused=True)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     start = time.perf_counter()
     soft_steps = int(settings.anneal * settings.steps)
@@ -169,18 +189,24 @@ def train(
     best_state = None
     history: list[HardScore] = []
     for step in range(1, settings.steps + 1):
-        if not entropy_coded:  # the no-entropy baseline: float16 latents, no rate term
-            q = model.latents + (model.latents.detach().half().float() - model.latents.detach())
-        elif step <= noise_steps:
-            q = model.latents + torch.empty_like(model.latents).uniform_(-0.5, 0.5)
-        elif step <= soft_steps:
-            q = soft_round_gumbel(model.latents, temperature((step - noise_steps) / max(soft_steps - noise_steps, 1)))
+        if whole_image:
+            columns, rows = np.arange(grid.width), np.arange(grid.height)
+            batch = plan.full()
         else:
-            q = hard_round(model.latents)
-        pixels, coords = whole_image or grid.random_batch(settings.batch_pixels, rng)
-        x_hat = model(q, coords, quantize_weights=step > soft_steps)
-        mse = torch.mean((x_hat - as_unit(target[pixels])) ** 2)
-        bpp = rate_bits(model, prior, q) / num_pixels if entropy_coded else mse.new_zeros(())
+            columns, rows = grid.random_columns_rows(settings.batch_pixels, rng)
+            batch = plan.batch(columns, rows)
+        if gathered:
+            raw = model.latents.detach().index_select(0, batch.vertex_rows).requires_grad_()
+            channels, rate_weights = model.latent_channels.index_select(0, batch.vertex_rows), batch.rate_weights
+        else:
+            raw, channels, rate_weights = model.latents, model.latent_channels, None
+        q = quantize_latents(raw, step, noise_steps, soft_steps, entropy_coded)
+        x_hat = model.render(q, batch, gathered, quantize_weights=step > soft_steps)
+        mse = torch.mean((x_hat - as_unit(target[grid.pixel_indices(columns, rows)])) ** 2)
+        if entropy_coded:
+            bpp = prior.tabulated_bits(q, channels, weights=rate_weights) / num_pixels
+        else:
+            bpp = mse.new_zeros(())
         lmbda = settings.lmbda if controller is None else controller.lmbda
         loss = mse + lmbda * bpp
         optimizer.zero_grad(set_to_none=True)
@@ -190,6 +216,9 @@ def train(
         for group, base in zip(optimizer.param_groups, base_lrs):
             group["lr"] = base * decay
         optimizer.step()
+        if latent_adam is not None:
+            latent_adam.lr = settings.lr_latents * decay
+            latent_adam.step(batch.vertex_rows, raw.grad)
 
         scored = None
         if step % settings.eval_every == 0 or step == settings.steps:
