@@ -127,6 +127,15 @@ class PixelGrid:
         for top in range(0, rows.size, step):
             yield self.coords(columns, rows[top : top + step])
 
+    def strip_columns_rows(
+        self, max_pixels: int = 1 << 20, sample: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The columns and rows of :meth:`strips`, without their coordinates."""
+        columns, rows = sample if sample is not None else (np.arange(self.width), np.arange(self.height))
+        step = max(1, max_pixels // columns.size)
+        for top in range(0, rows.size, step):
+            yield columns, rows[top : top + step]
+
     def scoring_sample(self, max_pixels: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Columns and rows, evenly spread, of a fixed subset of about ``max_pixels`` pixels to score larger
         images on (None: the image is small enough to score whole). Scores then estimate the MSE; bits are
@@ -149,20 +158,33 @@ class PixelGrid:
             return self.coords()
         return self.coords(*self.random_columns_rows(batch_pixels, rng))
 
-    def random_columns_rows(self, batch_pixels: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """The sorted columns and rows of :meth:`random_batch` (all of them for a batch as large as the image)."""
+    def random_columns_rows(
+        self, batch_pixels: int, rng: np.random.Generator, run: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted columns and rows of :meth:`random_batch` (all of them for a batch as large as the image).
+
+        ``run > 1`` draws runs of ``run`` adjacent columns (rows) at random ``run``-aligned places instead of
+        single ones: the pixels of a run share most of their vertices, so a batch of a large image reaches
+        ~1/8 of the vertices that as many scattered pixels would (each step then costs what its batch costs).
+        """
         if batch_pixels >= self.num_pixels:
             return np.arange(self.width), np.arange(self.height)
         fraction = math.sqrt(batch_pixels / self.num_pixels)
-        num_cols = max(1, min(self.width, round(self.width * fraction)))
-        num_rows = max(1, min(self.height, round(self.height * fraction)))
-        columns = np.sort(rng.choice(self.width, num_cols, replace=False))
-        rows = np.sort(rng.choice(self.height, num_rows, replace=False))
-        return columns, rows
+        return _draw(self.width, fraction, run, rng), _draw(self.height, fraction, run, rng)
 
     def pixel_indices(self, columns: np.ndarray, rows: np.ndarray) -> torch.Tensor:
         """Row-major indices of the pixels ``rows x columns`` in the image."""
         return torch.from_numpy((rows[:, None] * self.width + columns[None, :]).reshape(-1)).to(self.device)
+
+
+def _draw(size: int, fraction: float, run: int, rng: np.random.Generator) -> np.ndarray:
+    """About ``fraction * size`` sorted distinct indices in ``0 .. size - 1``, in aligned runs of ``run``."""
+    count = max(1, min(size, round(size * fraction)))
+    if run <= 1 or size < 2 * run:
+        return np.sort(rng.choice(size, count, replace=False))
+    blocks = size // run
+    starts = np.sort(rng.choice(blocks, min(blocks, max(1, round(count / run))), replace=False)) * run
+    return (starts[:, None] + np.arange(run)[None, :]).reshape(-1)
 
 
 class GridINR(nn.Module):
@@ -211,11 +233,14 @@ class GridINR(nn.Module):
         feature_table = F.linear(q_latents, params[0], params[1])  # (rows, F)
         return self._synthesis(coords.sample(feature_table), params)
 
-    def render(self, q_values: torch.Tensor, batch: BatchBlend, gathered: bool, quantize_weights: bool = False) -> torch.Tensor:
+    def render(
+        self, q_values: torch.Tensor, batch: BatchBlend, gathered: bool, quantize_weights: bool = False,
+        weight_steps: np.ndarray | None = None,
+    ) -> torch.Tensor:
         """What :meth:`forward` computes, through the training blend (:mod:`shc.codec.blend`): ``q_values``
         are all quantized latents ``(rows, D)``, or (``gathered``) those of the batch's vertex entries
         ``(len(batch.vertex_rows), D)``, already gathered (large images)."""
-        params = self._parameters_as_used(quantize_weights, None)
+        params = self._parameters_as_used(quantize_weights, weight_steps)
         features = F.linear(q_values, params[0], params[1])
         if not gathered:
             features = gather_rows(features, batch.vertex_rows)

@@ -18,7 +18,10 @@ from shc.format.entropy import encode_latents, histogram_tables, pack_float16_la
 
 from shc.codec.model import GridINR
 
-__all__ = ["AssembledFile", "assemble_file", "build_tables", "float16_latents", "integer_latents", "table_bits"]
+__all__ = [
+    "AssembledFile", "LatentSection", "assemble_file", "build_tables", "code_latents", "float16_latents",
+    "integer_latents", "table_bits",
+]
 
 
 @dataclass(frozen=True)
@@ -29,28 +32,44 @@ class AssembledFile:
     latents: np.ndarray  # int64 (range-coded, clamped into the tables) or float16 (no entropy coding)
 
 
+@dataclass(frozen=True)
+class LatentSection:
+    """What a file stores of the latents: the tables, the latents as stored, and their coded words."""
+
+    tables: tuple[Table, ...]
+    latents: np.ndarray
+    words: np.ndarray
+
+
+def code_latents(model: GridINR) -> LatentSection:
+    """Round the model's latents, make their histogram tables and range-code them (or pack float16)."""
+    header = model.header
+    if header.range_coded:
+        tables, q = build_tables(model, integer_latents(model))
+        return LatentSection(tables, q, encode_latents(header, tables, model.layout.split(q)))
+    q = float16_latents(model)
+    return LatentSection((), q, pack_float16_latents(model.layout.split(q)))
+
+
 def assemble_file(
     model: GridINR,
     weight_steps: np.ndarray | None = None,
     *,
+    latents: LatentSection | None = None,
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
 ) -> AssembledFile:
     """The file of a model's current state: rounded latents, their histogram tables, range coding, and the
     weights quantized with ``weight_steps`` (one per tensor; default: the training-time int8 steps).
 
-    ``icc_profile`` and ``exif`` (the META section) are only given for the final file: during training they
-    would add the same bytes to every candidate's size and change no comparison.
+    ``latents``: the state's :func:`code_latents`, when already made (the weight-step search changes only
+    the weights). ``icc_profile`` and ``exif`` (the META section) are only given for the final file: during
+    training they would add the same bytes to every candidate's size and change no comparison.
     """
-    header = model.header
-    if header.range_coded:
-        tables, q = build_tables(model, integer_latents(model))
-        latent_data = encode_latents(header, tables, model.layout.split(q))
-    else:
-        tables, q = (), float16_latents(model)
-        latent_data = pack_float16_latents(model.layout.split(q))
+    section = code_latents(model) if latents is None else latents
     weights = model.quantized_weights(weight_steps)
-    return AssembledFile(write_file(header, weights, tables, latent_data, icc_profile=icc_profile, exif=exif), q)
+    data = write_file(model.header, weights, section.tables, section.words, icc_profile=icc_profile, exif=exif)
+    return AssembledFile(data, section.latents)
 
 
 def integer_latents(model: GridINR) -> np.ndarray:

@@ -26,7 +26,7 @@ from shc.codec.presets import EncoderSettings
 from shc.codec.prior import FactorizedPrior
 from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
 from shc.codec.ratecontrol import LambdaController
-from shc.codec.tables import assemble_file
+from shc.codec.tables import LatentSection, assemble_file, code_latents
 
 __all__ = ["HardScore", "TrainResult", "choose_weight_steps", "train"]
 
@@ -62,24 +62,34 @@ def score(
     step: int,
     weight_steps: np.ndarray | None = None,
     sample: tuple[np.ndarray, np.ndarray] | None = None,
+    latents: LatentSection | None = None,
 ) -> HardScore:
     """The RD cost as the decoder will see it: the size of the file this state writes (:func:`assemble_file`),
     and the MSE of its latents and quantized weights at 8-bit output, over the whole image or over the
-    fixed ``sample`` (columns, rows) of a large one (:meth:`PixelGrid.scoring_sample`).
+    fixed ``sample`` (columns, rows) of a large one (:meth:`PixelGrid.scoring_sample`). ``latents``: the
+    state's coded latents if already made (:func:`code_latents`).
 
     ``target`` holds the image's 8-bit values ``(pixels, channels)`` (uint8: no float copy of the image)."""
-    assembled = assemble_file(model, weight_steps)
+    assembled = assemble_file(model, weight_steps, latents=latents)
     bits = 8 * len(assembled.data)
     q_t = torch.from_numpy(assembled.latents.astype(np.float32)).to(target.device)
+    plan = grid.blend_plan()
     sq_err, count = 0.0, 0
-    for pixels, coords in grid.strips(sample=sample):
-        x_hat = model(q_t, coords, quantize_weights=True, weight_steps=weight_steps)
+    for columns, rows in grid.strip_columns_rows(max_pixels=SCORE_STRIP_PIXELS, sample=sample):
+        whole = columns.size == grid.width and rows.size == grid.height
+        batch = plan.full() if whole else plan.batch(columns, rows)
+        values = q_t if plan.all_vertices else q_t.index_select(0, batch.vertex_rows)
+        x_hat = model.render(values, batch, not plan.all_vertices, quantize_weights=True, weight_steps=weight_steps)
         x8 = torch.round(x_hat.clamp(0, 1) * 255) / 255
-        sq_err += float(torch.sum((x8 - as_unit(target[pixels])) ** 2))
+        sq_err += float(torch.sum((x8 - as_unit(target[grid.pixel_indices(columns, rows)])) ** 2))
         count += x8.numel()
     mse = sq_err / count
     bpp = bits / grid.num_pixels
     return HardScore(step, mse, bpp, mse + lmbda * bpp)
+
+
+SCORE_STRIP_PIXELS = 1 << 20
+"""Scoring renders strips of at most this many pixels (bounded memory at any size)."""
 
 
 def as_unit(values: torch.Tensor) -> torch.Tensor:
@@ -109,16 +119,22 @@ def choose_weight_steps(
 
     base = model.int8_steps()
     steps = base.copy()
-    best = score(model, grid, target, lmbda, 0, steps, sample)
+    latents = code_latents(model)  # only the weights change from trial to trial
+    best = score(model, grid, target, lmbda, 0, steps, sample, latents)
     for index in range(base.size):
         for factor in factors:
             trial = steps.copy()
             trial[index] = np.float32(base[index] * factor)
-            scored = score(model, grid, target, lmbda, 0, trial, sample)
+            scored = score(model, grid, target, lmbda, 0, trial, sample, latents)
             if not better(scored, best):
                 break
             steps, best = trial, scored
     return steps, best
+
+
+LARGE_IMAGE_RUN = 8
+"""Batches of large images are runs of this many adjacent columns times runs of as many rows
+(:meth:`PixelGrid.random_columns_rows`)."""
 
 
 def lr_factor(progress: float, final: float) -> float:
@@ -193,7 +209,7 @@ def train(
             columns, rows = np.arange(grid.width), np.arange(grid.height)
             batch = plan.full()
         else:
-            columns, rows = grid.random_columns_rows(settings.batch_pixels, rng)
+            columns, rows = grid.random_columns_rows(settings.batch_pixels, rng, LARGE_IMAGE_RUN if gathered else 1)
             batch = plan.batch(columns, rows)
         if gathered:
             raw = model.latents.detach().index_select(0, batch.vertex_rows).requires_grad_()

@@ -195,13 +195,14 @@ def test_weight_steps_trim_a_file_back_to_its_psnr_target(monkeypatch):
         def int8_steps(self):
             return np.ones(3, np.float32)
 
-    def fake_score(model, grid, target, lmbda, step, steps, sample=None):
+    def fake_score(model, grid, target, lmbda, step, steps, sample=None, latents=None):
         coarse = float(np.sum(np.log2(steps)))  # each doubling: -1 % bits, -0.06 dB
         bpp, psnr = 1.0 - 0.01 * coarse, 30.3 - 0.06 * coarse
         mse = 10 ** (-psnr / 10)
         return HardScore(step, mse, bpp, mse + lmbda * bpp)
 
     monkeypatch.setattr(train_module, "score", fake_score)
+    monkeypatch.setattr(train_module, "code_latents", lambda model: None)
     steps, best = choose_weight_steps(Model(), None, None, 1e-9, min_psnr_db=30.0)
     assert best.psnr_db >= 30.0 and best.psnr_db < 30.1  # trimmed to the target, not past it
     assert best.bpp < 1.0
