@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import struct
 import subprocess
 import sys
@@ -1012,6 +1013,112 @@ def test_axis_samples_are_the_exact_rational_positions() -> None:
             assert Fraction(r, denominator) == x - c
             assert b == float(np.float32(float(x - c)))  # float(Fraction) is correctly rounded, as is /
             assert a == float(np.float32(float(1 - (x - c))))
+
+
+def cubic_b_spline(t: Fraction) -> Fraction:
+    """The centred uniform cubic B-spline kernel, exactly: ``(4 - 6t^2 + 3|t|^3) / 6`` on ``|t| <= 1``,
+    ``(2 - |t|)^3 / 6`` on ``1 <= |t| <= 2``, 0 beyond. Written from the kernel's textbook definition, not
+    from the per-tap polynomials of SPEC §7 / :func:`axis_taps`, so that a slip in those is caught."""
+    t = abs(t)
+    if t <= 1:
+        return (4 - 6 * t**2 + 3 * t**3) / 6
+    if t <= 2:
+        return (2 - t) ** 3 / 6
+    return Fraction(0)
+
+
+def exact_b_spline_taps(size: int, cells: int, pixel: int) -> list[tuple[int, Fraction]]:
+    """Vertices (clamped to ``0 .. cells``) and exact weights that blend pixel ``pixel`` of an axis of
+    ``size`` pixels over ``cells`` cells: every vertex ``v`` with ``|x - v| < 2`` around the pixel's exact
+    position ``x = (pixel + 1/2) / size * cells``, weighted ``B(x - v)``, in ascending ``v``."""
+    x = Fraction(2 * pixel + 1, 2 * size) * cells
+    first = math.floor(x) - 1
+    return [(min(max(v, 0), cells), cubic_b_spline(x - v)) for v in range(first, first + 4)]
+
+
+# (size, cells): one pixel per cell and many, far more cells than pixels, odd ratios, the extremes
+B_SPLINE_AXES = [(1, 1), (1, 4096), (2, 1), (3, 2), (4000, 1), (667, 37), (64, 16), (48, 12), (37, 16),
+                 (1000, 1 << 20), (1 << 20, 12345), (4096, 4095)]
+
+
+def test_bspline_taps_are_the_exact_cubic_b_spline() -> None:
+    """The B-spline taps (vertices and float32 weights) of :func:`axis_taps` against exact rational
+    arithmetic: each weight is B(x - v) rounded to float32 (within half a float32 ulp, plus the float64
+    rounding of the SPEC's operation order), every vertex is the clamped neighbour, and the exact weights of
+    a pixel sum to 1 (so the reference itself is a partition of unity). Also the SPEC §7 float64 operation
+    order in plain Python floats (no numpy): the same weight bits."""
+    rng = np.random.default_rng(1)
+    exact_hits = total = 0
+    for size, cells in B_SPLINE_AXES:
+        pixels = np.unique(np.concatenate([[0, size - 1], rng.integers(0, size, 150)]))
+        vertices, weights = axis_taps(size, cells, pixels, C.INTERPOLATION_BSPLINE)
+        assert vertices.shape == weights.shape == (4, pixels.size)
+        assert vertices.dtype == np.int64 and weights.dtype == np.float32
+        for k, pixel in enumerate(pixels.tolist()):
+            reference = exact_b_spline_taps(size, cells, pixel)
+            assert sum(w for _, w in reference) == 1
+            assert vertices[:, k].tolist() == [v for v, _ in reference], (size, cells, pixel)
+            for tap, (_, exact) in enumerate(reference):
+                got = float(weights[tap, k])
+                nearest = np.float32(float(exact))  # float(Fraction) is correctly rounded
+                half_ulp = Fraction(float(np.spacing(np.abs(nearest)))) / 2 if exact else Fraction(0)
+                assert abs(Fraction(got) - exact) <= half_ulp + Fraction(1, 2**50), (size, cells, pixel, tap)
+                exact_hits += got == float(nearest)
+                total += 1
+            # SPEC §7, step 3, operation by operation in IEEE binary64 (Python floats), then float32
+            x = Fraction(2 * pixel + 1, 2 * size) * cells
+            cell = min(math.floor(x), cells - 1)
+            f = float((2 * pixel + 1) * cells - 2 * size * cell) / float(2 * size)
+            g = 1.0 - f
+            f2 = f * f
+            f3 = f2 * f
+            spec = [g * g * g / 6.0, (3.0 * f3 - 6.0 * f2 + 4.0) / 6.0, (-3.0 * f3 + 3.0 * f2 + 3.0 * f + 1.0) / 6.0,
+                    f3 / 6.0]
+            assert [float(np.float32(w)) for w in spec] == weights[:, k].tolist(), (size, cells, pixel)
+    assert exact_hits >= 0.99 * total  # double rounding (float64, then float32) only rarely moves a weight
+
+
+def test_bspline_taps_at_vertices_and_midpoints() -> None:
+    """Hand-checked values: a pixel centred on a vertex gets (1/6, 4/6, 1/6, 0); one halfway between two
+    vertices (1/48, 23/48, 23/48, 1/48); at the image edge the clamped vertex appears twice."""
+    # 2 pixels over 2 cells: x = 0.5 and 1.5 (midpoints); 4 pixels over 2 cells: x = 0.25, 0.75, 1.25, 1.75
+    vertices, weights = axis_taps(2, 2, np.arange(2), C.INTERPOLATION_BSPLINE)
+    assert vertices.T.tolist() == [[0, 0, 1, 2], [0, 1, 2, 2]]
+    midpoint = [float(np.float32(w)) for w in (1 / 48, 23 / 48, 23 / 48, 1 / 48)]
+    assert weights.T.tolist() == [midpoint, midpoint]
+    # 1 pixel over 2 cells sits at x = 1, on the middle vertex: vertices 0, 1, 2, 3 -> clamped to 2
+    vertices, weights = axis_taps(1, 2, np.arange(1), C.INTERPOLATION_BSPLINE)
+    assert vertices[:, 0].tolist() == [0, 1, 2, 2]
+    assert weights[:, 0].tolist() == [float(np.float32(w)) for w in (1 / 6, 4 / 6, 1 / 6, 0.0)]
+
+
+def test_decoder_blends_level_features_with_the_exact_b_spline() -> None:
+    """End to end through the decoder's tiled, separable blend: each level's feature of a golden file at an
+    odd output size is the tensor-product sum of B(x - v) B(y - u) over its 4 x 4 clamped vertices, taken
+    with exact weights and float64 sums (within float32 rounding)."""
+    parsed = read_file(golden_bytes("parrot_128x96_q3.shc"))
+    assert parsed.header.config.interpolation == C.INTERPOLATION_BSPLINE
+    synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
+    width, height = 211, 37  # neither a multiple nor a divisor of any level's cells
+    rng = np.random.default_rng(2)
+    columns = np.unique(np.concatenate([[0, width - 1], rng.integers(0, width, 12)]))
+    rows = np.unique(np.concatenate([[0, height - 1], rng.integers(0, height, 6)]))
+    features = synthesis.tile_features(width, height, columns, rows)
+    feat_dim = parsed.header.config.feat_dim
+    features = features.reshape(parsed.header.config.num_levels, feat_dim, rows.size, columns.size)
+    for level in synthesis.layout.levels:
+        table = synthesis.feature_tables_t[level.index].astype(np.float64)
+        scale = float(np.abs(table).max())
+        for r, row in enumerate(rows.tolist()):
+            y_taps = exact_b_spline_taps(height, level.ny, row)
+            for c, column in enumerate(columns.tolist()):
+                x_taps = exact_b_spline_taps(width, level.nx, column)
+                expected = np.zeros(feat_dim)
+                for u, wy in y_taps:
+                    for v, wx in x_taps:
+                        expected += table[:, int(level.vertex_rows(np.array(v), np.array(u)))] * float(wx * wy)
+                np.testing.assert_allclose(features[level.index, :, r, c], expected, rtol=0, atol=4e-7 * scale,
+                                           err_msg=f"level {level.index}, pixel ({column}, {row})")
 
 
 # ---------------------------------------------------------------------------------------------- no torch
