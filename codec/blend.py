@@ -204,11 +204,24 @@ class _SeparableBlend(torch.autograd.Function):
         return _spmm(plan.wx.transposed(), grad_along).view(-1), None
 
 
+_SCRATCH: dict[tuple[int, ...], np.ndarray] = {}
+
+
 def _swap_last(x: torch.Tensor) -> torch.Tensor:
-    """``x.transpose(-2, -1)`` made contiguous (3-D); numpy's copy is ~4x faster than torch's on CPU."""
-    if x.device.type == "cpu" and not x.requires_grad:
-        return torch.from_numpy(np.ascontiguousarray(x.numpy().transpose(0, 2, 1)))
-    return x.transpose(-2, -1).contiguous()
+    """``x.transpose(-2, -1)`` made contiguous (3-D); numpy's copy is ~4x faster than torch's on CPU.
+
+    The result is only read by the next sparse product and never kept, so on CPU it lives in a scratch
+    buffer per shape (a fresh one would cost page faults every step)."""
+    if x.device.type != "cpu" or x.requires_grad:
+        return x.transpose(-2, -1).contiguous()
+    shape = (x.shape[0], x.shape[2], x.shape[1])
+    buffer = _SCRATCH.get(shape)
+    if buffer is None:
+        if len(_SCRATCH) > 8:
+            _SCRATCH.clear()
+        buffer = _SCRATCH[shape] = np.empty(shape, dtype=np.float32)
+    np.copyto(buffer, x.numpy().transpose(0, 2, 1))
+    return torch.from_numpy(buffer)
 
 
 def _spmm(sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:

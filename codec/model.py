@@ -244,7 +244,15 @@ class GridINR(nn.Module):
         features = F.linear(q_values, params[0], params[1])
         if not gathered:
             features = gather_rows(features, batch.vertex_rows)
-        return self._synthesis(batch(features), params)
+        # channels first: the blend's output is (L * F, n) in memory, and GEMMs of a 16-wide MLP are
+        # ~1.4x faster with the pixels as the long dimension (results/throughput)
+        h = batch(features).t()
+        num_layers = len(self.mlp)
+        for k in range(num_layers):
+            h = torch.addmm(params[3 + 2 * k].unsqueeze(1), params[2 + 2 * k], h)
+            if k < num_layers - 1:
+                h = F.relu(h, inplace=True)
+        return h.t()
 
     def _parameters_as_used(self, quantize_weights: bool, weight_steps: np.ndarray | None) -> list[torch.Tensor]:
         params = self.network_parameters()

@@ -26,24 +26,30 @@ def _bin_probability(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
 
 
 class _Lerp(torch.autograd.Function):
-    """``table[i] * (1 - t) + table[i + 1] * t`` whose table gradient is two ``bincount`` s (an indexed
-    ``index_put`` accumulation is slower on CPU; results/experiments.md). Gathers from the small table
-    with ``index_select`` (advanced indexing is several times slower)."""
+    """Linear interpolation of a 1-D table at ``position`` (grid units), rows offset by ``base``:
+    ``table[i] + (table[i + 1] - table[i]) * f`` with ``i = base + cell``, ``cell = floor(position)`` (clamped
+    to the table's ``points``), ``f = position - cell``. One autograd node: the table's gradient is two
+    ``bincount`` s (an indexed ``index_put`` accumulation is slower on CPU; results/experiments.md), the
+    position's the segment slope. Gathers use ``index_select`` (advanced indexing is several times slower).
+    """
 
     @staticmethod
-    def forward(ctx, table: torch.Tensor, index: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, table: torch.Tensor, position: torch.Tensor, base: torch.Tensor, points: int) -> torch.Tensor:  # type: ignore[override]
+        cell = position.floor().clamp_(0, points - 2)
+        frac = position - cell
+        index = base + cell.long()
         slope = (table[1:] - table[:-1]).index_select(0, index)
-        ctx.save_for_backward(index, t, slope)
+        ctx.save_for_backward(index, frac, slope)
         ctx.size = table.numel()
-        return table.index_select(0, index).addcmul_(slope, t)
+        return table.index_select(0, index).addcmul_(slope, frac)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        index, t, slope = ctx.saved_tensors
-        grad_right = grad * t
+        index, frac, slope = ctx.saved_tensors
+        grad_right = grad * frac
         grad_table = torch.bincount(index, grad - grad_right, minlength=ctx.size)
         grad_table[1:] += torch.bincount(index, grad_right, minlength=ctx.size)[:-1]
-        return grad_table.to(grad.dtype), None, grad * slope
+        return grad_table.to(grad.dtype), grad * slope, None, None
 
 
 class FactorizedPrior(nn.Module):
@@ -107,11 +113,8 @@ class FactorizedPrior(nn.Module):
         knots = lo - 0.5 + spacing * torch.arange(points + 2 * half, device=values.device, dtype=values.dtype)
         logits = self.logits_cdf(knots.expand(self.channels, -1), slice(None))
         nll = -torch.log2(_bin_probability(logits[:, :points], logits[:, 2 * half :]).clamp_min(1e-9))
-        position = (values - lo) / spacing
-        cell = position.detach().floor().clamp_(0, points - 2).long()
-        frac = position - cell
-        base = channels.reshape(-1) * points + cell
-        bits = _Lerp.apply(nll.reshape(-1), base, frac)
+        position = (values - lo) * (1.0 / spacing)  # exact: spacing is a power of two
+        bits = _Lerp.apply(nll.reshape(-1), position, channels.reshape(-1) * points, points)
         return bits.sum() if weights is None else bits @ weights.reshape(-1)
 
     @torch.no_grad()
