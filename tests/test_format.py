@@ -939,23 +939,106 @@ def test_golden_file_decodes_to_stored_pixels(name: str) -> None:
         assert (None if value is None else sha256(value)) == entry.get(f"{attribute}_sha256")
 
 
+RESCALED = ["scale=0.5", "scale=2", "scale=1.7", "size=37x21", "size=203x5", "size=1x1"]
+"""The other output sizes whose pixels ``golden.json`` pins per file (``rescaled_sha256``; written by
+``tests/data/make_golden.py``, whose ``RESCALED`` this repeats)."""
+
+
+def rescaled_kwargs(key: str) -> dict:
+    """``decode_bytes`` keyword arguments of a ``rescaled_sha256`` key: ``scale=S`` or ``size=WxH``."""
+    kind, _, value = key.partition("=")
+    if kind == "scale":
+        return {"scale": float(value)}
+    width, height = value.split("x")
+    return {"size": (int(width), int(height))}
+
+
 @pytest.mark.parametrize("name", GOLDEN_NAMES)
 def test_golden_file_decodes_at_any_size(name: str) -> None:
+    """Any-resolution decoding is pinned like the native size: the pixels (not only the shape) at each
+    size of ``RESCALED``."""
     entry = GOLDEN["files"][name]
     data = golden_bytes(name)
     width, height, channels = entry["width"], entry["height"], entry["channels"]
-    assert decode_bytes(data, scale=0.5).shape == (round(height / 2), round(width / 2), channels)
-    assert decode_bytes(data, scale=2).shape == (2 * height, 2 * width, channels)
-    assert decode_bytes(data, size=(37, 21)).shape == (21, 37, channels)
-    # a row wider than a tile is rendered in column tiles; they match an untiled evaluation of the same pixels
-    wide_width = C.DECODE_TILE_PIXELS + 5
-    wide = decode_bytes(data, size=(wide_width, 1))
-    assert wide.shape == (1, wide_width, channels)
+    assert sorted(entry["rescaled_sha256"]) == sorted(RESCALED)
+    for key, expected in entry["rescaled_sha256"].items():
+        kwargs = rescaled_kwargs(key)
+        pixels = decode_bytes(data, **kwargs)
+        if "scale" in kwargs:
+            shape = (max(1, round(height * kwargs["scale"])), max(1, round(width * kwargs["scale"])), channels)
+        else:
+            shape = (kwargs["size"][1], kwargs["size"][0], channels)
+        assert pixels.shape == shape and pixels.dtype == np.uint8, key
+        assert sha256(pixels.tobytes()) == expected, f"the normative decoder's output at {key} changed"
+
+
+FLAT_GOLDEN = {"parrot_64x48_q1.shc", "parrot_p3_64x48_q1.shc"}
+"""Golden files whose every latent is 0 (40 steps at quality 1): they decode to one colour at every size,
+so their pins check the MLP and the container, not the grid; the others must carry an image."""
+
+
+def test_the_golden_set_pins_real_images() -> None:
+    flat = set()
+    for name in GOLDEN_NAMES:
+        pixels = decode_bytes(golden_bytes(name), size=(37, 21))
+        if np.unique(pixels.reshape(-1, pixels.shape[2]), axis=0).shape[0] == 1:
+            flat.add(name)
+    assert flat == FLAT_GOLDEN
+    assert len(GOLDEN_NAMES) - len(flat) >= 3
+
+
+def untiled(synthesis: Synthesis, width: int, height: int) -> np.ndarray:
+    """The whole ``width x height`` output as one tile: one blend of every pixel, one MLP product."""
+    features = synthesis.tile_features(width, height, np.arange(width), np.arange(height))
+    return to_uint8(synthesis.mlp(features).T).reshape(height, width, -1)
+
+
+TILINGS = [((7, 5), (1, 2, 7, 12)), ((1, 9), (1, 2)), ((203, 5), (40, 300)), ("native", (1000,))]
+"""(output size, tile sizes in pixels): tiles of 1 and 2 pixels (every tile a single pixel or a pair), tiles
+narrower than a row (column tiles, the last one short), strips of whole rows with a short last strip."""
+
+
+@pytest.mark.parametrize("name", GOLDEN_NAMES)
+def test_tiled_rendering_is_bit_identical_to_untiled(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pixel's value does not depend on the tile it is rendered in (SPEC §7, tiles): small tiles and
+    crops give exactly the pixels of one untiled evaluation."""
+    parsed = read_file(golden_bytes(name))
+    synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
+    for size, tiles in TILINGS:
+        width, height = (parsed.header.width, parsed.header.height) if size == "native" else size
+        reference = untiled(synthesis, width, height)
+        for tile_pixels in tiles:
+            monkeypatch.setattr(C, "DECODE_TILE_PIXELS", tile_pixels)
+            np.testing.assert_array_equal(synthesis.render(width, height), reference,
+                                          err_msg=f"{width}x{height} in tiles of {tile_pixels}")
+        box = (width // 3, height // 4, width - width // 5, height)
+        np.testing.assert_array_equal(synthesis.render(width, height, box), reference[box[1]:, box[0] : box[2]])
+
+
+def test_a_row_wider_than_a_tile_renders_like_one_tile() -> None:
+    """With the real tile size: a row wider than a tile is rendered in column tiles (the last one 5 pixels
+    wide), and equals one untiled evaluation."""
+    data = golden_bytes("parrot_128x96_q3.shc")
     parsed = read_file(data)
     synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
-    columns = np.arange(wide_width)
-    direct = to_uint8(synthesis.mlp(synthesis.features(wide_width, 1, columns, np.zeros_like(columns))).T)
-    assert int(np.abs(direct.astype(np.int16) - wide[0].astype(np.int16)).max()) <= 1
+    wide_width = C.DECODE_TILE_PIXELS + 5
+    np.testing.assert_array_equal(decode_bytes(data, size=(wide_width, 1)), untiled(synthesis, wide_width, 1))
+
+
+def test_mlp_of_a_pixel_does_not_depend_on_its_tile() -> None:
+    """Below the 8-bit rounding: the float MLP output of every pixel is the same bits whether it is
+    evaluated with all the others, in chunks of any width, or alone (a one-column product must not take
+    BLAS's matrix-vector path, which sums in another order)."""
+    parsed = read_file(golden_bytes("lighthouse_96x128_q5.shc"))
+    synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
+    width, height = 101, 67
+    features = synthesis.tile_features(width, height, np.arange(width), np.arange(height))
+    whole = synthesis.mlp(features.copy())
+    for chunk in (1, 2, 3, 16, 31, 1000):
+        parts = [synthesis.mlp(features[:, start : start + chunk].copy()) for start in range(0, features.shape[1], chunk)]
+        np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole, err_msg=f"chunks of {chunk}")
+    alone = [synthesis.mlp(features[:, [k]].copy()) for k in range(0, features.shape[1], 97)]
+    np.testing.assert_array_equal(np.concatenate(alone, axis=1), whole[:, ::97])
 
 
 # ---------------------------------------------------------------------------------------------- grid

@@ -1,13 +1,18 @@
-"""Regenerate the golden ``.shc`` files, their decoded PNGs and ``golden.json`` (needs torch).
+"""Regenerate the golden ``.shc`` files, their decoded PNGs and ``golden.json`` (needs torch, except ``--rescaled``).
 
 Run from the repository root::
 
-    .venv/bin/python tests/data/make_golden.py
+    .venv/bin/python tests/data/make_golden.py              # re-encode everything (needs torch)
+    .venv/bin/python tests/data/make_golden.py --rescaled   # only refresh the rescaled-decode hashes
 
 The golden files pin the byte layout and the normative decoder: ``tests/test_format.py`` checks that each
-file still decodes to the stored pixel hash (and, for the metadata case, to the stored ICC profile and EXIF), and the fuzz harness (``python -m shc.tools.fuzz``) uses them
-as seeds: each ``.shc`` is also written to ``tools/seeds/`` (shipped as package data, so the fuzzer finds it
-in any install; ``tests/test_fuzz.py`` checks that the copies match). Regenerate only when the format
+file still decodes to the stored pixel hash (and, for the metadata case, to the stored ICC profile and
+EXIF), and the fuzz harness (``python -m shc.tools.fuzz``) uses them as seeds: each ``.shc`` is also written
+to ``tools/seeds/`` (shipped as package data, so the fuzzer finds it in any install; ``tests/test_fuzz.py``
+checks that the copies match). Each entry also pins what the file renders at other sizes
+(``rescaled_sha256``: the pixel hash of ``decode_bytes`` at each of ``RESCALED``); ``--rescaled`` recomputes
+only those from the stored ``.shc`` files, without encoding anything (for a normative decoder meant to
+change its output at other sizes, never to paper over a regression). Regenerate only when the format
 version changes or the encoder is meant to produce new bytes; the decode hashes must never change for the
 same ``.shc`` bytes unless the normative decoder changes. When the format version changes, first copy the
 old golden files to ``tests/data/compat/`` as ``*_v<N>.shc`` and record them in ``compat/compat.json``.
@@ -27,9 +32,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from shc.codec.encoder import encode_image
 from shc.format.constants import FORMAT_VERSION
-from shc.format.decoder import decode_image
+from shc.format.decoder import decode_bytes, decode_image
 from shc.images import save_image_bytes
 
 DATA_DIR = Path(__file__).resolve().parent
@@ -46,6 +50,10 @@ GOLDEN = [
     ("parrot_p3_64x48_q1", "parrot_p3_64x48.png", 1, 40),  # META: ICC profile and EXIF
 ]
 EXIF_MAKE = "shc golden file"
+RESCALED = ["scale=0.5", "scale=2", "scale=1.7", "size=37x21", "size=203x5", "size=1x1"]
+"""Other output sizes whose decoded pixels are pinned: ``scale=S`` (``decode_bytes(data, scale=S)``) or
+``size=WxH`` (``size=(W, H)``): halving, doubling, a scale that is no simple ratio, an odd explicit size, a
+wide strip and a single pixel."""
 
 
 def sha256(data: bytes) -> str:
@@ -55,6 +63,20 @@ def sha256(data: bytes) -> str:
 def pixel_sha256(pixels: np.ndarray) -> str:
     """Hash of decoded pixels: the C-ordered uint8 ``(height, width, channels)`` buffer, nothing else."""
     return sha256(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
+
+
+def decode_kwargs(key: str) -> dict:
+    """``decode_bytes`` keyword arguments of a ``RESCALED`` key."""
+    kind, _, value = key.partition("=")
+    if kind == "scale":
+        return {"scale": float(value)}
+    width, height = value.split("x")
+    return {"size": (int(width), int(height))}
+
+
+def rescaled_hashes(data: bytes) -> dict[str, str]:
+    """Pixel hashes of ``data`` decoded at each size of ``RESCALED``."""
+    return {key: pixel_sha256(decode_bytes(data, **decode_kwargs(key))) for key in RESCALED}
 
 
 def soft_alpha(height: int, width: int) -> np.ndarray:
@@ -76,7 +98,21 @@ def write_sources() -> None:
     Image.fromarray(rgb).save(DATA_DIR / "parrot_p3_64x48.png", icc_profile=icc, exif=exif.tobytes())
 
 
+def refresh_rescaled() -> int:
+    """Recompute only the ``rescaled_sha256`` of each golden file from its stored bytes (no torch)."""
+    path = DATA_DIR / "golden.json"
+    golden = json.loads(path.read_text())
+    for name, entry in golden["files"].items():
+        entry["rescaled_sha256"] = rescaled_hashes((DATA_DIR / name).read_bytes())
+    path.write_text(json.dumps(golden, indent=2) + "\n")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--rescaled"]:
+        return refresh_rescaled()
+    from shc.codec.encoder import encode_image
+
     write_sources()
     entries = {}
     for stem, source, quality, steps in GOLDEN:
@@ -104,6 +140,7 @@ def main() -> int:
             "sha256": sha256(data),
             "decoded_png": f"{stem}.decoded.png",
             "decoded_sha256": pixel_sha256(pixels),
+            "rescaled_sha256": rescaled_hashes(data),
         }
         if result.psnr_alpha_db is not None:
             entries[f"{stem}.shc"]["psnr_alpha_db"] = round(float(result.psnr_alpha_db), 3)
