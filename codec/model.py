@@ -229,7 +229,7 @@ class GridINR(nn.Module):
         ``quantize_weights`` evaluates with the quantized weights the file stores (straight-through
         gradient, so training can adapt to them): int8 steps, or ``weight_steps`` (one per tensor).
         """
-        params = self._parameters_as_used(quantize_weights, weight_steps)
+        params = self.parameters_as_used(quantize_weights, weight_steps)
         feature_table = F.linear(q_latents, params[0], params[1])  # (rows, F)
         return self._synthesis(coords.sample(feature_table), params)
 
@@ -239,22 +239,32 @@ class GridINR(nn.Module):
     ) -> torch.Tensor:
         """What :meth:`forward` computes, through the training blend (:mod:`shc.codec.blend`): ``q_values``
         are all quantized latents ``(rows, D)``, or (``gathered``) those of the batch's vertex entries
-        ``(len(batch.vertex_rows), D)``, already gathered (large images)."""
-        params = self._parameters_as_used(quantize_weights, weight_steps)
+        ``(len(batch.vertex_rows), D)``, already gathered (large images). Returns ``(n, channels)``."""
+        params = self.parameters_as_used(quantize_weights, weight_steps)
+        return self.synthesize(self.blended_features(q_values, batch, gathered, params), params).t()
+
+    def blended_features(
+        self, q_values: torch.Tensor, batch: BatchBlend, gathered: bool, params: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """The MLP's input, channels first ``(L * F, n)``: latent decoder, then the blend of every level."""
+        params = self.network_parameters() if params is None else params
         features = F.linear(q_values, params[0], params[1])
         if not gathered:
             features = gather_rows(features, batch.vertex_rows)
-        # channels first: the blend's output is (L * F, n) in memory, and GEMMs of a 16-wide MLP are
-        # ~1.4x faster with the pixels as the long dimension (results/throughput)
-        h = batch(features).t()
+        return batch(features).t()  # the blend's output is (L * F, n) in memory: no copy
+
+    def synthesize(self, h: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+        """The MLP on channels-first features ``(L * F, n)``: ``(channels, n)``. GEMMs of a 16-wide MLP are
+        ~1.4x faster with the pixels as the long dimension (results/throughput)."""
         num_layers = len(self.mlp)
         for k in range(num_layers):
             h = torch.addmm(params[3 + 2 * k].unsqueeze(1), params[2 + 2 * k], h)
             if k < num_layers - 1:
                 h = F.relu(h, inplace=True)
-        return h.t()
+        return h
 
-    def _parameters_as_used(self, quantize_weights: bool, weight_steps: np.ndarray | None) -> list[torch.Tensor]:
+    def parameters_as_used(self, quantize_weights: bool, weight_steps: np.ndarray | None = None) -> list[torch.Tensor]:
+        """The stored tensors as a forward pass uses them: as trained, or quantized (straight-through)."""
         params = self.network_parameters()
         if quantize_weights:
             steps = [None] * len(params) if weight_steps is None else weight_steps

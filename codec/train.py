@@ -63,31 +63,51 @@ def score(
     weight_steps: np.ndarray | None = None,
     sample: tuple[np.ndarray, np.ndarray] | None = None,
     latents: LatentSection | None = None,
+    features: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> HardScore:
     """The RD cost as the decoder will see it: the size of the file this state writes (:func:`assemble_file`),
     and the MSE of its latents and quantized weights at 8-bit output, over the whole image or over the
     fixed ``sample`` (columns, rows) of a large one (:meth:`PixelGrid.scoring_sample`). ``latents``: the
-    state's coded latents if already made (:func:`code_latents`).
+    state's coded latents if already made (:func:`code_latents`); ``features``: the blended features of
+    its strips if already made with the same latent decoder steps (:func:`strip_features`).
 
     ``target`` holds the image's 8-bit values ``(pixels, channels)`` (uint8: no float copy of the image)."""
     assembled = assemble_file(model, weight_steps, latents=latents)
     bits = 8 * len(assembled.data)
-    q_t = torch.from_numpy(assembled.latents.astype(np.float32)).to(target.device)
-    plan = grid.blend_plan()
+    params = model.parameters_as_used(True, weight_steps)
+    if features is None:
+        features = strip_features(model, grid, assembled.latents, params, sample)
     sq_err, count = 0.0, 0
-    for columns, rows in grid.strip_columns_rows(max_pixels=SCORE_STRIP_PIXELS, sample=sample):
-        whole = columns.size == grid.width and rows.size == grid.height
-        batch = plan.full() if whole else plan.batch(columns, rows)
-        values = q_t if plan.all_vertices else q_t.index_select(0, batch.vertex_rows)
-        x_hat = model.render(values, batch, not plan.all_vertices, quantize_weights=True, weight_steps=weight_steps)
-        x8 = torch.round(x_hat.clamp(0, 1) * 255) / 255
-        sq_err += float(torch.sum((x8 - as_unit(target[grid.pixel_indices(columns, rows)])) ** 2))
+    for h, pixels in features:
+        x8 = torch.round(model.synthesize(h, params).clamp(0, 1) * 255) / 255
+        sq_err += float(torch.sum((x8.t() - as_unit(target[pixels])) ** 2))
         count += x8.numel()
     mse = sq_err / count
     bpp = bits / grid.num_pixels
     return HardScore(step, mse, bpp, mse + lmbda * bpp)
 
 
+@torch.no_grad()
+def strip_features(
+    model: GridINR, grid: PixelGrid, latents: np.ndarray, params: list[torch.Tensor],
+    sample: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The MLP's input ``(L * F, n)`` and the pixel indices of every scoring strip, for stored ``latents``
+    and the latent decoder's ``params``: what the weight-step search reuses while it tries the MLP's steps."""
+    q_t = torch.from_numpy(latents.astype(np.float32)).to(model.latents.device)
+    plan = grid.blend_plan()
+    out = []
+    for columns, rows in grid.strip_columns_rows(max_pixels=SCORE_STRIP_PIXELS, sample=sample):
+        whole = columns.size == grid.width and rows.size == grid.height
+        batch = plan.full() if whole else plan.batch(columns, rows)
+        values = q_t if plan.all_vertices else q_t.index_select(0, batch.vertex_rows)
+        out.append((model.blended_features(values, batch, not plan.all_vertices, params),
+                    grid.pixel_indices(columns, rows)))
+    return out
+
+
+LATENT_DECODER_TENSORS = 2
+"""The latent decoder's weight and bias come first among the stored tensors (SPEC §3)."""
 SCORE_STRIP_PIXELS = 1 << 20
 """Scoring renders strips of at most this many pixels (bounded memory at any size)."""
 
@@ -121,11 +141,14 @@ def choose_weight_steps(
     steps = base.copy()
     latents = code_latents(model)  # only the weights change from trial to trial
     best = score(model, grid, target, lmbda, 0, steps, sample, latents)
+    features = None  # once past the latent decoder (tensors 0, 1), the blended features stay the same
     for index in range(base.size):
+        if index == LATENT_DECODER_TENSORS and latents is not None:
+            features = strip_features(model, grid, latents.latents, model.parameters_as_used(True, steps), sample)
         for factor in factors:
             trial = steps.copy()
             trial[index] = np.float32(base[index] * factor)
-            scored = score(model, grid, target, lmbda, 0, trial, sample, latents)
+            scored = score(model, grid, target, lmbda, 0, trial, sample, latents, features)
             if not better(scored, best):
                 break
             steps, best = trial, scored
