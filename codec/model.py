@@ -136,18 +136,20 @@ class PixelGrid:
         for top in range(0, rows.size, step):
             yield columns, rows[top : top + step]
 
+    @property
+    def batch_run(self) -> int:
+        """Columns and rows of batches come in runs of this many (:meth:`random_columns_rows`): 1, or
+        :data:`LARGE_IMAGE_RUN` for an image whose blend gathers per batch (:class:`BlendPlan`)."""
+        return 1 if self.blend_plan().all_vertices else LARGE_IMAGE_RUN
+
     def scoring_sample(self, max_pixels: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Columns and rows, evenly spread, of a fixed subset of about ``max_pixels`` pixels to score larger
-        images on (None: the image is small enough to score whole). Scores then estimate the MSE; bits are
-        always those of the real file."""
+        """Columns and rows, evenly spread (in runs of :attr:`batch_run`), of a fixed subset of about
+        ``max_pixels`` pixels to score larger images on (None: the image is small enough to score whole).
+        Scores then estimate the MSE; bits are always those of the real file."""
         if self.num_pixels <= max_pixels:
             return None
         fraction = math.sqrt(max_pixels / self.num_pixels)
-        num_cols = max(1, min(self.width, round(self.width * fraction)))
-        num_rows = max(1, min(self.height, round(self.height * fraction)))
-        columns = np.unique(np.linspace(0, self.width - 1, num_cols).round().astype(np.int64))
-        rows = np.unique(np.linspace(0, self.height - 1, num_rows).round().astype(np.int64))
-        return columns, rows
+        return _spread(self.width, fraction, self.batch_run), _spread(self.height, fraction, self.batch_run)
 
     def random_batch(self, batch_pixels: int, rng: np.random.Generator) -> tuple[torch.Tensor, GridCoords]:
         """About ``batch_pixels`` pixels: the same random fraction ``sqrt(batch / total)`` of columns and rows.
@@ -175,6 +177,20 @@ class PixelGrid:
     def pixel_indices(self, columns: np.ndarray, rows: np.ndarray) -> torch.Tensor:
         """Row-major indices of the pixels ``rows x columns`` in the image."""
         return torch.from_numpy((rows[:, None] * self.width + columns[None, :]).reshape(-1)).to(self.device)
+
+
+LARGE_IMAGE_RUN = 8
+"""Batches and scoring samples of large images are runs of this many adjacent columns times runs of as
+many rows (:meth:`PixelGrid.random_columns_rows`)."""
+
+
+def _spread(size: int, fraction: float, run: int) -> np.ndarray:
+    """About ``fraction * size`` sorted distinct indices evenly spread over ``0 .. size - 1``, in runs of ``run``."""
+    count = max(1, min(size, round(size * fraction)))
+    if run <= 1 or size < 2 * run:
+        return np.unique(np.linspace(0, size - 1, count).round().astype(np.int64))
+    starts = np.unique(np.linspace(0, size - run, max(1, round(count / run))).round().astype(np.int64))
+    return np.unique((starts[:, None] + np.arange(run)[None, :]).reshape(-1))
 
 
 def _draw(size: int, fraction: float, run: int, rng: np.random.Generator) -> np.ndarray:

@@ -97,7 +97,8 @@ def strip_features(
     q_t = torch.from_numpy(latents.astype(np.float32)).to(model.latents.device)
     plan = grid.blend_plan()
     out = []
-    for columns, rows in grid.strip_columns_rows(max_pixels=SCORE_STRIP_PIXELS, sample=sample):
+    strip = SCORE_STRIP_PIXELS if plan.all_vertices else SCORE_STRIP_PIXELS // 4  # per-strip vertex sets
+    for columns, rows in grid.strip_columns_rows(max_pixels=strip, sample=sample):
         whole = columns.size == grid.width and rows.size == grid.height
         batch = plan.full() if whole else plan.batch(columns, rows)
         values = q_t if plan.all_vertices else q_t.index_select(0, batch.vertex_rows)
@@ -106,6 +107,8 @@ def strip_features(
     return out
 
 
+LARGE_IMAGE_SCORES = 10
+"""At most this many scores of a large image's training run without rate control (see :func:`train`)."""
 LATENT_DECODER_TENSORS = 2
 """The latent decoder's weight and bias come first among the stored tensors (SPEC §3)."""
 SCORE_STRIP_PIXELS = 1 << 20
@@ -153,11 +156,6 @@ def choose_weight_steps(
                 break
             steps, best = trial, scored
     return steps, best
-
-
-LARGE_IMAGE_RUN = 8
-"""Batches of large images are runs of this many adjacent columns times runs of as many rows
-(:meth:`PixelGrid.random_columns_rows`)."""
 
 
 def lr_factor(progress: float, final: float) -> float:
@@ -211,6 +209,11 @@ def train(
     gathered = not plan.all_vertices and distributed.world_size() == 1
     whole_image = settings.batch_pixels >= grid.num_pixels
     num_pixels = target.shape[0]
+    # A large image's score (range-coding millions of latents, rendering a million pixels) costs ~100 of its
+    # steps: without rate control, which steers from every score, it is scored at most LARGE_IMAGE_SCORES times.
+    eval_every = settings.eval_every
+    if gathered and controller is None:
+        eval_every = max(eval_every, -(-settings.steps // LARGE_IMAGE_SCORES))
     groups = [
         {"params": model.network_parameters(), "lr": settings.lr_network},
         {"params": prior.parameters(), "lr": settings.lr_prior},
@@ -232,7 +235,7 @@ def train(
             columns, rows = np.arange(grid.width), np.arange(grid.height)
             batch = plan.full()
         else:
-            columns, rows = grid.random_columns_rows(settings.batch_pixels, rng, LARGE_IMAGE_RUN if gathered else 1)
+            columns, rows = grid.random_columns_rows(settings.batch_pixels, rng, grid.batch_run)
             batch = plan.batch(columns, rows)
         if gathered:
             raw = model.latents.detach().index_select(0, batch.vertex_rows).requires_grad_()
@@ -260,7 +263,7 @@ def train(
             latent_adam.step(batch.vertex_rows, raw.grad)
 
         scored = None
-        if step % settings.eval_every == 0 or step == settings.steps:
+        if step % eval_every == 0 or step == settings.steps:
             scored = score(model, grid, target, lmbda, step, sample=sample)
             history.append(scored)
             if controller is not None:

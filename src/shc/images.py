@@ -124,7 +124,33 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         return np.repeat(gray[..., None], 3, axis=2)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    return _pixels(image, "RGB")
+
+
+STRIP_PIXELS = 1 << 22
+"""Large images are converted to an array in strips of about this many pixels."""
+
+
+def _pixels(image: Image.Image, mode: str) -> np.ndarray:
+    """The image's pixels in ``mode`` as a writeable ``(H, W, channels)`` uint8 array, filled strip by strip:
+    a 200 MP photo then costs its array and a strip, not three more copies of itself (the converted image,
+    its bytes and a writeable copy)."""
+    width, height = image.size
+    channels = len(mode)
+    out = np.empty((height, width, channels), dtype=np.uint8)
+    step = max(1, STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, step):
+        strip = image.crop((0, top, width, min(height, top + step)))
+        out[top : top + strip.height] = np.asarray(strip if strip.mode == mode else strip.convert(mode))
+    return out
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image turned by its EXIF orientation (:func:`ImageOps.exif_transpose`), or itself when it needs no
+    turning (exif_transpose would return a copy)."""
+    if image.getexif().get(0x0112, 1) in (0, 1):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -194,10 +220,10 @@ def _check_metadata(image: SourceImage) -> SourceImage:
 
 def _from_pil(image: Image.Image, strip: bool) -> SourceImage:
     """Pixels (orientation applied; RGBA when the image has alpha), its ICC profile and EXIF block."""
-    image = ImageOps.exif_transpose(image)
+    image = _upright(image)
     icc = None if strip else (image.info.get("icc_profile") or None)
     exif = None if strip else _exif_bytes(image)
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.uint8) if _has_alpha(image) else None
+    rgba = _pixels(image, "RGBA") if _has_alpha(image) else None
     rgb = _to_rgb(image) if rgba is None else rgba[..., :3]
     if icc is not None:
         space, expected = _icc_colour_space(icc), _mode_colour_space(image.mode)
@@ -260,7 +286,7 @@ def load_rgb(source: Any) -> np.ndarray:
     """
     if isinstance(source, np.ndarray):
         return _check_array(source, (3,))
-    return _open(source, lambda image: _to_rgb(ImageOps.exif_transpose(image)))
+    return _open(source, lambda image: _to_rgb(_upright(image)))
 
 
 # ---------------------------------------------------------------------------------------------- alpha
