@@ -1,10 +1,16 @@
-"""Rate control: the λ controller on made-up scores, which state it keeps, and the hard size cap on real
-(tiny, few-step) encodes. Accuracy on Kodak is a benchmark (results/ratecontrol/), not a test."""
+"""Rate control: the λ controller on made-up scores, which state it keeps, the hard size cap on real
+(tiny, few-step) encodes, and ``shc encode --target-bpp / --target-size / --target-psnr`` end to end on
+small photos (marked slow). Accuracy on Kodak is a benchmark (results/ratecontrol/)."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -114,12 +120,14 @@ def test_start_quality_inverts_the_typical_results():
 
 
 def test_rate_target_validation():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="metric must be 'bpp' or 'psnr', got 'bytes'"):
         RateTarget("bytes", 5.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be a positive number, got -1.0"):
         RateTarget("bpp", -1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be a positive number, got nan"):
         RateTarget("psnr", math.nan)
+    with pytest.raises(ValueError, match="must be a positive number, got 0"):
+        RateTarget("bpp", 0)
     assert RateTarget.size(1000, 64 * 48).max_bytes(64 * 48) == 1000
 
 
@@ -132,6 +140,7 @@ def free_size() -> int:
     return len(encode_image(PARROT, preset="fast", quality=3, steps=60).data)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fraction", [0.6, 0.9])
 def test_size_cap_is_never_exceeded(fraction):
     free = encode_image(BIG_PARROT, preset="fast", quality=4, steps=80)
@@ -141,6 +150,7 @@ def test_size_cap_is_never_exceeded(fraction):
     assert result.final_lmbda > free.final_lmbda  # steered toward fewer bits
 
 
+@pytest.mark.slow
 def test_impossible_cap_is_one_clear_error(tmp_path):
     with pytest.raises(RateTargetError, match="smallest file is"):
         encode_image(PARROT, preset="fast", steps=20, rate_target=RateTarget.size(60, 64 * 48))
@@ -152,8 +162,6 @@ def test_impossible_cap_is_one_clear_error(tmp_path):
 
 
 def test_cli_target_report(tmp_path, free_size):
-    import json
-
     cap = int(free_size * 0.95)
     result = CliRunner().invoke(cli, ["encode", str(PARROT), "-o", str(tmp_path / "x.shc"), "--preset", "fast",
                                       "--steps", "60", "-q", "3", "--target-size", str(cap), "--json"])
@@ -163,6 +171,7 @@ def test_cli_target_report(tmp_path, free_size):
     assert report["target"] == {"metric": "bpp", "value": round(cap * 8 / (64 * 48), 6), "hard_cap": True}
 
 
+@pytest.mark.slow
 def test_size_cap_counts_the_metadata_section():
     """Training scores files without META; the cap must still hold for the file written with it."""
     p3 = PARROT.parent / "parrot_p3_64x48.png"
@@ -208,3 +217,87 @@ def test_weight_steps_trim_a_file_back_to_its_psnr_target(monkeypatch):
     assert best.bpp < 1.0
     steps_rd, best_rd = choose_weight_steps(Model(), None, None, 1e-9)  # λ ~ 0: RD keeps the finest steps
     assert np.array_equal(steps_rd, np.ones(3, np.float32)) and best_rd.psnr_db == pytest.approx(30.3)
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+#
+# `shc encode --target-bpp / --target-size / --target-psnr` as a user runs it, on a small photo, against the
+# tolerances of results/ratecontrol/README.md (eight Kodak images, default preset: within 3 % for bits,
+# 0.1 dB for PSNR; a size cap never exceeded).
+#
+# What the code reaches on small images (measured 2026-12-03 at git 7b73370 and 35358a1, seeds 0-2; see
+# the report of issue 19): a PSNR target lands within 0.1 dB with the default preset (64 x 48 parrot, 30 dB from -q 5:
+# 30.09 dB; from -q 1: 29.99 dB), but overshoots by 0.4-3.3 dB with the fast preset, whose PSNR gains more in
+# the second half of its 800 steps than the default preset's curve (_PSNR_GAIN_CURVE) predicts. Bits
+# targets land 2-10 % *under* the target on a 256 x 192 crop with the fast preset: training ends on the
+# aim, then the weight-step search trims 4-10 % of the bits where the controller expects 1 % (WEIGHT_TRIM,
+# measured on Kodak-sized files, whose weights are a far smaller share). The bits tests below therefore
+# allow BITS_UNDERSHOOT below the target instead of the documented 3 %; the PSNR test holds the documented
+# 0.1 dB.
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "kodim23.png"
+BITS_TOLERANCE = 0.03
+"""results/ratecontrol/README.md: bpp and size within 3 % (a size cap: never over)."""
+BITS_UNDERSHOOT = 0.12
+"""How far under a bits target a small fast-preset file may land (measured: 2-10 % under, see above)."""
+PSNR_TOLERANCE_DB = 0.1
+"""results/ratecontrol/README.md: within 0.1 dB."""
+
+
+@pytest.fixture(scope="module")
+def small_photo(tmp_path_factory) -> Path:
+    """A 256 x 192 crop of kodim23: three 16k-pixel batches, large enough that the header and the weights
+    are not most of the file."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("ratecontrol") / "crop.png"
+    with Image.open(EXAMPLE) as image:
+        image.crop((300, 100, 556, 292)).save(path)
+    return path
+
+
+def shc_encode(source: Path, output: Path, *args: str) -> dict:
+    """``shc encode`` in a fresh process (one thread), its JSON report checked against the written file."""
+    command = [sys.executable, "-m", "shc.cli.main", "encode", str(source), "-o", str(output), "--threads", "1",
+               "--json", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["bytes"] == output.stat().st_size
+    return report
+
+
+@pytest.mark.slow
+def test_target_bpp_end_to_end(small_photo, tmp_path):
+    target = 0.4  # the fast preset's quality 3 gives 0.37 bpp here, quality 5 0.79 bpp
+    report = shc_encode(small_photo, tmp_path / "x.shc", "--preset", "fast", "--target-bpp", str(target))
+    assert report["target"] == {"metric": "bpp", "value": target, "hard_cap": False}
+    assert report["bpp"] == pytest.approx(report["bytes"] * 8 / (256 * 192), abs=1e-5)
+    # measured 0.378 bpp (-5.5 %) at 28.22 dB on 2026-12-03; PSNR floor margin 0.5 dB
+    assert -BITS_UNDERSHOOT <= report["bpp"] / target - 1 <= BITS_TOLERANCE, report
+    assert report["psnr_db"] > 27.7, report
+
+
+@pytest.mark.slow
+def test_target_size_is_a_cap_met_from_below(small_photo, tmp_path):
+    cap = 2500  # 0.41 bpp
+    report = shc_encode(small_photo, tmp_path / "x.shc", "--preset", "fast", "--target-size", str(cap))
+    assert report["target"]["hard_cap"] is True
+    # measured 2371 bytes (-5.2 %) at 28.30 dB on 2026-12-03; never over. The PSNR floor (margin 0.5 dB) is
+    # what makes this a test of steering: a controller that ignores the cap still fits under it, by
+    # dropping the finest levels' latents (2319 bytes, 23.4 dB)
+    assert cap * (1 - BITS_UNDERSHOOT) <= report["bytes"] <= cap, report
+    assert report["psnr_db"] > 27.8, report
+
+
+@pytest.mark.slow
+def test_target_psnr_end_to_end(tmp_path):
+    """The default preset (the one the documented accuracy is for) on the 64 x 48 parrot, started from
+    quality 5 (λ = 2e-3) so that the controller has to raise λ about 20x: left at quality 5's λ, the file
+    has 31.9 dB."""
+    target = 30.0
+    report = shc_encode(PARROT, tmp_path / "x.shc", "--preset", "default", "-q", "5", "--target-psnr", str(target))
+    assert report["target"] == {"metric": "psnr", "value": target, "hard_cap": False}
+    # measured 30.093 dB on 2026-12-03 (the documented tolerance, not a floor)
+    assert abs(report["psnr_db"] - target) <= PSNR_TOLERANCE_DB, report
