@@ -150,6 +150,7 @@ def soft_rgba() -> np.ndarray:
     return np.asarray(Image.open(RGBA_SOURCE))
 
 
+@pytest.mark.slow
 def test_rgba_encode_round_trip(soft_rgba: np.ndarray) -> None:
     pytest.importorskip("torch")
     from shc.codec.encoder import encode_image
@@ -160,7 +161,9 @@ def test_rgba_encode_round_trip(soft_rgba: np.ndarray) -> None:
     assert decoded.shape == (48, 64, 4)
     rgb_db, alpha_db = psnr_rgb_alpha_db(decoded, soft_rgba)
     assert result.psnr_db == pytest.approx(rgb_db) and result.psnr_alpha_db == pytest.approx(alpha_db)
-    assert result.psnr_alpha_db > 22.0 and result.psnr_db > 22.0
+    # measured 27.39 dB (RGB) and 26.36 dB (alpha) on 2026-12-03 (git 7b73370; 27.37 / 26.37 at 2daa4ae);
+    # floor margin 0.45 dB: a recipe regression fails, float noise from a faster trainer does not
+    assert result.psnr_db > 26.9 and result.psnr_alpha_db > 25.9
     # the alpha is the mask, not noise: opaque inside, transparent in the corners
     assert decoded[24, 32, 3] > 200 and decoded[0, 0, 3] < 60
 

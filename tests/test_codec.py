@@ -317,7 +317,8 @@ def test_encode_small_photo_above_psnr_floor():
     decoded = decode_bytes(result.data)
     assert decoded.shape == (48, 64, 3)
     assert result.psnr_db == pytest.approx(psnr_db(decoded, rgb))
-    assert result.psnr_db > 24.0
+    # measured 26.22 dB on 2026-12-03 (git 7b73370 and 2daa4ae alike); floor margin 0.4 dB
+    assert result.psnr_db > 25.8
     assert result.bpp == len(result.data) * 8 / (64 * 48)
     # the file is the kept training state (scored with int8 weight steps) with each tensor's weight step then
     # chosen for rate-distortion (choose_weight_steps only takes a step that lowers the file's RD cost): the
@@ -328,6 +329,7 @@ def test_encode_small_photo_above_psnr_floor():
     assert file_cost <= best.cost * 1.01, (result.psnr_db, result.bpp, best)
 
 
+@pytest.mark.slow
 def test_no_entropy_baseline_stores_float16_latents():
     """The Instant-NGP-style baseline: same grid, float16 latents stored raw - a valid file, decoded by the
     same decoder, many times larger than SHACIRA's at the same quality setting."""
@@ -339,7 +341,9 @@ def test_no_entropy_baseline_stores_float16_latents():
     assert parsed.header.level_cells == read_file(coded.data).header.level_cells
     assert parsed.section_bytes["latents"] == 12 + 2 * parsed.header.total_latents
     assert raw.num_bytes > 3 * coded.num_bytes
-    assert raw.psnr_db == pytest.approx(psnr_db(decode_bytes(raw.data), rgb)) and raw.psnr_db > 24.0
+    # measured 41.32 dB (float16 baseline) and 27.99 dB (coded) on 2026-12-03 (git 7b73370); floor margin 0.4 dB
+    assert raw.psnr_db == pytest.approx(psnr_db(decode_bytes(raw.data), rgb)) and raw.psnr_db > 40.9
+    assert coded.psnr_db > 27.6
     assert abs(raw.training.best.bpp - raw.bpp) < 1e-9  # the score counts the real file exactly
 
 
