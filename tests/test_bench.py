@@ -90,7 +90,7 @@ def test_classic_rejects_non_rgb() -> None:
 
 def test_decode_refuses_other_format() -> None:
     data = CLASSIC_CODECS["webp"].encode(smooth_image(16, 16), 50)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="cannot identify image file"):
         CLASSIC_CODECS["jpeg420"].decode(data)
 
 

@@ -503,8 +503,9 @@ def test_table_from_histogram_rejects(hist) -> None:
 
 def test_file_decodes_with_the_table_derived_from_its_histogram() -> None:
     """Nothing learned in floats reaches the coder: the table is a function of the stored integers only.
-    Decoding the same words with the table of another histogram (the same total) gives other latents or
-    an error, never silently the stored ones."""
+    Decoding the same words with the table of another histogram (the same total) is an error, never
+    silently the stored latents: either the range decoder meets data its model cannot have produced, or
+    the latents it produces contradict the histogram."""
     config = ModelConfig(num_levels=1, log2_hashmap_size=10)
     built = build(config=config, cells=((40, 20),), table_specs=[(np.ones(3), -1)])
     parsed = read_file(built.data)
@@ -512,13 +513,13 @@ def test_file_decodes_with_the_table_derived_from_its_histogram() -> None:
     np.testing.assert_array_equal(parsed.tables[0].counts, Table.from_histogram(-1, hist).counts)
     decoded = decode_latents(parsed.header, parsed.tables, parsed.latent_words)[0]
     np.testing.assert_array_equal(decoded, built.latents[0])
-    other = Table.from_histogram(-1, hist + np.array([-100, 50, 50]))
-    assert not np.array_equal(other.counts, parsed.tables[0].counts)
-    try:
-        wrong = decode_latents(parsed.header, (other,), parsed.latent_words)[0]
-    except ShcFormatError:
-        return
-    assert not np.array_equal(wrong, built.latents[0])
+    for change, reason in [([-100, 50, 50], "invalid for the employed entropy model"),
+                           ([50, -100, 50], "do not match table 0's histogram"),
+                           ([-1, 1, 0], "do not match table 0's histogram")]:
+        other = Table.from_histogram(-1, hist + np.array(change))
+        assert not np.array_equal(other.counts, parsed.tables[0].counts)
+        with pytest.raises(ShcFormatError, match=f"could not be range-decoded: .*{reason}"):
+            decode_latents(parsed.header, (other,), parsed.latent_words)
 
 
 # ---------------------------------------------------------------------------------------------- exp-Golomb

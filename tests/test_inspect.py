@@ -164,7 +164,7 @@ def test_preview_size_keeps_the_aspect_ratio_and_sets_the_long_side() -> None:
     assert preview_size(128, 96) == (256, 192)
     assert preview_size(96, 128, 64) == (48, 64)
     assert preview_size(4000, 10, 256) == (256, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="sizes must be positive, got 0x10"):
         preview_size(0, 10)
 
 
@@ -267,7 +267,7 @@ def test_montage_tile_size_and_float16_files() -> None:
     large = montage(parsed, latents, tile=300)
     assert large.width > small.width and large.height > small.height
     assert large.width >= 2 * 300  # ceil(sqrt(3)) = 2 columns of 300-pixel tiles
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="columns must be positive, got 0"):
         montage(parsed, latents, columns=0)
 
 
@@ -283,10 +283,19 @@ def test_cli_writes_the_montage_and_prints_the_table(tmp_path: Path) -> None:
     result = invoke(PARROT, "-o", out, "--tile", 64)
     assert result.exit_code == 0, result.output
     _, parsed, latents = parse(PARROT)
-    expected = montage(parsed, latents, tile=64, num_bytes=PARROT.stat().st_size, name=PARROT.name)
     with Image.open(out) as written:
         assert written.format == "PNG"
-        np.testing.assert_array_equal(np.asarray(written.convert("RGB")), np.asarray(expected))
+        pixels = np.asarray(written.convert("RGB"))
+    # independently of montage(): every level's feature map, at the --tile size, is in the written image
+    tile_w, tile_h = preview_size(128, 96, 64)
+    assert (tile_w, tile_h) == (64, 48)
+    maps = level_feature_maps(parsed, latents, tile_w, tile_h)
+    for level, feature_map in enumerate(maps):
+        tile = np.asarray(Image.fromarray(feature_image(feature_map)).convert("RGB"))
+        assert _find(pixels, tile), f"level {level}'s 64 x 48 tile is missing"
+    # and the CLI passes its arguments on (the file size and name in the title)
+    expected = montage(parsed, latents, tile=64, num_bytes=PARROT.stat().st_size, name=PARROT.name)
+    np.testing.assert_array_equal(pixels, np.asarray(expected))
     lines = result.stdout.splitlines()
     assert len(lines) == 2 + 12 + 1
     assert lines[0].startswith(f"{PARROT}: 128x96, {PARROT.stat().st_size} bytes")

@@ -14,7 +14,7 @@ from PIL import Image
 import shc
 from shc.cli.main import cli
 from shc.format.container import read_file
-from shc.format.decoder import Synthesis
+from shc.format.decoder import Synthesis, decode_bytes
 from shc.format.entropy import file_latents
 from shc.pngstream import write_png
 
@@ -147,14 +147,26 @@ def test_streamed_png_keeps_metadata_and_alpha(tmp_path):
     assert invoke("decode", P3, "-o", out).exit_code == 0
     parsed = read_file(P3.read_bytes())
     with Image.open(out) as image:
+        assert image.mode == "RGB"
         assert image.info["icc_profile"] == parsed.icc_profile
-        assert np.array_equal(np.asarray(image), np.asarray(shc.decode(P3.read_bytes())))
+        assert image.getexif().get(0x010F) == "shc golden file"  # the EXIF block came along (its Make tag)
+        np.testing.assert_array_equal(np.asarray(image), decode_bytes(P3.read_bytes()))
+    rgba = decode_bytes(RGBA.read_bytes())
+    assert rgba.shape == (48, 64, 4)
+    assert np.count_nonzero((rgba[..., 3] > 0) & (rgba[..., 3] < 255)) > 100  # partial alpha: a real mix
     out = tmp_path / "rgba.png"
     assert invoke("decode", RGBA, "-o", out).exit_code == 0
-    assert Image.open(out).mode == "RGBA"
+    with Image.open(out) as image:
+        assert image.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(image), rgba)  # straight alpha, colours untouched
     flat = tmp_path / "flat.png"
-    assert invoke("decode", RGBA, "-o", flat, "--background", "white").exit_code == 0
-    assert Image.open(flat).mode == "RGB"
+    assert invoke("decode", RGBA, "-o", flat, "--background", "#0080ff").exit_code == 0
+    # straight alpha over (0, 128, 255), rounded to nearest: round((c a + b (255 - a)) / 255)
+    alpha = rgba[..., 3:].astype(np.float64)
+    expected = np.rint((rgba[..., :3] * alpha + np.array([0, 128, 255]) * (255 - alpha)) / 255).astype(np.uint8)
+    with Image.open(flat) as image:
+        assert image.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(image), expected)
 
 
 def test_a_decode_failing_halfway_leaves_no_output(tmp_path, monkeypatch):
