@@ -31,13 +31,17 @@ class LazyAdam:
         """Update ``param[rows]`` with ``grad`` ``(len(rows), D)``, the gradient of ``param[rows]``."""
         self.steps += 1
         beta1, beta2 = self.betas
-        self._sum.index_add_(0, rows, grad)
-        g = self._sum.index_select(0, rows)
-        self._sum.index_fill_(0, rows, 0.0)
-        m = self.exp_avg.index_select(0, rows).mul_(beta1).add_(g, alpha=1 - beta1)
-        v = self.exp_avg_sq.index_select(0, rows).mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        self.exp_avg.index_copy_(0, rows, m)
-        self.exp_avg_sq.index_copy_(0, rows, v)
+        dim = self.param.shape[1]
+        # flat element indices: 1-D gathers and scatters are several times faster than row-wise ones on CPU
+        index = rows if dim == 1 else (rows[:, None] * dim + torch.arange(dim, device=rows.device)).reshape(-1)
+        total, avg, avg_sq, param = (t.view(-1) for t in (self._sum, self.exp_avg, self.exp_avg_sq, self.param))
+        total.scatter_add_(0, index, grad.reshape(-1))
+        g = total.index_select(0, index)
+        total.index_fill_(0, index, 0.0)
+        m = avg.index_select(0, index).mul_(beta1).add_(g, alpha=1 - beta1)
+        v = avg_sq.index_select(0, index).mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        avg.scatter_(0, index, m)
+        avg_sq.scatter_(0, index, v)
         step_size = self.lr / (1 - beta1**self.steps)
         denom = (v / (1 - beta2**self.steps)).sqrt_().add_(self.eps)
-        self.param.index_copy_(0, rows, self.param.index_select(0, rows).addcdiv_(m, denom, value=-step_size))
+        param.scatter_(0, index, param.index_select(0, index).addcdiv_(m, denom, value=-step_size))
