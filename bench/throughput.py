@@ -37,8 +37,9 @@ __all__ = ["main"]
 _HERE = Path(__file__).resolve().parent.parent  # the checkout this module belongs to (repo root)
 
 
-def _worker(root: Path, preset: str, steps: int, image: Path) -> None:
-    """Run in a child process: time ``steps`` training steps with the code of checkout ``root``."""
+def _worker(root: Path, preset: str, steps: int, image: Path, profile: Path | None = None) -> None:
+    """Run in a child process: time ``steps`` training steps with the code of checkout ``root`` (and with
+    ``profile``, write torch.profiler's table of those steps there)."""
     _use_checkout(root)
     from dataclasses import replace
 
@@ -62,7 +63,18 @@ def _worker(root: Path, preset: str, steps: int, image: Path) -> None:
     # the final scoring of the last step is not a step: replace it by a constant
     train_module.score = lambda *args, **kwargs: train_module.HardScore(0, 1.0, 1.0, 1.0)
     start = time.perf_counter()
-    train_module.train(model, prior, grid, target, settings)
+    if profile is None:
+        train_module.train(model, prior, grid, target, settings)
+    else:
+        from torch.profiler import profile as torch_profile
+
+        with torch_profile() as recorded:
+            train_module.train(model, prior, grid, target, settings)
+        events = [e for e in recorded.key_averages() if e.key.startswith("aten::")]
+        header = (f"{root.name} {preset}, {steps} steps on {image.name}, {torch.get_num_threads()} threads: "
+                  f"{sum(e.count for e in events) / steps:.0f} aten ops a step\n")
+        table = recorded.key_averages().table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=45)
+        profile.write_text(header + table + "\n")
     seconds = time.perf_counter() - start
     print(json.dumps({"ms_per_step": 1000 * seconds / steps, "latents": int(model.latents.numel()),
                       "width": width, "height": height, "threads": torch.get_num_threads()}))
@@ -97,9 +109,10 @@ def _child(code: str, threads: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _run(root: Path, preset: str, steps: int, image: Path, threads: int) -> dict:
+def _run(root: Path, preset: str, steps: int, image: Path, threads: int, profile: Path | None = None) -> dict:
+    where = "None" if profile is None else f"Path({str(profile)!r})"
     return _child(f"from shc.bench.throughput import _worker; from pathlib import Path; "
-                  f"_worker(Path({str(root)!r}), {preset!r}, {steps}, Path({str(image)!r}))", threads)
+                  f"_worker(Path({str(root)!r}), {preset!r}, {steps}, Path({str(image)!r}), {where})", threads)
 
 
 def _rd(args) -> int:
@@ -142,10 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-steps", type=int, default=200)
     parser.add_argument("--rd", type=Path, nargs="+", default=None, help="encode these images with both instead")
     parser.add_argument("--quality", type=float, default=3)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="instead: write torch.profiler tables of both checkouts' steps into this folder")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.rd:
         return _rd(args)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        for preset in args.presets.split(","):
+            count = int(args.steps.split(f"{preset}=")[1].split(",")[0]) if f"{preset}=" in args.steps else 100
+            for name, root in (("baseline", args.baseline), ("current", _HERE)):
+                out = args.profile / f"profile-{preset}-{name}.txt"
+                _run(root, preset, count, args.image, args.threads, out)
+                print(out.read_text().splitlines()[0])
+        return 0
     steps = {k: int(v) for k, v in (item.split("=") for item in args.steps.split(","))}
     figures: dict = {"image": str(args.image), "baseline": str(args.baseline), "threads": args.threads,
                      "machine": f"{platform.machine()} {os.cpu_count()} CPUs", "rounds": args.rounds, "runs": []}

@@ -204,7 +204,7 @@ def test_weight_steps_trim_a_file_back_to_its_psnr_target(monkeypatch):
         def int8_steps(self):
             return np.ones(3, np.float32)
 
-    def fake_score(model, grid, target, lmbda, step, steps, sample=None, latents=None):
+    def fake_score(model, grid, target, lmbda, step, steps, sample=None, latents=None, features=None):
         coarse = float(np.sum(np.log2(steps)))  # each doubling: -1 % bits, -0.06 dB
         bpp, psnr = 1.0 - 0.01 * coarse, 30.3 - 0.06 * coarse
         mse = 10 ** (-psnr / 10)
