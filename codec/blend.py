@@ -84,7 +84,7 @@ class BlendPlan:
         levels, taps, w, h = len(self.levels), self.taps, columns.size, rows.size
         ymax = vertices.ymax
         x_cols = (px + vertices.x_offsets[None, :, None]).transpose(1, 0, 2)  # (L, w, T)
-        y_cols = (py + (np.arange(levels) * ymax)[None, :, None]).transpose(1, 0, 2)  # (L, h, T)
+        y_cols = (py + (np.arange(levels) * ymax + vertices.y_offsets)[None, :, None]).transpose(1, 0, 2)  # (L, h, T)
         wx_m = _csr(x_cols, wx.transpose(1, 0, 2), (levels * w, vertices.num_columns), self.device)
         wy_m = _csr(y_cols, wy.transpose(1, 0, 2), (levels * h, levels * ymax), self.device)
         return BatchBlend(vertex_rows, vertices.num_columns, ymax, wx_m, wy_m, levels, taps, w, h,
@@ -94,18 +94,34 @@ class BlendPlan:
 class _VertexSet:
     """The vertices held in ``G``: per level, sorted vertex columns ``xs[l]`` and rows ``ys[l]``; their table
     rows ``(P, Ymax)`` (padding: row 0, never read) and, per entry, the weight that makes the rate of these
-    entries an unbiased estimate of the whole table's (0 for padding; rows of the level / entries held)."""
+    entries an unbiased estimate of the whole table's (0 for padding; rows of the level / entries held).
+
+    Levels are packed on shelves: a level takes ``len(xs[l])`` rows of ``G`` from ``x_offsets[l]`` and
+    ``len(ys[l])`` columns from ``y_offsets[l]``; a shelf holds levels side by side while their rows fit in
+    ``Ymax`` (the tallest level's), so the small levels fill the padding the large ones leave (Kodak q3:
+    a third fewer entries than a shelf per level)."""
 
     def __init__(self, levels, xs: list[np.ndarray], ys: list[np.ndarray]) -> None:
-        self.num_columns = sum(x.size for x in xs)
         self.ymax = max(y.size for y in ys)
-        self.x_offsets = np.cumsum([0] + [x.size for x in xs[:-1]]).astype(np.int64)
+        order = sorted(range(len(levels)), key=lambda index: (-ys[index].size, -xs[index].size, index))
+        shelves: list[list[int]] = []  # [first row, rows, columns used]
+        self.x_offsets = np.zeros(len(levels), dtype=np.int64)
+        self.y_offsets = np.zeros(len(levels), dtype=np.int64)
+        for index in order:
+            width, height = xs[index].size, ys[index].size
+            shelf = next((s for s in shelves if s[2] + height <= self.ymax and width <= s[1]), None)
+            if shelf is None:
+                shelf = [sum(s[1] for s in shelves), width, 0]
+                shelves.append(shelf)
+            self.x_offsets[index], self.y_offsets[index] = shelf[0], shelf[2]
+            shelf[2] += height
+        self.num_columns = sum(s[1] for s in shelves)
         table_rows = np.zeros((self.num_columns, self.ymax), dtype=np.int64)
         weights = np.zeros((self.num_columns, self.ymax), dtype=np.float32)
-        for level, x, y, start in zip(levels, xs, ys, self.x_offsets):
+        for level, x, y, x0, y0 in zip(levels, xs, ys, self.x_offsets, self.y_offsets):
             block = level.vertex_rows(x[:, None], y[None, :]) + level.offset
-            table_rows[start : start + x.size, : y.size] = block
-            weights[start : start + x.size, : y.size] = level.rows / block.size
+            table_rows[x0 : x0 + x.size, y0 : y0 + y.size] = block
+            weights[x0 : x0 + x.size, y0 : y0 + y.size] = level.rows / block.size
         self.table_rows, self.rate_weights = table_rows.reshape(-1), weights.reshape(-1)
 
 
@@ -198,7 +214,8 @@ class _SeparableBlend(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         plan = ctx.plan
         levels, w, h, ymax = plan.num_levels, plan.w, plan.h, plan.ymax
-        grad_out = _swap_last(grad.view(1, h * w, levels)).view(levels * h, w)
+        grad_out = grad.t()  # (L, n): contiguous when it comes from the channels-first MLP
+        grad_out = (grad_out if grad_out.is_contiguous() else grad_out.contiguous()).view(levels * h, w)
         grad_along = _spmm(plan.wy.transposed(), grad_out)  # (L * Ymax, w)
         grad_along = _swap_last(grad_along.view(levels, ymax, w)).view(levels * w, ymax)
         return _spmm(plan.wx.transposed(), grad_along).view(-1), None
