@@ -137,6 +137,14 @@ def write_meta(out_dir: Path, meta: dict[str, Any]) -> Path:
     return path
 
 
+def write_figures(path: Path | None, figures: dict[str, Any]) -> None:
+    """Write a benchmark's figures as indented JSON to ``path`` (its folder made), when one is given."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
 def write_study_meta(out_dir: Path, module: str, argv: Sequence[str], images: Sequence[str], **extra: Any) -> None:
     """``meta.json`` of a study that runs ``python -m MODULE ARGV`` (no classic codecs): machine, libraries,
     revision, the command, and ``extra`` settings."""

@@ -13,7 +13,6 @@ the child's maximum resident set size. ``--steps-timed 0`` skips the training-st
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -189,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{figures['decode_seconds_whole_process']} s (median {figures['decode_seconds_whole_process_median']} s), peak RSS {figures['decode_peak_rss_mb']} MB, "
           f"torch imported: {figures['decode_imports_torch']}")
     print(f"decoder cost: {figures['decoder_macs_per_pixel']} MAC/pixel")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    from shc.bench.meta import write_figures
+
+    write_figures(args.json, figures)
     return 0
 
 
