@@ -157,10 +157,11 @@ def test_training_through_per_batch_vertices_fits_the_image(monkeypatch):
     """The large-image path (per-batch vertices, lazy Adam, estimated rate), forced on a small photo, trains
     to a PSNR near the all-vertex path's."""
     from shc.codec.encoder import encode_image
-    from shc.images import load_rgb
-    from tests.conftest import DATA_DIR
+    from pathlib import Path
 
-    image = load_rgb(DATA_DIR / "parrot_64x48.png")
+    from shc.images import load_rgb
+
+    image = load_rgb(Path(__file__).parent / "data" / "parrot_64x48.png")
     results = {}
     for forced in (False, True):
         if forced:
