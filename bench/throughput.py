@@ -164,16 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rd:
         return _rd(args)
+    steps = {k: int(v) for k, v in (item.split("=") for item in args.steps.split(","))}
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         for preset in args.presets.split(","):
-            count = int(args.steps.split(f"{preset}=")[1].split(",")[0]) if f"{preset}=" in args.steps else 100
             for name, root in (("baseline", args.baseline), ("current", _HERE)):
                 out = args.profile / f"profile-{preset}-{name}.txt"
-                _run(root, preset, count, args.image, args.threads, out)
+                _run(root, preset, steps[preset], args.image, args.threads, out)
                 print(out.read_text().splitlines()[0])
         return 0
-    steps = {k: int(v) for k, v in (item.split("=") for item in args.steps.split(","))}
     figures: dict = {"image": str(args.image), "baseline": str(args.baseline), "threads": args.threads,
                      "machine": f"{platform.machine()} {os.cpu_count()} CPUs", "rounds": args.rounds, "runs": []}
     best: dict[tuple[str, str], float] = {}

@@ -44,7 +44,7 @@ class BlendPlan:
     images) the padded vertex matrix of all levels."""
 
     def __init__(self, layout, width: int, height: int, kernel: int, device: torch.device) -> None:
-        self.layout, self.width, self.height, self.device = layout, width, height, device
+        self.width, self.height, self.device = width, height, device
         self.levels = layout.levels
         taps = [(axis_taps(width, lv.nx, np.arange(width), kernel), axis_taps(height, lv.ny, np.arange(height), kernel))
                 for lv in self.levels]

@@ -122,10 +122,8 @@ class PixelGrid:
     ) -> Iterator[tuple[torch.Tensor, GridCoords]]:
         """The whole image (or the ``sample`` columns x rows of it) as strips of whole rows, each of at most
         ``max_pixels`` pixels (at least one row), made one at a time: no index tensor of the whole image."""
-        columns, rows = sample if sample is not None else (np.arange(self.width), np.arange(self.height))
-        step = max(1, max_pixels // columns.size)
-        for top in range(0, rows.size, step):
-            yield self.coords(columns, rows[top : top + step])
+        for columns, rows in self.strip_columns_rows(max_pixels, sample):
+            yield self.coords(columns, rows)
 
     def strip_columns_rows(
         self, max_pixels: int = 1 << 20, sample: tuple[np.ndarray, np.ndarray] | None = None
@@ -247,7 +245,7 @@ class GridINR(nn.Module):
         """
         params = self.parameters_as_used(quantize_weights, weight_steps)
         feature_table = F.linear(q_latents, params[0], params[1])  # (rows, F)
-        return self._synthesis(coords.sample(feature_table), params)
+        return self.synthesize(coords.sample(feature_table).t(), params).t()
 
     def render(
         self, q_values: torch.Tensor, batch: BatchBlend, gathered: bool, quantize_weights: bool = False,
@@ -286,15 +284,6 @@ class GridINR(nn.Module):
             steps = [None] * len(params) if weight_steps is None else weight_steps
             params = [p + (dequantize(*quantize_tensor(p, step)) - p).detach() for p, step in zip(params, steps)]
         return params
-
-    def _synthesis(self, h: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
-        """The MLP on blended features ``(n, L * F)``."""
-        num_layers = len(self.mlp)
-        for k in range(num_layers):
-            h = F.linear(h, params[2 + 2 * k], params[3 + 2 * k])
-            if k < num_layers - 1:
-                h = F.relu(h, inplace=True)
-        return h
 
     def quantized_weights(self, weight_steps: np.ndarray | None = None) -> QuantizedWeights:
         """The integer weights and float32 steps written to the WGHT section (default: int8 steps)."""

@@ -147,7 +147,7 @@ def choose_weight_steps(
     best = score(model, grid, target, lmbda, 0, steps, sample, latents)
     features = None  # once past the latent decoder (tensors 0, 1), the blended features stay the same
     for index in range(base.size):
-        if index == LATENT_DECODER_TENSORS and latents is not None:
+        if index == LATENT_DECODER_TENSORS:
             features = strip_features(model, grid, latents.latents, model.parameters_as_used(True, steps), sample)
         for factor in factors:
             trial = steps.copy()

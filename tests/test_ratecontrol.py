@@ -195,6 +195,8 @@ def shc_decode_metadata(data: bytes) -> tuple[bytes | None, bytes | None]:
 def test_weight_steps_trim_a_file_back_to_its_psnr_target(monkeypatch):
     """With a PSNR floor, coarser weight steps are taken while the file shrinks and stays at the target:
     the fine knob for a file trained past its PSNR target."""
+    from types import SimpleNamespace
+
     import numpy as np
 
     import shc.codec.train as train_module
@@ -204,6 +206,9 @@ def test_weight_steps_trim_a_file_back_to_its_psnr_target(monkeypatch):
         def int8_steps(self):
             return np.ones(3, np.float32)
 
+        def parameters_as_used(self, quantize, steps):
+            return None
+
     def fake_score(model, grid, target, lmbda, step, steps, sample=None, latents=None, features=None):
         coarse = float(np.sum(np.log2(steps)))  # each doubling: -1 % bits, -0.06 dB
         bpp, psnr = 1.0 - 0.01 * coarse, 30.3 - 0.06 * coarse
@@ -211,7 +216,8 @@ def test_weight_steps_trim_a_file_back_to_its_psnr_target(monkeypatch):
         return HardScore(step, mse, bpp, mse + lmbda * bpp)
 
     monkeypatch.setattr(train_module, "score", fake_score)
-    monkeypatch.setattr(train_module, "code_latents", lambda model: None)
+    monkeypatch.setattr(train_module, "code_latents", lambda model: SimpleNamespace(latents=None))
+    monkeypatch.setattr(train_module, "strip_features", lambda *args: None)
     steps, best = choose_weight_steps(Model(), None, None, 1e-9, min_psnr_db=30.0)
     assert best.psnr_db >= 30.0 and best.psnr_db < 30.1  # trimmed to the target, not past it
     assert best.bpp < 1.0
