@@ -940,30 +940,30 @@ def test_golden_file_decodes_to_stored_pixels(name: str) -> None:
         assert (None if value is None else sha256(value)) == entry.get(f"{attribute}_sha256")
 
 
-RESCALED = ["scale=0.5", "scale=2", "scale=1.7", "size=37x21", "size=203x5", "size=1x1"]
-"""The other output sizes whose pixels ``golden.json`` pins per file (``rescaled_sha256``; written by
-``tests/data/make_golden.py``, whose ``RESCALED`` this repeats)."""
+def _make_golden():
+    """``tests/data/make_golden.py`` as a module (torch-free at import): its ``RESCALED`` sizes and their
+    ``decode_kwargs``, the one definition of what ``rescaled_sha256`` pins."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_golden", DATA_DIR / "make_golden.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def rescaled_kwargs(key: str) -> dict:
-    """``decode_bytes`` keyword arguments of a ``rescaled_sha256`` key: ``scale=S`` or ``size=WxH``."""
-    kind, _, value = key.partition("=")
-    if kind == "scale":
-        return {"scale": float(value)}
-    width, height = value.split("x")
-    return {"size": (int(width), int(height))}
+MAKE_GOLDEN = _make_golden()
 
 
 @pytest.mark.parametrize("name", GOLDEN_NAMES)
 def test_golden_file_decodes_at_any_size(name: str) -> None:
     """Any-resolution decoding is pinned like the native size: the pixels (not only the shape) at each
-    size of ``RESCALED``."""
+    size of ``make_golden.RESCALED``."""
     entry = GOLDEN["files"][name]
     data = golden_bytes(name)
     width, height, channels = entry["width"], entry["height"], entry["channels"]
-    assert sorted(entry["rescaled_sha256"]) == sorted(RESCALED)
+    assert sorted(entry["rescaled_sha256"]) == sorted(MAKE_GOLDEN.RESCALED)
     for key, expected in entry["rescaled_sha256"].items():
-        kwargs = rescaled_kwargs(key)
+        kwargs = MAKE_GOLDEN.decode_kwargs(key)
         pixels = decode_bytes(data, **kwargs)
         if "scale" in kwargs:
             shape = (max(1, round(height * kwargs["scale"])), max(1, round(width * kwargs["scale"])), channels)
