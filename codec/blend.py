@@ -39,6 +39,13 @@ ALL_VERTICES_LIMIT = 1 << 22
 """Images whose padded vertex matrix ``G`` has at most this many entries keep all vertices in it."""
 
 
+def vertex_matrix_fits(level_cells: list[tuple[int, int]]) -> bool:
+    """Whether the padded vertex matrix of all levels (cells ``(nx, ny)`` each) stays within
+    :data:`ALL_VERTICES_LIMIT` entries: then training blends, rates and updates every latent each step."""
+    columns = sum(nx + 1 for nx, _ in level_cells)
+    return columns * max(ny + 1 for _, ny in level_cells) <= ALL_VERTICES_LIMIT
+
+
 class BlendPlan:
     """What is fixed for one image and grid: every level's taps at every pixel column and row, and (small
     images) the padded vertex matrix of all levels."""
@@ -53,9 +60,7 @@ class BlendPlan:
         self.vy = np.stack([t[1][0] for t in taps], 1).transpose(2, 1, 0).copy()  # (H, L, T)
         self.wy = np.stack([t[1][1] for t in taps], 1).transpose(2, 1, 0).copy()
         self.taps = self.vx.shape[2]
-        columns = sum(lv.nx + 1 for lv in self.levels)
-        ymax = max(lv.ny + 1 for lv in self.levels)
-        self.all_vertices = columns * ymax <= ALL_VERTICES_LIMIT
+        self.all_vertices = vertex_matrix_fits([(lv.nx, lv.ny) for lv in self.levels])
         self._full: BatchBlend | None = None
         if self.all_vertices:
             xs = [np.arange(lv.nx + 1) for lv in self.levels]

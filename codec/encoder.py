@@ -21,11 +21,12 @@ from shc.format.entropy import file_latents
 from shc.images import SourceImage, load_image
 from shc.metrics import channel_squared_errors, psnr_from_mse
 
+from shc.codec.blend import vertex_matrix_fits
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings, level_cells, settings_for, settings_for_image
 from shc.codec.prior import FactorizedPrior
 from shc.codec.ratecontrol import LambdaController, RateTarget, start_settings
-from shc.codec.tables import assemble_file
+from shc.codec.tables import adopt_context, assemble_file
 from shc.codec.train import HardScore, TrainResult, choose_weight_steps, train
 
 __all__ = ["EncodeResult", "RateTargetError", "encode_image", "make_header"]
@@ -76,6 +77,14 @@ def make_header(width: int, height: int, settings: EncoderSettings, channels: in
     header = Header(width, height, config, cells, coding)
     header.validate()
     return header
+
+
+def _context_width(settings: EncoderSettings, cells: list[tuple[int, int]]) -> int:
+    """The context model's width for this grid: the preset's, when the latents are entropy-coded scalars
+    (D = 1) and few enough to fit the model to all at once (large images keep factorized tables for now)."""
+    if not settings.entropy_coding or settings.latent_dim != 1 or not vertex_matrix_fits(cells):
+        return 0
+    return settings.context_width
 
 
 def encode_image(
@@ -130,6 +139,7 @@ def encode_image(
 
     weight_steps = None
     if header.range_coded:
+        adopt_context(model, _context_width(settings, header.level_cells), settings.context_fit_steps)
         lmbda = settings.lmbda if controller is None else controller.lmbda
         psnr_floor = rate_target.value if controller is not None and rate_target.metric == "psnr" else None
         sample = grid.scoring_sample(settings.score_pixels)

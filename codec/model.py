@@ -24,6 +24,7 @@ from shc.format.container import Header, QuantizedWeights, weight_shapes
 from shc.format.grid import axis_taps
 
 from shc.codec.blend import BatchBlend, BlendPlan, gather_rows
+from shc.codec.context import ContextModel  # noqa: TC001 (the attribute's type)
 
 __all__ = ["GridCoords", "GridINR", "PixelGrid"]
 
@@ -213,6 +214,9 @@ class GridINR(nn.Module):
         # probability-model channel of every latent value (its table index), for the rate term
         channels = torch.from_numpy(self.layout.row_channels())
         self.register_buffer("latent_channels", channels, persistent=False)
+        self.context: ContextModel | None = None
+        """The context model that codes the dense levels (SPEC §5a), when the header has one: fitted to the
+        trained latents and adopted only if it makes the file smaller (:func:`shc.codec.tables.adopt_context`)."""
         self.latent_decoder = nn.Linear(cfg.latent_dim, cfg.feat_dim)
         nn.init.normal_(self.latent_decoder.weight, 0.0, 0.1)
         nn.init.zeros_(self.latent_decoder.bias)

@@ -36,6 +36,12 @@ class EncoderSettings:
     feat_dim: int = 1
     mlp_width: int = 16
     mlp_depth: int = 2
+    context_width: int = 8
+    """Hidden units of the context model (SPEC §5a) fitted after training to code the dense levels, kept
+    when it makes the file smaller; 0: every level coded with its histogram table, as in version 5.
+    (Trained jointly with the latents from the first step, it made files larger: results/context.)"""
+    context_fit_steps: int = 400
+    """Adam steps that fit the context model to the trained latents (about 1 s for a Kodak photo)."""
     num_groups: int = 12
     """Probability-model groups of levels; one per level fits each level's statistics, for a lower RD cost
     than one shared model (results/experiments.md)."""

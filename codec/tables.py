@@ -7,20 +7,22 @@ output with it and training scores every candidate state with it, so the bits co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from shc.format import constants as C
-from shc.format.container import Table, write_file
+from shc.format.container import Header, Table, tables_payload, write_file
+from shc.format.context import MAX_LEVEL_SPAN, ContextParams
 from shc.format.entropy import encode_latents, histogram_tables, pack_float16_latents
 
+from shc.codec.context import ContextModel
 from shc.codec.model import GridINR
 
 __all__ = [
-    "AssembledFile", "LatentSection", "assemble_file", "build_tables", "code_latents", "float16_latents",
-    "integer_latents", "table_bits",
+    "AssembledFile", "LatentSection", "adopt_context", "assemble_file", "build_tables", "code_latents", "float16_latents",
+    "integer_latents", "table_bits", "with_context_width",
 ]
 
 
@@ -39,6 +41,37 @@ class LatentSection:
     tables: tuple[Table, ...]
     latents: np.ndarray
     words: np.ndarray
+    context: ContextParams | None = None
+
+
+def with_context_width(header: Header, width: int) -> Header:
+    """``header`` with the context network's width set (0: none); the grid, and so the rows, stay the same."""
+    return replace(header, config=replace(header.config, context_width=width))
+
+
+def adopt_context(model: GridINR, width: int, steps: int) -> bool:
+    """Fit a context model of ``width`` hidden units to the model's rounded latents and keep it (the model's
+    header then codes the dense levels with it, SPEC §5a) if the latents and tables take fewer bytes that
+    way; returns whether it was kept."""
+    header = model.header
+    if not header.range_coded or width == 0:
+        return False
+    plain = code_latents(model)
+    context_header = with_context_width(header, width)
+    device = model.latents.device
+    candidate = ContextModel(context_header.layout, width, device)
+    candidate.fit(torch.round(model.latents.detach()), steps)
+    model.header, model.layout, model.context = context_header, context_header.layout, candidate
+    coded = code_latents(model)
+    if _latent_bytes(coded) < _latent_bytes(plain):
+        return True
+    model.header, model.layout, model.context = header, header.layout, None
+    return False
+
+
+def _latent_bytes(section: LatentSection) -> int:
+    """What the latents cost a file, up to the bytes that do not depend on their coding: words + tables."""
+    return 4 * section.words.size + len(tables_payload(section.tables, section.context))
 
 
 def code_latents(model: GridINR) -> LatentSection:
@@ -46,7 +79,9 @@ def code_latents(model: GridINR) -> LatentSection:
     header = model.header
     if header.range_coded:
         tables, q = build_tables(model, integer_latents(model))
-        return LatentSection(tables, q, encode_latents(header, tables, model.layout.split(q)))
+        levels = model.layout.split(q)
+        context = None if model.context is None else model.context.integer_params(levels, model.layout)
+        return LatentSection(tables, q, encode_latents(header, tables, levels, context), context)
     q = float16_latents(model)
     return LatentSection((), q, pack_float16_latents(model.layout.split(q)))
 
@@ -68,7 +103,8 @@ def assemble_file(
     """
     section = code_latents(model) if latents is None else latents
     weights = model.quantized_weights(weight_steps)
-    data = write_file(model.header, weights, section.tables, section.words, icc_profile=icc_profile, exif=exif)
+    data = write_file(model.header, weights, section.tables, section.words, icc_profile=icc_profile, exif=exif,
+                      context=section.context)
     return AssembledFile(data, section.latents)
 
 
@@ -83,13 +119,13 @@ def float16_latents(model: GridINR) -> np.ndarray:
     return model.latents.detach().cpu().numpy().astype(np.float16)
 
 
-def _symbol_range(values: np.ndarray) -> tuple[int, int]:
-    """Table support: the values' own range, narrowed around the median if wider than the format allows."""
+def _symbol_range(values: np.ndarray, limit: int = C.MAX_TABLE_SYMBOLS) -> tuple[int, int]:
+    """Table support: the values' own range, narrowed around the median if wider than ``limit`` values."""
     low, high = int(values.min()), int(values.max())
-    if high - low + 1 > C.MAX_TABLE_SYMBOLS:
+    if high - low + 1 > limit:
         centre = int(np.median(values))
-        low = max(low, centre - C.MAX_TABLE_SYMBOLS // 2)
-        high = low + C.MAX_TABLE_SYMBOLS - 1
+        low = max(low, centre - limit // 2)
+        high = low + limit - 1
     return low, high
 
 
@@ -105,6 +141,9 @@ def build_tables(model: GridINR, q: np.ndarray) -> tuple[tuple[Table, ...], np.n
         for dim in range(layout.latent_dim):
             low, high = _symbol_range(q[rows, dim])
             q[rows, dim] = np.clip(q[rows, dim], low, high)
+    for level in layout.context_levels:  # a context level's latents span at most MAX_LEVEL_SPAN values
+        low, high = _symbol_range(q[level.rows_slice, 0], MAX_LEVEL_SPAN)
+        q[level.rows_slice, 0] = np.clip(q[level.rows_slice, 0], low, high)
     return histogram_tables(model.header, layout.split(q)), q
 
 

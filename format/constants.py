@@ -5,19 +5,24 @@ from __future__ import annotations
 MAGIC = b"SHC\x1a"
 """First four bytes of every file ("SHC" plus ^Z so a text viewer stops there)."""
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 """Bumped whenever any byte of the layout or the normative decoding changes."""
 
-READABLE_VERSIONS = (2, 3, 4, 5)
+READABLE_VERSIONS = (2, 3, 4, 5, 6)
 """Versions this decoder reads: 2 is version 3 without the HEAD ``latent_coding`` byte (always range-coded);
 4 stores level cells as u16, weights and table histograms as exp-Golomb codes; 5 adds ``channels`` (alpha)
-and the optional META section (SPEC §9)."""
+and the optional META section; 6 adds the context model (HEAD ``context_width``, SPEC §5a, §9)."""
 
 COMPACT_SIDE_INFO_VERSION = 4
 """First version with u16 level cells, exp-Golomb weights (§3) and histogram tables (§5)."""
 
 METADATA_VERSION = 5
 """First version with the HEAD ``channels`` field and the optional META section (ICC profile, EXIF)."""
+
+CONTEXT_VERSION = 6
+"""First version with the HEAD ``context_width`` field and context-coded dense levels (SPEC §5a)."""
+MAX_CONTEXT_WIDTH = 32
+"""HEAD ``context_width``: hidden units of the context network; 0 = every level factorized (as before)."""
 
 LATENTS_RANGE_CODED = 0
 """HEAD ``latent_coding``: integer latents, range-coded with the TABL tables (SHACIRA)."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from shc.format import constants as C
 from shc.format.binary import Reader
+from shc.format.context import CONTEXT_INPUTS, ContextParams
 from shc.format.errors import ShcFormatError
 from shc.format.expgolomb import MAX_ORDER, BitReader, best_order, pack, zigzag
 from shc.format.layout import LatentLayout
@@ -46,6 +47,7 @@ __all__ = [
     "section_order",
     "table_codes",
     "table_symbol_counts",
+    "tables_payload",
     "weight_shapes",
     "write_file",
 ]
@@ -114,6 +116,16 @@ HEAD_FIELDS: tuple[HeadField, ...] = (
         in_config=True,
         note=" (3: RGB, 4: RGBA)",
     ),
+    HeadField(
+        "context_width",
+        "B",
+        0,
+        C.MAX_CONTEXT_WIDTH,
+        since_version=C.CONTEXT_VERSION,
+        default=0,
+        in_config=True,
+        note=" (hidden units of the context network, 0: none)",
+    ),
 )
 """The fixed HEAD fields in file order."""
 
@@ -149,7 +161,7 @@ def _fixed_format(version: int) -> str:
 
 
 def head_payload_bytes(num_levels: int, version: int = C.FORMAT_VERSION) -> int:
-    """HEAD payload length: 18 + 4 * num_levels (version 3: 17 + 8 * num_levels, version 2: 16 + 8 * num_levels)."""
+    """HEAD payload length: 20 + 4 * num_levels (version 5: 19 + ..., 4: 18 + ..., version 3: 17 + 8 * num_levels, version 2: 16 + 8 * num_levels)."""
     return struct.calcsize("<" + _fixed_format(version)) + num_levels * struct.calcsize("<" + _level_format(version))
 
 
@@ -187,12 +199,17 @@ class ModelConfig:
     """How a level is blended between its vertices (SPEC §7): bilinear, or the cubic B-spline."""
     channels: int = C.CHANNELS_RGB
     """Outputs of the MLP's last layer: 3 (RGB) or 4 (RGBA, straight alpha)."""
+    context_width: int = 0
+    """Hidden units of the context network (SPEC §5a); 0: every level coded with its histogram table."""
 
     def validate(self) -> None:
         for field in HEAD_FIELDS:  # in file order: num_levels is checked before num_groups uses it
             if field.in_config:
                 high = min(field.high, self.num_levels) if field.name == "num_groups" else field.high
                 _check_range(field, getattr(self, field.name), high)
+        if self.context_width and self.latent_dim != 1:
+            msg = f"header field context_width={self.context_width} needs latent_dim 1, got {self.latent_dim}"
+            raise ShcFormatError(msg)
 
     @property
     def num_tables(self) -> int:
@@ -227,6 +244,9 @@ class Header:
                 if not field.low <= value <= field.high:
                     msg = f"level {level} {field.name}={value} is outside the allowed range [{field.low}, {field.high}]"
                     raise ShcFormatError(msg)
+        if self.config.context_width and not self.range_coded:
+            msg = "header field context_width must be 0 for float16 latents"
+            raise ShcFormatError(msg)
         if self.total_latents > C.MAX_TOTAL_LATENTS:
             msg = f"header declares {self.total_latents} latents, more than the limit {C.MAX_TOTAL_LATENTS}"
             raise ShcFormatError(msg)
@@ -328,9 +348,11 @@ class ShcFile:
 
     header: Header
     weights: QuantizedWeights
-    tables: tuple[Table, ...]  # index = group * latent_dim + dim; empty for a float16 file
+    tables: tuple[Table, ...]  # header.layout.table_keys order (group * D + dim before v6); () for float16
     latent_words: np.ndarray  # uint32 range-coder words, or float16 latents (header.latent_coding)
     section_bytes: dict[str, int]  # "header", "metadata" (only when META is present), "weights", ...
+    context: ContextParams | None = None
+    """The context network's integers (SPEC §5a), when the header's ``context_width`` is not 0."""
     icc_profile: bytes | None = None
     """The ICC profile of the pixels (META ``ICCP``); None: none stored (sRGB is the convention)."""
     exif: bytes | None = None
@@ -491,9 +513,46 @@ def read_table_codes(bits: BitReader, index: int) -> tuple[int, int, np.ndarray]
     return min_symbol, order, bits.unsigned_array(num_symbols, order, f"table {index} histogram")
 
 
-def _tables_payload(tables: tuple[Table, ...]) -> bytes:
-    """Version 4 TABL (SPEC §5): each table's codes (:func:`table_codes`) in its cheapest order."""
+CONTEXT_TENSORS = ("w1", "b1", "w2", "level_bias")
+"""The context network's integer tensors in TABL order (SPEC §5a), each with its own exp-Golomb order."""
+
+
+def context_codes(params: ContextParams) -> list[tuple[np.ndarray, int]]:
+    """The exp-Golomb codes of a context network (SPEC §5a): per tensor EG0(order) and its values' signed
+    codes of that order; then per context level zigzag-EG0(low) and EG0(span - 1)."""
     codes = []
+    for name in CONTEXT_TENSORS:
+        unsigned = zigzag(getattr(params, name).reshape(-1))
+        order = best_order(unsigned)
+        codes += [(np.array([order]), 0), (unsigned, order)]
+    ranges = np.stack([zigzag(params.level_low), params.level_span - 1], axis=1).reshape(-1)
+    return [*codes, (ranges, 0)]
+
+
+def read_context(bits: BitReader, width: int, levels: int) -> ContextParams:
+    """The syntax of :func:`context_codes`, every size bounded by the header; bounds checked."""
+    shapes = {"w1": (width, CONTEXT_INPUTS), "b1": (width,), "w2": (2, width), "level_bias": (levels, 2)}
+    values = {}
+    for name in CONTEXT_TENSORS:
+        order = bits.unsigned(0, f"context {name} order")
+        if order > MAX_ORDER:
+            msg = f"TABL section: context {name} order {order} is above {MAX_ORDER}"
+            raise ShcFormatError(msg)
+        values[name] = bits.signed_array(int(np.prod(shapes[name])), order, f"context {name}").reshape(shapes[name])
+    low = np.zeros(levels, dtype=np.int64)
+    span = np.zeros(levels, dtype=np.int64)
+    for slot in range(levels):
+        low[slot] = bits.signed(0, f"context level {slot} low")
+        span[slot] = bits.unsigned(0, f"context level {slot} span") + 1
+    params = ContextParams(level_low=low, level_span=span, **values)
+    params.validate(width, levels)
+    return params
+
+
+def tables_payload(tables: tuple[Table, ...], context: ContextParams | None = None) -> bytes:
+    """Version 4 TABL (SPEC §5): each table's codes (:func:`table_codes`) in its cheapest order; version 6
+    puts the context network's codes first (§5a)."""
+    codes = [] if context is None else context_codes(context)
     for index, table in enumerate(tables):
         if table.histogram is None:
             msg = f"table {index} has no histogram (version {C.FORMAT_VERSION} stores histograms)"
@@ -524,24 +583,35 @@ def write_file(
     *,
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
+    context: ContextParams | None = None,
 ) -> bytes:
     """Serialize; validates like the reader does, so we never write a file we would refuse to read.
 
     ``latent_words``: the range coder's uint32 words, or for a float16 header (no tables) the latents in
     LATN order (level, dimension, row), any float dtype, converted to float16. ``icc_profile`` and ``exif``
-    go into the META section, which is left out when both are None.
+    go into the META section, which is left out when both are None. ``context``: the context network,
+    required exactly when the header's ``context_width`` is not 0.
     """
     header.validate()
     try:
         weights.validate(header)
     except ShcFormatError as error:
         raise ValueError(str(error)) from None
-    num_tables = header.config.num_tables if header.range_coded else 0
+    num_tables = header.layout.num_tables if header.range_coded else 0
     if len(tables) != num_tables:
         msg = f"{len(tables)} tables given, the header implies {num_tables}"
         raise ValueError(msg)
     for index, table in enumerate(tables):
         table.validate(index)
+    width = header.config.context_width
+    if (context is None) != (width == 0):
+        msg = f"the header's context_width is {width}: a context network must be given exactly when it is not 0"
+        raise ValueError(msg)
+    if context is not None:
+        try:
+            context.validate(width, len(header.layout.context_levels))
+        except ShcFormatError as error:
+            raise ValueError(str(error)) from None
     if header.range_coded:
         words = np.asarray(latent_words, dtype="<u4")
     else:
@@ -554,7 +624,7 @@ def write_file(
     payloads = {
         b"HEAD": _header_payload(header),
         b"WGHT": _weights_payload(header, weights),
-        b"TABL": _tables_payload(tables),
+        b"TABL": tables_payload(tables, context),
         b"LATN": words.tobytes(),
     }
     if metadata:
@@ -668,13 +738,15 @@ def _parse_int8_weights(payload: bytes, header: Header) -> QuantizedWeights:
     return weights
 
 
-def _parse_tables(payload: bytes, header: Header, version: int) -> tuple[Table, ...]:
+def _parse_tables(payload: bytes, header: Header, version: int) -> tuple[tuple[Table, ...], ContextParams | None]:
     if version < C.COMPACT_SIDE_INFO_VERSION:
-        return _parse_count_tables(payload, header)
+        return _parse_count_tables(payload, header), None
     bits = BitReader(payload, "TABL section")
+    width = header.config.context_width
+    context = read_context(bits, width, len(header.layout.context_levels)) if width else None
     coded = table_symbol_counts(header)
     tables = []
-    for index in range(header.config.num_tables if header.range_coded else 0):
+    for index in range(header.layout.num_tables if header.range_coded else 0):
         min_symbol, _, histogram = read_table_codes(bits, index)
         if int(histogram.max()) > coded[index]:  # also keeps the sum below from wrapping around int64
             msg = f"table {index} histogram has a count above the {coded[index]} latents the table codes"
@@ -687,12 +759,12 @@ def _parse_tables(payload: bytes, header: Header, version: int) -> tuple[Table, 
         table.validate(index)
         tables.append(table)
     bits.expect_end()
-    return tuple(tables)
+    return tuple(tables), context
 
 
 def table_symbol_counts(header: Header) -> list[int]:
     """How many latents each table codes (its histogram's sum), from the layout."""
-    counts = [0] * header.config.num_tables
+    counts = [0] * header.layout.num_tables
     for run in header.layout.coding_runs():
         counts[run.table] += run.level.rows
     return counts
@@ -725,7 +797,7 @@ def read_file(data: bytes) -> ShcFile:
     header = _parse_header(sections[b"HEAD"], version)
     metadata = read_metadata(sections[C.META_TAG]) if C.META_TAG in sections else {}
     weights = _parse_weights(sections[b"WGHT"], header, version)
-    tables = _parse_tables(sections[b"TABL"], header, version)
+    tables, context = _parse_tables(sections[b"TABL"], header, version)
     latent_bytes = sections[b"LATN"]
     if header.range_coded:
         if len(latent_bytes) % 4:
@@ -745,7 +817,7 @@ def read_file(data: bytes) -> ShcFile:
         if tag in sections:
             section_bytes[key] = C.SECTION_FRAME_BYTES + len(sections[tag])
     fields = {METADATA_FIELDS[key]: value for key, value in metadata.items()}
-    return ShcFile(header, weights, tables, words, section_bytes, **fields)
+    return ShcFile(header, weights, tables, words, section_bytes, context=context, **fields)
 
 
 def read_header(data: bytes) -> Header:

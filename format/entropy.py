@@ -14,6 +14,7 @@ import numpy as np
 
 from shc.format import constants as C
 from shc.format.container import Header, ShcFile, Table
+from shc.format.context import ContextParams, decode_context_level, encode_context_level
 from shc.format.errors import ShcFormatError
 
 __all__ = [
@@ -34,7 +35,7 @@ def histogram_tables(header: Header, latents: list[np.ndarray]) -> tuple[Table, 
     """
     layout = header.layout
     runs = [[] for _ in range(layout.num_tables)]
-    for run in layout.coding_runs():
+    for run in layout.coding_runs():  # factorized levels only
         runs[run.table].append(np.asarray(latents[run.level.index][:, run.dim], dtype=np.int64))
     tables = []
     for index, parts in enumerate(runs):
@@ -53,43 +54,83 @@ def _coder_model(table: Table) -> constriction.stream.model.Categorical:
     return constriction.stream.model.Categorical(probabilities, perfect=False)
 
 
-def encode_latents(header: Header, tables: tuple[Table, ...], latents: list[np.ndarray]) -> np.ndarray:
-    """Range-code integer latents (one ``(rows, latent_dim)`` int array per level) into uint32 words.
+def _coarser(latents: list[np.ndarray], index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Latent dimension 0 of levels ``index - 1`` and ``index - 2`` (a context level's inputs; none before 0)."""
+    return tuple(latents[index - back][:, 0] if index - back >= 0 else np.zeros(0, dtype=np.int64) for back in (1, 2))
 
-    Raises ValueError if a latent lies outside its table's range (the encoder clamps before calling).
+
+def _runs_by_level(header: Header) -> dict[int, list]:
+    runs: dict[int, list] = {level.index: [] for level in header.layout.levels}
+    for run in header.layout.coding_runs():
+        runs[run.level.index].append(run)
+    return runs
+
+
+def encode_latents(
+    header: Header, tables: tuple[Table, ...], latents: list[np.ndarray], context: ContextParams | None = None
+) -> np.ndarray:
+    """Range-code integer latents (one ``(rows, latent_dim)`` int array per level) into uint32 words: level by
+    level, a factorized level with its table, a context level (SPEC §5a) under ``context``.
+
+    Raises ValueError if a latent lies outside its table's (or its context level's) range (the encoder
+    clamps before calling).
     """
     encoder = constriction.stream.queue.RangeEncoder()
     models = [_coder_model(t) if len(t.counts) > 1 else None for t in tables]
-    for run in header.layout.coding_runs():
-        level = run.level.index
-        symbols = np.asarray(latents[level][:, run.dim], dtype=np.int64)
-        if symbols.shape != (run.level.rows,):
-            msg = f"level {level} has {symbols.shape[0]} rows, expected {run.level.rows}"
-            raise ValueError(msg)
-        table = tables[run.table]
-        if symbols.size and (symbols.min() < table.min_symbol or symbols.max() > table.max_symbol):
-            msg = f"level {level} latents outside table {run.table} range [{table.min_symbol}, {table.max_symbol}]"
-            raise ValueError(msg)
-        if models[run.table] is not None:
-            encoder.encode((symbols - table.min_symbol).astype(np.int32), models[run.table])
+    runs = _runs_by_level(header)
+    slots = {level.index: slot for slot, level in enumerate(header.layout.context_levels)}
+    for index, level_runs in runs.items():
+        if index in slots:
+            slot = slots[index]
+            values = np.asarray(latents[index][:, 0], dtype=np.int64)
+            low, span = int(context.level_low[slot]), int(context.level_span[slot])
+            if values.size and (values.min() < low or values.max() >= low + span):
+                msg = f"level {index} latents outside its context range [{low}, {low + span - 1}]"
+                raise ValueError(msg)
+            encode_context_level(encoder, context, slot, header.layout.levels, index, values, _coarser(latents, index))
+        for run in level_runs:
+            _encode_run(encoder, run, latents, tables, models)
     return encoder.get_compressed()
 
 
-def decode_latents(header: Header, tables: tuple[Table, ...], words: np.ndarray) -> list[np.ndarray]:
+def _encode_run(encoder, run, latents, tables, models) -> None:
+    level = run.level.index
+    symbols = np.asarray(latents[level][:, run.dim], dtype=np.int64)
+    if symbols.shape != (run.level.rows,):
+        msg = f"level {level} has {symbols.shape[0]} rows, expected {run.level.rows}"
+        raise ValueError(msg)
+    table = tables[run.table]
+    if symbols.size and (symbols.min() < table.min_symbol or symbols.max() > table.max_symbol):
+        msg = f"level {level} latents outside table {run.table} range [{table.min_symbol}, {table.max_symbol}]"
+        raise ValueError(msg)
+    if models[run.table] is not None:
+        encoder.encode((symbols - table.min_symbol).astype(np.int32), models[run.table])
+
+
+def decode_latents(
+    header: Header, tables: tuple[Table, ...], words: np.ndarray, context: ContextParams | None = None
+) -> list[np.ndarray]:
     """Inverse of :func:`encode_latents`; raises :class:`ShcFormatError` on data that is too long or undecodable."""
     layout = header.layout
     latents = [np.empty((level.rows, layout.latent_dim), dtype=np.int32) for level in layout.levels]
     models = [_coder_model(t) if len(t.counts) > 1 else None for t in tables]
+    slots = {level.index: slot for slot, level in enumerate(layout.context_levels)}
     try:
         decoder = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(words, dtype=np.uint32))
-        for run in layout.coding_runs():
-            table, out = tables[run.table], latents[run.level.index]
-            if models[run.table] is None:
-                out[:, run.dim] = table.min_symbol
-            else:
-                out[:, run.dim] = decoder.decode(models[run.table], run.level.rows) + table.min_symbol
+        for index, level_runs in _runs_by_level(header).items():
+            if index in slots:
+                latents[index][:, 0] = decode_context_level(
+                    decoder, context, slots[index], layout.levels, index, _coarser(latents, index))
+            for run in level_runs:
+                table, out = tables[run.table], latents[run.level.index]
+                if models[run.table] is None:
+                    out[:, run.dim] = table.min_symbol
+                else:
+                    out[:, run.dim] = decoder.decode(models[run.table], run.level.rows) + table.min_symbol
         exhausted = decoder.maybe_exhausted()
         _check_histograms(header, tables, latents)
+    except ShcFormatError:
+        raise
     except (AssertionError, KeyError, ValueError, RuntimeError, OverflowError) as error:
         msg = f"LATN section could not be range-decoded: {error}"
         raise ShcFormatError(msg) from error
@@ -131,5 +172,5 @@ def unpack_float16_latents(header: Header, values: np.ndarray) -> list[np.ndarra
 def file_latents(shc_file: ShcFile) -> list[np.ndarray]:
     """The latents of a parsed file, per level ``(rows, latent_dim)``: range-decoded integers, or float16."""
     if shc_file.header.range_coded:
-        return decode_latents(shc_file.header, shc_file.tables, shc_file.latent_words)
+        return decode_latents(shc_file.header, shc_file.tables, shc_file.latent_words, shc_file.context)
     return unpack_float16_latents(shc_file.header, shc_file.latent_words)

@@ -30,6 +30,9 @@ class LevelLayout:
     offset: int
     group: int
     log2_hashmap_size: int
+    context: bool = False
+    """Coded under the context model (SPEC §5a: a dense level l >= 1 of a file with a context network)
+    rather than with its group's histogram table."""
 
     @property
     def stop(self) -> int:
@@ -65,18 +68,23 @@ class LatentLayout:
     levels: tuple[LevelLayout, ...]
     latent_dim: int
     num_groups: int
+    table_keys: tuple[tuple[int, int], ...] = ()
+    """The ``(group, dim)`` of each stored table, in order: every pair with at least one factorized level."""
 
     @classmethod
     def from_header(cls, header) -> LatentLayout:
         """The layout a header implies (SPEC §4). ``header`` is a :class:`shc.format.container.Header`."""
         cfg = header.config
+        with_context = getattr(cfg, "context_width", 0) > 0
         levels, offset = [], 0
         for index, (nx, ny) in enumerate(header.level_cells):
             rows, dense = level_num_rows(nx, ny, cfg.log2_hashmap_size)
             group = level_group(index, cfg.num_levels, cfg.num_groups)
-            levels.append(LevelLayout(index, nx, ny, rows, dense, offset, group, cfg.log2_hashmap_size))
+            context = with_context and dense and index >= 1
+            levels.append(LevelLayout(index, nx, ny, rows, dense, offset, group, cfg.log2_hashmap_size, context))
             offset += rows
-        return cls(tuple(levels), cfg.latent_dim, cfg.num_groups)
+        keys = sorted({(level.group, dim) for level in levels if not level.context for dim in range(cfg.latent_dim)})
+        return cls(tuple(levels), cfg.latent_dim, cfg.num_groups, tuple(keys))
 
     @property
     def total_rows(self) -> int:
@@ -88,11 +96,18 @@ class LatentLayout:
 
     @property
     def num_tables(self) -> int:
-        return self.num_groups * self.latent_dim
+        """Tables the file stores: one per (group, dimension) with factorized levels (SPEC §5)."""
+        return len(self.table_keys)
 
     def table_index(self, group: int, dim: int) -> int:
-        """Probability table (and prior channel) of latent dimension ``dim`` in ``group``: SPEC §5."""
-        return group * self.latent_dim + dim
+        """Stored table of latent dimension ``dim`` in ``group`` (SPEC §5): ``group * D + dim`` when every
+        group has factorized levels (always before version 6)."""
+        return self.table_keys.index((group, dim))
+
+    @property
+    def context_levels(self) -> tuple[LevelLayout, ...]:
+        """The levels coded under the context model, in coding order (SPEC §5a)."""
+        return tuple(level for level in self.levels if level.context)
 
     def group_slices(self) -> list[slice]:
         """Rows of each probability group in the concatenated table (a group is a contiguous run of levels)."""
@@ -103,13 +118,16 @@ class LatentLayout:
         return slices
 
     def row_channels(self) -> np.ndarray:
-        """Prior channel (table index) of every latent value, shaped ``(total_rows, latent_dim)``."""
+        """Prior channel (``group * D + dim``) of every latent value, shaped ``(total_rows, latent_dim)``."""
         groups = np.concatenate([np.full(level.rows, level.group, dtype=np.int64) for level in self.levels])
         return groups[:, None] * self.latent_dim + np.arange(self.latent_dim, dtype=np.int64)[None, :]
 
     def coding_runs(self) -> Iterator[CodingRun]:
-        """The symbol runs of LATN in coding order (SPEC §6): level, then latent dimension, then row."""
+        """The factorized symbol runs of LATN in coding order (SPEC §6): level, then latent dimension, then
+        row (a context level's symbols come between its neighbours' runs: §5a)."""
         for level in self.levels:
+            if level.context:
+                continue
             for dim in range(self.latent_dim):
                 yield CodingRun(level, dim, self.table_index(level.group, dim))
 
