@@ -1,8 +1,9 @@
 """Tests for the ``.shc`` file format and its normative decoder (shc.format): numpy and constriction only.
 
 Nothing here imports torch; the golden files in ``tests/data`` were made by ``tests/data/make_golden.py``
-with the real encoder (those of versions 2-4, kept for compatibility, are in ``tests/data/compat``). The
-META section and alpha have their own tests (``test_metadata.py``, ``test_alpha.py``). Hand-built
+with the real encoder (those of versions 2-5, kept for compatibility, are in ``tests/data/compat``). The
+META section, alpha and the context network (version 6) have their own tests (``test_metadata.py``,
+``test_alpha.py``, ``test_context_format.py``). Hand-built
 files are written from the byte layout (:func:`frame`, :func:`head_payload`, and the exp-Golomb bit strings
 of :func:`eg_bits`) rather than with the library's writer, so that the reader and the writer are checked
 against an independent implementation of SPEC.md.
@@ -42,7 +43,7 @@ from shc.format.container import (
     write_file,
 )
 from shc.format.decoder import Synthesis, decode_bytes, output_size, to_uint8
-from shc.format.entropy import decode_latents, encode_latents, histogram_tables
+from shc.format.entropy import decode_latents, encode_latents, file_latents, histogram_tables
 from shc.format.errors import ShcFormatError
 from shc.format.expgolomb import MAX_ORDER, MAX_PREFIX_ZEROS, BitReader, best_order, code_bits, pack, zigzag
 from shc.tools.fuzz import random_weights
@@ -60,8 +61,10 @@ INTERPOLATION_SINCE = 4
 """The version whose HEAD gains the u8 ``interpolation`` after ``latent_coding``."""
 CHANNELS_SINCE = 5
 """The version whose HEAD gains the u8 ``channels`` after ``interpolation``."""
-FIXED = 19
-"""Bytes of the fixed HEAD fields in the current version (5; version 4: 18)."""
+CONTEXT_SINCE = 6
+"""The version whose HEAD gains the u8 ``context_width`` after ``channels``."""
+FIXED = 20
+"""Bytes of the fixed HEAD fields in the current version (6; version 5: 19, version 4: 18)."""
 
 
 def golden_bytes(name: str) -> bytes:
@@ -104,9 +107,11 @@ def head_payload(
     version: int = C.FORMAT_VERSION,
     interpolation: int = 0,
     channels: int = 3,
+    context_width: int = 0,
 ) -> bytes:
     """SPEC §2: u32 width, height, u8 x4, u16 mlp_width, u8 x3 (num_levels .. latent_coding), u8
-    interpolation (version 4 on), u8 channels (version 5 on), then per level u16 nx, ny (versions 2-3: u32)."""
+    interpolation (version 4 on), u8 channels (version 5 on), u8 context_width (version 6 on), then per
+    level u16 nx, ny (versions 2-3: u32)."""
     cells = [(4, 4)] * num_levels if cells is None else cells
     config = (num_levels, log2_hashmap_size, latent_dim, feat_dim, mlp_width, mlp_depth, num_groups, latent_coding)
     fixed = struct.pack("<IIBBBBHBBB", width, height, *config)
@@ -114,6 +119,8 @@ def head_payload(
         fixed += struct.pack("<B", interpolation)
     if version >= CHANNELS_SINCE:
         fixed += struct.pack("<B", channels)
+    if version >= CONTEXT_SINCE:
+        fixed += struct.pack("<B", context_width)
     cell_format = "<HH" if version >= 4 else "<II"
     return fixed + b"".join(struct.pack(cell_format, nx, ny) for nx, ny in cells)
 
@@ -123,7 +130,7 @@ def header_head_payload(header: Header, version: int = C.FORMAT_VERSION) -> byte
     return head_payload(
         header.width, header.height, cfg.num_levels, cfg.log2_hashmap_size, cfg.latent_dim, cfg.feat_dim,
         cfg.mlp_width, cfg.mlp_depth, cfg.num_groups, list(header.level_cells), header.latent_coding, version,
-        cfg.interpolation, cfg.channels,
+        cfg.interpolation, cfg.channels, cfg.context_width,
     )
 
 
@@ -208,7 +215,7 @@ def hand_tables(tables, extra_bits: str = "") -> bytes:
 
 
 def hand_file(header: Header, steps, values, tables, words: np.ndarray) -> bytes:
-    """A whole version-4 file, every byte from SPEC.md."""
+    """A whole file without a context network, every byte from SPEC.md."""
     head = header_head_payload(header)
     return container(head, hand_weights(header, steps, values), hand_tables(tables), np.asarray(words, "<u4").tobytes())
 
@@ -513,12 +520,13 @@ def test_file_decodes_with_the_table_derived_from_its_histogram() -> None:
     np.testing.assert_array_equal(parsed.tables[0].counts, Table.from_histogram(-1, hist).counts)
     decoded = decode_latents(parsed.header, parsed.tables, parsed.latent_words)[0]
     np.testing.assert_array_equal(decoded, built.latents[0])
-    for change, reason in [([-100, 50, 50], "invalid for the employed entropy model"),
-                           ([50, -100, 50], "do not match table 0's histogram"),
-                           ([-1, 1, 0], "do not match table 0's histogram")]:
+    # the range decoder's own error is wrapped; the histogram check raises its own message
+    invalid = "^LATN section could not be range-decoded: .*invalid for the employed entropy model"
+    mismatch = r"^LATN section: the decoded latents do not match table 0's histogram \(corrupted data\)$"
+    for change, reason in [([-100, 50, 50], invalid), ([50, -100, 50], mismatch), ([-1, 1, 0], mismatch)]:
         other = Table.from_histogram(-1, hist + np.array(change))
         assert not np.array_equal(other.counts, parsed.tables[0].counts)
-        with pytest.raises(ShcFormatError, match=f"could not be range-decoded: .*{reason}"):
+        with pytest.raises(ShcFormatError, match=reason):
             decode_latents(parsed.header, (other,), parsed.latent_words)
 
 
@@ -609,7 +617,7 @@ def test_container_errors_have_distinct_messages() -> None:
         "crc": (bytes(corrupted), r"^section LATN is corrupted \(CRC32 mismatch\)$"),
         "trailing": (data + b"\x00\x01\x02", r"^3 bytes of trailing garbage after the last section$"),
     }
-    assert readable == "2, 3, 4, 5"
+    assert readable == "2, 3, 4, 5, 6"
     messages = set()
     for bad, match in cases.values():
         with pytest.raises(ShcFormatError, match=match) as info:
@@ -850,11 +858,14 @@ def test_header_limits_are_refused_before_allocation(case: str) -> None:
 
 
 def test_head_layout_per_version() -> None:
-    """SPEC §2: 19 + 4 L bytes (version 5), 18 + 4 L with u16 cells (version 4), 17 + 8 L with u32 (3),
-    16 + 8 L (2)."""
+    """SPEC §2: 20 + 4 L bytes (version 6), 19 + 4 L (version 5), 18 + 4 L with u16 cells (version 4),
+    17 + 8 L with u32 (3), 16 + 8 L (2)."""
+    assert FIXED == 20
     assert [head_payload_bytes(levels) for levels in (0, 1, 12)] == [FIXED, FIXED + 4, FIXED + 48]
+    assert [head_payload_bytes(levels, version=5) for levels in (0, 1, 12)] == [19, 23, 67]
     assert [head_payload_bytes(levels, version=4) for levels in (0, 1, 12)] == [18, 22, 66]
-    assert head_layout(0)[-2:] == [("interpolation", "B", 17), ("channels", "B", 18)]
+    assert head_layout(0)[-3:] == [("interpolation", "B", 17), ("channels", "B", 18), ("context_width", "B", 19)]
+    assert head_layout(0, version=5)[-1] == ("channels", "B", 18)
     assert [head_payload_bytes(levels, version=3) for levels in (0, 1, 12)] == [17, 25, 113]
     assert [head_payload_bytes(levels, version=2) for levels in (0, 1, 12)] == [16, 24, 112]
     assert head_layout(2)[-4:] == [("level0.nx", "H", FIXED), ("level0.ny", "H", FIXED + 2),
@@ -988,6 +999,25 @@ def test_the_golden_set_pins_real_images() -> None:
     assert len(GOLDEN_NAMES) - len(flat) >= 3
 
 
+def test_the_golden_set_pins_both_ways_of_coding_latents() -> None:
+    """Version 6 golden files whose dense levels are coded under the encoder's context network (SPEC §5a:
+    levels 1.. with one table left, for level 0) and files without one (a table per group): both decoding
+    paths are pinned by real encodes."""
+    with_context = set()
+    for name in GOLDEN_NAMES:
+        parsed = read_file(golden_bytes(name))
+        layout = parsed.header.layout
+        assert parsed.header.config.context_width == (0 if parsed.context is None else parsed.context.width)
+        if parsed.context is not None:
+            with_context.add(name)
+            assert [level.index for level in layout.context_levels] == [
+                level.index for level in layout.levels if level.dense and level.index >= 1]
+            assert len(parsed.tables) == len(layout.table_keys) < parsed.header.config.num_tables
+        else:
+            assert len(parsed.tables) == parsed.header.config.num_tables
+    assert with_context and with_context != set(GOLDEN_NAMES)
+
+
 def untiled(synthesis: Synthesis, width: int, height: int) -> np.ndarray:
     """The whole ``width x height`` output as one tile: one blend of every pixel, one MLP product."""
     features = synthesis.tile_features(width, height, np.arange(width), np.arange(height))
@@ -1004,7 +1034,7 @@ def test_tiled_rendering_is_bit_identical_to_untiled(name: str, monkeypatch: pyt
     """A pixel's value does not depend on the tile it is rendered in (SPEC §7, tiles): small tiles and
     crops give exactly the pixels of one untiled evaluation."""
     parsed = read_file(golden_bytes(name))
-    synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
+    synthesis = Synthesis(parsed, file_latents(parsed))
     for size, tiles in TILINGS:
         width, height = (parsed.header.width, parsed.header.height) if size == "native" else size
         reference = untiled(synthesis, width, height)
@@ -1021,7 +1051,7 @@ def test_a_row_wider_than_a_tile_renders_like_one_tile() -> None:
     wide), and equals one untiled evaluation."""
     data = golden_bytes("parrot_128x96_q3.shc")
     parsed = read_file(data)
-    synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
+    synthesis = Synthesis(parsed, file_latents(parsed))
     wide_width = C.DECODE_TILE_PIXELS + 5
     np.testing.assert_array_equal(decode_bytes(data, size=(wide_width, 1)), untiled(synthesis, wide_width, 1))
 
@@ -1031,7 +1061,7 @@ def test_mlp_of_a_pixel_does_not_depend_on_its_tile() -> None:
     evaluated with all the others, in chunks of any width, or alone (a one-column product must not take
     BLAS's matrix-vector path, which sums in another order)."""
     parsed = read_file(golden_bytes("lighthouse_96x128_q5.shc"))
-    synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
+    synthesis = Synthesis(parsed, file_latents(parsed))
     width, height = 101, 67
     features = synthesis.tile_features(width, height, np.arange(width), np.arange(height))
     whole = synthesis.mlp(features.copy())
@@ -1182,7 +1212,7 @@ def test_decoder_blends_level_features_with_the_exact_b_spline() -> None:
     with exact weights and float64 sums (within float32 rounding)."""
     parsed = read_file(golden_bytes("parrot_128x96_q3.shc"))
     assert parsed.header.config.interpolation == C.INTERPOLATION_BSPLINE
-    synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
+    synthesis = Synthesis(parsed, file_latents(parsed))
     width, height = 211, 37  # neither a multiple nor a divisor of any level's cells
     rng = np.random.default_rng(2)
     columns = np.unique(np.concatenate([[0, width - 1], rng.integers(0, width, 12)]))
@@ -1256,36 +1286,76 @@ def test_version_2_files_still_decode() -> None:
 def test_older_version_files_still_decode(name: str) -> None:
     """The golden files of earlier versions decode to the pixels recorded when they were made
     (tests/data/compat/compat.json): version 3 (u32 level cells, int8 weights with a f32 scale, stored count
-    tables) and version 4 (no channels byte, no META: RGB without metadata)."""
+    tables), version 4 (no channels byte, no META: RGB without metadata) and version 5 (no context_width:
+    every level coded with its group's table; RGBA and META files among them)."""
     entry = COMPAT["files"][name]
     data = (COMPAT_DIR / name).read_bytes()
     version = entry["format_version"]
-    assert data[4] == version and version in (3, 4) and name.endswith(f"_v{version}.shc")
+    assert data[4] == version and version in (3, 4, 5) and name.endswith(f"_v{version}.shc")
     assert sha256(data) == entry["sha256"], f"the version-{version} .shc file itself changed"
     parsed = read_file(data)
-    assert (parsed.header.width, parsed.header.height) == (entry["width"], entry["height"])
-    assert len(section_payload(data, b"HEAD")) == head_payload_bytes(parsed.header.config.num_levels, version=version)
-    assert parsed.header.config.channels == 3 and parsed.icc_profile is None and parsed.exif is None
+    header = parsed.header
+    assert (header.width, header.height) == (entry["width"], entry["height"])
+    assert len(section_payload(data, b"HEAD")) == head_payload_bytes(header.config.num_levels, version=version)
+    channels = entry.get("channels", 3)
+    assert header.config.channels == channels and (version == 5 or channels == 3)
+    for attribute in ("icc_profile", "exif"):
+        value = getattr(parsed, attribute)
+        assert (None if value is None else sha256(value)) == entry.get(f"{attribute}_sha256")
+    # versions before 6 have no context network: one table per (group, dimension), as in SPEC §5
+    assert header.config.context_width == 0 and parsed.context is None and header.layout.context_levels == ()
+    assert len(parsed.tables) == header.config.num_groups * header.config.latent_dim
     if version == 3:
         assert all(table.histogram is None for table in parsed.tables)  # count tables, used as stored
         assert int(np.abs(parsed.weights.values).max()) <= C.WEIGHT_INT_MAX
     else:
         assert all(table.histogram is not None for table in parsed.tables)
     pixels = decode_bytes(data)
-    assert pixels.shape == (entry["height"], entry["width"], 3) and pixels.dtype == np.uint8
+    assert pixels.shape == (entry["height"], entry["width"], channels) and pixels.dtype == np.uint8
     assert sha256(pixels.tobytes()) == entry["decoded_sha256"], "the normative decoder's output changed"
+
+
+def test_the_compat_set_has_every_older_version() -> None:
+    """compat.json lists exactly the files in tests/data/compat, and every version the reader accepts
+    before the current one has vectors (version 2 is pinned by test_version_2_files_still_decode)."""
+    assert sorted(path.name for path in COMPAT_DIR.glob("*.shc")) == sorted([*COMPAT_NAMES, "parrot_64x48_q1_v2.shc"])
+    versions = {entry["format_version"] for entry in COMPAT["files"].values()}
+    assert versions | {2} == set(C.READABLE_VERSIONS) - {C.FORMAT_VERSION}
+    v5 = {name for name in COMPAT_NAMES if name.endswith("_v5.shc")}
+    assert v5 == {name.replace(".shc", "_v5.shc") for name in GOLDEN_NAMES}  # the whole version-5 golden set
 
 
 def test_version_5_rgb_files_decode_like_their_version_4_copies() -> None:
     """The same encodes written as version 4 and as version 5 (one more HEAD byte, ``channels`` = 3, and
     no META): the pixels of an RGB file do not change with the version."""
-    for name, entry in COMPAT["files"].items():
-        if entry["format_version"] == 4:
-            current = GOLDEN["files"][name.replace("_v4.shc", ".shc")]
-            assert current["num_bytes"] == len((COMPAT_DIR / name).read_bytes()) + 1
-            assert current["decoded_sha256"] == entry["decoded_sha256"]
-            np.testing.assert_array_equal(decode_bytes(golden_bytes(name.replace("_v4.shc", ".shc"))),
-                                          decode_bytes((COMPAT_DIR / name).read_bytes()))
+    v4_names = [name for name, entry in COMPAT["files"].items() if entry["format_version"] == 4]
+    pairs = [(name, name.replace("_v4.shc", "_v5.shc")) for name in v4_names]
+    assert len(pairs) == 3
+    for v4, v5 in pairs:
+        assert len((COMPAT_DIR / v5).read_bytes()) == len((COMPAT_DIR / v4).read_bytes()) + 1
+        assert COMPAT["files"][v5]["decoded_sha256"] == COMPAT["files"][v4]["decoded_sha256"]
+        np.testing.assert_array_equal(decode_bytes((COMPAT_DIR / v5).read_bytes()),
+                                      decode_bytes((COMPAT_DIR / v4).read_bytes()))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in COMPAT_NAMES if n.endswith("_v5.shc")))
+def test_version_5_files_rewritten_as_version_6_without_context(name: str) -> None:
+    """SPEC §9: with ``context_width`` = 0 a version-6 file is its version-5 bytes plus one HEAD byte (0,
+    after ``channels``): the same WGHT, tables and LATN, the same latents and pixels."""
+    old = (COMPAT_DIR / name).read_bytes()
+    parsed = read_file(old)
+    new = write_file(parsed.header, parsed.weights, parsed.tables, parsed.latent_words,
+                     icc_profile=parsed.icc_profile, exif=parsed.exif)
+    assert new[4] == C.FORMAT_VERSION == 6 and len(new) == len(old) + 1
+    old_head, new_head = section_payload(old, b"HEAD"), section_payload(new, b"HEAD")
+    assert new_head == old_head[:19] + b"\x00" + old_head[19:]
+    for tag in (b"WGHT", b"TABL", b"LATN"):
+        assert section_payload(new, tag) == section_payload(old, tag)
+    reread = read_file(new)
+    assert reread.header == parsed.header and reread.context is None
+    for got, want in zip(file_latents(reread), file_latents(parsed)):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(decode_bytes(new), decode_bytes(old))
 
 
 def _count_tables(tables) -> bytes:
@@ -1388,7 +1458,7 @@ def _float16_file(rng: np.random.Generator) -> tuple[Header, QuantizedWeights, n
 
 
 def test_float16_file_round_trip_and_decode() -> None:
-    from shc.format.entropy import file_latents, pack_float16_latents
+    from shc.format.entropy import pack_float16_latents
 
     header, weights, values, data = _float16_file(np.random.default_rng(4))
     shapes = weight_shapes(header)

@@ -151,10 +151,19 @@ def test_level_bits_refuses_latents_that_do_not_fit_the_file() -> None:
         level_bits(parsed, latents[:-1])
     with pytest.raises(ValueError, match="shape"):
         level_bits(parsed, [latents[0][:-1], *latents[1:]])
+    # this file codes levels 1.. under its context network (SPEC §5a): a latent far past level 1's range
+    # (more than span - 1 from any centre the network can predict: no symbol of its tables)
+    assert parsed.header.layout.context_levels[0].index == 1
     outside = [lat.copy() for lat in latents]
-    outside[1][0, 0] = parsed.tables[1].max_symbol + 1
-    with pytest.raises(ValueError, match="outside table 1"):
+    outside[1][0, 0] = parsed.context.level_low[0] + 2 * parsed.context.level_span[0]
+    with pytest.raises(ValueError, match="level 1 latents lie outside its context range"):
         level_bits(parsed, outside)
+    _, factorized, latents = parse(DATA / "parrot_64x48_q1.shc")  # no context network: a table per level
+    assert factorized.context is None and len(factorized.tables) == factorized.header.config.num_levels
+    outside = [lat.copy() for lat in latents]
+    outside[1][0, 0] = factorized.tables[1].max_symbol + 1
+    with pytest.raises(ValueError, match="outside table 1"):
+        level_bits(factorized, outside)
 
 
 # ---------------------------------------------------------------------------------------------- feature maps
