@@ -16,12 +16,22 @@ import numpy as np
 import pytest
 
 from shc.format import constants as C
-from shc.format.container import HEAD_FIELDS, frame_section, head_fixed_fields, head_payload_bytes, read_file, weight_shapes
+from shc.format.container import (
+    HEAD_FIELDS,
+    frame_section,
+    head_fixed_fields,
+    head_payload_bytes,
+    read_file,
+    weight_shapes,
+)
+from shc.format.decoder import decode_bytes
+from shc.format.entropy import file_latents
 from shc.format.errors import ShcFormatError
-from shc.format.expgolomb import pack, zigzag
+from shc.format.expgolomb import MAX_ORDER, pack, zigzag
 from shc.tools.fuzz import (
     MUTATORS,
     SEEDS_DIR,
+    ContextCodes,
     Seed,
     assemble,
     default_seeds,
@@ -31,7 +41,9 @@ from shc.tools.fuzz import (
     mutate,
     pack_histograms,
     pack_meta,
+    pack_tabl,
     read_histograms,
+    read_tabl,
     run_case,
     run_fuzz,
     set_field,
@@ -74,8 +86,9 @@ def test_fuzzer_framing_and_header_layout_come_from_the_container(seeds: list[Se
         expected = C.FILE_PREFIX_BYTES + sum(C.SECTION_FRAME_BYTES + len(payload) for _, payload in sections)
         assert len(seed.data) == expected
     fixed = head_payload_bytes(0)
-    assert fixed == 19 and [f.name for f in head_fixed_fields()][-2:] == ["interpolation", "channels"]  # SPEC.md §2
-    assert [head_payload_bytes(levels) for levels in (1, 12)] == [fixed + 4, fixed + 48]  # versions 4-5: u16 cells
+    assert fixed == 20 and [f.name for f in head_fixed_fields()][-3:] == ["interpolation", "channels", "context_width"]
+    assert [head_payload_bytes(levels) for levels in (1, 12)] == [fixed + 4, fixed + 48]  # versions 4-6: u16 cells
+    assert [head_payload_bytes(levels, version=5) for levels in (0, 1, 12)] == [19, 23, 67]  # SPEC.md §2
     assert [head_payload_bytes(levels, version=4) for levels in (0, 1, 12)] == [18, 22, 66]
     assert [head_payload_bytes(levels, version=3) for levels in (0, 1, 12)] == [17, 25, 113]  # version 3: 17 + 8 L
     assert [head_payload_bytes(levels, version=2) for levels in (0, 1, 12)] == [16, 24, 112]  # version 2: 16 + 8 L
@@ -99,7 +112,7 @@ def test_short_fuzz_run_has_no_failures(seeds: list[Seed]) -> None:
     # the CRC re-fixing mutators get past the checksum: header, table and range-decoder checks fire
     kinds = " | ".join(report.error_kinds)
     for fragment in ("header field", "table", "LATN section could not be range-decoded", "CRC32 mismatch", "truncated",
-                     "histogram", "WGHT section", "TABL section", "META"):
+                     "histogram", "WGHT section", "TABL section", "META", "context"):
         assert fragment in kinds, fragment
     assert set(report.per_mutator) >= set(MUTATORS) | {"unmutated"}
 
@@ -148,6 +161,16 @@ def test_synthetic_seeds_cover_hashed_levels_and_big_tables() -> None:
     assert int(np.abs(parsed["synthetic_table4096"].weights.values).max()) > C.WEIGHT_INT_MAX  # beyond int8
     rgba = parsed["synthetic_rgba_meta"]
     assert rgba.header.config.channels == 4 and rgba.icc_profile and rgba.exif and "metadata" in rgba.section_bytes
+    context = parsed["synthetic_context"]
+    layout = context.header.layout
+    assert context.header.config.context_width == 6 and [level.dense for level in layout.levels] == [
+        True, True, False, True, False, True]
+    assert [level.index for level in layout.context_levels] == [1, 3, 5]  # dense and l >= 1; hashed ones factorized
+    assert layout.table_keys == ((0, 0), (1, 0), (3, 0)) and len(context.tables) == 3  # groups 2 and 4: context only
+    assert context.context.level_span.tolist()[2] == 1 and context.context.level_span.min() >= 1
+    assert int(np.abs(context.context.w1).max()) == int(np.abs(context.context.w2).max()) == 1 << 20  # the bounds
+    latents = file_latents(context)
+    assert all(len(np.unique(latents[index])) > 5 for index in (1, 3)) and np.all(latents[5] == 2)
     assert all(seed.data[4] == C.FORMAT_VERSION for seed in synthetic_seeds())
     assert [s.data for s in synthetic_seeds()] == [s.data for s in synthetic_seeds()]  # deterministic
 
@@ -182,12 +205,29 @@ def test_command_line_runs_without_torch(tmp_path) -> None:
 
 def test_bit_stream_sections_re_pack_to_the_same_bytes(seeds: list[Seed]) -> None:
     """The version-4 mutators decode TABL and WGHT into integers and re-pack them: unchanged integers give
-    the very bytes of the seed, so every change a mutator makes is the one it meant."""
+    the very bytes of the seed, so every change a mutator makes is the one it meant. Version 6 TABL: the
+    context block, then the tables of the layout's (group, dimension) pairs."""
+    with_context = 0
     for seed in seeds:
         parsed = read_file(seed.data)
         sections = dict(split_sections(seed.data))
-        tables = read_histograms(sections[b"TABL"], parsed.header.config.num_tables if parsed.header.range_coded else 0)
-        assert tables is not None and pack_histograms(tables) == sections[b"TABL"]
+        split = read_tabl(sections[b"TABL"], parsed.header)
+        assert split is not None
+        context, tables = split
+        assert pack_tabl(context, tables) == sections[b"TABL"]
+        assert len(tables) == (len(parsed.header.layout.table_keys) if parsed.header.range_coded else 0)
+        if parsed.context is None:
+            assert context is None
+            alone = read_histograms(sections[b"TABL"], len(tables))  # the version-5 reader agrees
+            assert alone is not None and pack_histograms(alone) == sections[b"TABL"]
+        else:
+            with_context += 1
+            stored = ContextCodes.of(parsed.context)
+            assert context.orders == stored.orders and pack(context.codes()) == pack(stored.codes())
+            for got, name in zip(context.tensors, ("w1", "b1", "w2", "level_bias")):
+                np.testing.assert_array_equal(got, getattr(parsed.context, name).reshape(-1))
+            np.testing.assert_array_equal(context.low, parsed.context.level_low)
+            np.testing.assert_array_equal(context.span, parsed.context.level_span)
         for table, parsed_table in zip(tables, parsed.tables):
             assert table.min_symbol == parsed_table.min_symbol
             np.testing.assert_array_equal(table.histogram, parsed_table.histogram)
@@ -196,6 +236,32 @@ def test_bit_stream_sections_re_pack_to_the_same_bytes(seeds: list[Seed]) -> Non
         sizes = np.cumsum([0] + [int(np.prod(shape)) for _, shape in shapes])
         codes = [(zigzag(parsed.weights.values[a:b]), heads[5 * i + 4]) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))]
         assert heads + pack(codes) == sections[b"WGHT"]
+    assert with_context >= 3  # two golden files and synthetic_context
+
+
+def test_context_block_at_other_orders_is_the_same_file(seeds: list[Seed]) -> None:
+    """A reader takes any order <= MAX_ORDER of a context tensor: re-coded at other orders, a file with a
+    context network decodes to the same network, latents and pixels (one above MAX_ORDER is refused)."""
+    chosen = [s for s in seeds if read_file(s.data).context is not None]
+    assert len(chosen) >= 3
+    for number, seed in enumerate(chosen):
+        parsed = read_file(seed.data)
+        sections = split_sections(seed.data)
+        context, tables = read_tabl(dict(sections)[b"TABL"], parsed.header)
+        context.orders = [(3 * number + 5 * k) % (MAX_ORDER + 1) for k in range(4)]
+        index = [tag for tag, _ in sections].index(b"TABL")
+        other = assemble(sections[:index] + [(b"TABL", pack_tabl(context, tables))] + sections[index + 1 :])
+        assert other != seed.data
+        reread = read_file(other)
+        for name in ("w1", "b1", "w2", "level_bias", "level_low", "level_span"):
+            np.testing.assert_array_equal(getattr(reread.context, name), getattr(parsed.context, name))
+        for got, want in zip(file_latents(reread), file_latents(parsed)):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(decode_bytes(other), decode_bytes(seed.data))
+        context.orders[1] = MAX_ORDER + 1
+        bad = assemble(sections[:index] + [(b"TABL", pack_tabl(context, tables))] + sections[index + 1 :])
+        with pytest.raises(ShcFormatError, match=rf"^TABL section: context b1 order {MAX_ORDER + 1} is above {MAX_ORDER}$"):
+            read_file(bad)
 
 
 @pytest.mark.parametrize(
@@ -226,17 +292,53 @@ def test_bit_stream_mutators_reach_the_version_4_checks(seeds: list[Seed], mutat
         assert fragment in joined, fragment
 
 
+def test_context_mutator_reaches_the_context_checks(seeds: list[Seed]) -> None:
+    """Context-block mutations (SPEC §5a) get past the bit syntax to every check behind it: the bounds of
+    the network and of the level ranges, the orders, the block's length, the context width, and the range
+    check of context-coded latents; some changed networks (and networks added to files without one) are
+    valid files that decode."""
+    chosen = [s for s in seeds if s.name in ("synthetic_context", "parrot_128x96_q3.shc", "lighthouse_96x128_q5.shc",
+                                             "parrot_64x48_q1.shc")]
+    assert len(chosen) == 4
+    outcomes, messages = [], []
+    for index in range(320):
+        seed = chosen[index % len(chosen)]
+        _, data = mutate(np.random.default_rng([9, index]), seed, seeds, name="context_field")
+        assert data[:5] == seed.data[:5]
+        outcome, _, _, detail, _ = run_case(data, case_seconds=30.0, memory_limit_bytes=None)
+        assert outcome != "failure", detail
+        outcomes.append(outcome)
+        messages.append(detail)
+    assert outcomes.count("decoded") > 10 and outcomes.count("error") > 150
+    joined = "\n".join(messages)
+    for fragment in ("context model w1 has a value outside [-1048576, 1048576]",
+                     "context model b1 has a value outside [-134217728, 134217728]",
+                     "a context level's latent range is empty, wider than 2048 or outside the symbol range",
+                     "a context-coded latent falls outside its level's range", "order 25 is above 24",
+                     "TABL section: truncated while reading context", "unexpected trailing bits",
+                     "header field context_width=33 is outside the allowed range [0, 32]"):
+        assert fragment in joined, fragment
+
+
 def test_older_version_seeds_are_mutated_in_their_own_layout() -> None:
-    """Files of versions 2-4 given as seeds keep their version byte and their layout's mutators; META
-    inserted into them is refused."""
+    """Files of versions 2-5 given as seeds keep their version byte and their layout's mutators (the context
+    mutator falls back to the tables' before version 6); META inserted into versions before 5 is refused."""
     compat = [Seed(path.name, path.read_bytes()) for path in sorted(COMPAT_DIR.glob("*.shc"))]
-    assert len(compat) == 7 and all(seed.sections is not None for seed in compat)
-    assert sorted(seed.version for seed in compat) == [2, 3, 3, 3, 4, 4, 4]
+    assert len(compat) == 12 and all(seed.sections is not None for seed in compat)
+    assert sorted(seed.version for seed in compat) == [2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5]
     report = run_fuzz(compat, cases=150, seed=4, case_seconds=30.0, max_pixels=1 << 18, memory_limit_mb=None)
     assert report.num_failures == 0, "\n".join(f.detail for f in report.failures[:3])
-    assert report.seeds_decoded == 7
-    for seed in (compat[1], compat[2]):  # versions 3 and 4
-        for name in ("table_field", "special_weights", "head_field", "metadata"):
+    assert report.seeds_decoded == 12
+    by_name = {seed.name: seed for seed in compat}
+    for seed in (by_name["parrot_64x48_q1_v5.shc"], by_name["parrot_rgba_64x48_q3_v5.shc"]):
+        for name in ("table_field", "context_field", "special_weights", "head_field", "metadata"):
+            for case in range(4):
+                _, data = mutate(np.random.default_rng([4, case]), seed, compat, name=name)
+                assert data[:5] == seed.data[:5]
+                outcome, _, _, detail, _ = run_case(data, case_seconds=30.0, memory_limit_bytes=None)
+                assert outcome != "failure", detail
+    for seed in (by_name["lighthouse_96x128_q5_v3.shc"], by_name["lighthouse_96x128_q5_v4.shc"]):
+        for name in ("table_field", "context_field", "special_weights", "head_field", "metadata"):
             rng = np.random.default_rng([4, 0])
             _, data = mutate(rng, seed, compat, name=name)
             assert data[:5] == seed.data[:5] and data[4] in (3, 4)

@@ -19,14 +19,17 @@ Most mutators re-fix the CRC32 of the section they touch, so the mutation reache
 decoder instead of stopping at the checksum. Seeds are the files given on the command line, or by default the
 seed files shipped inside this package (``shc/tools/seeds/*.shc``, package data, so that any install finds
 them: byte-identical copies of the golden files ``tests/data/*.shc``, written together with them by
-``tests/data/make_golden.py`` and checked equal by ``tests/test_fuzz.py``) plus three small synthetic files
+``tests/data/make_golden.py`` and checked equal by ``tests/test_fuzz.py``) plus five small synthetic files
 built here: one with a hashed level, two latent dimensions, two groups and a one-symbol table; one with a
 4096-symbol table, no hidden layer and weights up to ``WEIGHT_CODE_MAX`` (the golden files only have dense
 levels and small tables); one with float16 latents (no entropy coding); one RGBA file (HEAD ``channels`` = 4)
-with a META section. Files of versions 2-4 given on the command line are mutated in their own layout (versions
-2-3: u32 level cells, int8 weights, count tables); the default seeds are all version 5 (exp-Golomb weights and
+with a META section; one with a context network (SPEC §5a) over dense levels between hashed ones. Files of
+versions 2-5 given on the command line are mutated in their own layout (versions 2-3: u32 level cells, int8
+weights, count tables; 4-5: no context network); the default seeds are all version 6 (exp-Golomb weights and
 table histograms, SPEC §3, §5, whose mutators decode the bit streams, change the integers and re-pack them;
-the optional META section, whose mutator re-frames its entries, and inserts or removes the section). Case ``i`` of seed ``S`` is reproducible on its own:
+the context block at the start of TABL, whose mutator does the same with the network's integers and level
+ranges, or adds a network to a file without one; the optional META section, whose mutator re-frames its
+entries, and inserts or removes the section). Case ``i`` of seed ``S`` is reproducible on its own:
 its random generator is ``numpy.random.default_rng([S, i])``, and ``--case i`` reruns just that case.
 
 ``--max-pixels`` defaults to 2**20 rather than the library's default: a header mutation may legitimately
@@ -47,13 +50,14 @@ import traceback
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from shc.format import constants as C
 from shc.format.container import (
+    CONTEXT_TENSORS,
     EXIF_PREFIX,
     ICC_HEADER_BYTES,
     ICC_SIGNATURE,
@@ -73,12 +77,14 @@ from shc.format.container import (
     weight_shapes,
     write_file,
 )
+from shc.format.context import CONTEXT_INPUTS, MAX_BIAS, MAX_LEVEL_SPAN, MAX_WEIGHT, ContextParams
 from shc.format.decoder import DecodedImage, decode_image
 from shc.format.entropy import encode_latents, histogram_tables
 from shc.format.errors import ShcFormatError
-from shc.format.expgolomb import MAX_ORDER, BitReader, pack, zigzag
+from shc.format.expgolomb import MAX_ORDER, BitReader, best_order, pack, zigzag
 
 __all__ = [
+    "ContextCodes",
     "FuzzReport",
     "HistogramTable",
     "Seed",
@@ -90,8 +96,11 @@ __all__ = [
     "mutate",
     "pack_histograms",
     "pack_meta",
+    "pack_tabl",
+    "random_context",
     "random_weights",
     "read_histograms",
+    "read_tabl",
     "run_case",
     "run_fuzz",
     "synthetic_seeds",
@@ -190,13 +199,84 @@ def read_histograms(payload: bytes, num_tables: int) -> list[HistogramTable] | N
         return None
 
 
-def pack_histograms(tables: Sequence[HistogramTable], trailing: Sequence[tuple[np.ndarray, int]] = ()) -> bytes:
-    """A version 4 TABL payload: each table's codes (:func:`table_codes`; histogram entries must be >= 0,
-    the order may be any, also above ``MAX_ORDER``), then ``trailing``."""
-    codes: list[tuple[np.ndarray, int]] = []
+def pack_histograms(tables: Sequence[HistogramTable], trailing: Sequence[tuple[np.ndarray, int]] = (),
+                    leading: Sequence[tuple[np.ndarray, int]] = ()) -> bytes:
+    """A version 4 TABL payload: ``leading`` (version 6: the context block), each table's codes
+    (:func:`table_codes`; histogram entries must be >= 0, the order may be any, also above ``MAX_ORDER``),
+    then ``trailing``."""
+    codes: list[tuple[np.ndarray, int]] = list(leading)
     for table in tables:
         codes += table_codes(table.min_symbol, table.histogram, table.order)
     return pack(codes + list(trailing))
+
+
+@dataclass
+class ContextCodes:
+    """The context network at the start of a version 6 TABL payload as stored (SPEC §5a): per tensor of
+    :data:`~shc.format.container.CONTEXT_TENSORS` its order and values (flat), per context level its
+    ``low`` and ``span``. Only the bit syntax is checked, not the bounds: the mutators start from these."""
+
+    orders: list[int]
+    tensors: list[np.ndarray]  # int64, flat, in CONTEXT_TENSORS order
+    low: np.ndarray  # int64 (context levels,)
+    span: np.ndarray  # int64 (context levels,), >= 1 (stored as span - 1)
+
+    @classmethod
+    def of(cls, params: ContextParams) -> ContextCodes:
+        """The codes the writer stores for ``params``: each tensor in its cheapest order."""
+        tensors = [np.asarray(getattr(params, name), dtype=np.int64).reshape(-1) for name in CONTEXT_TENSORS]
+        orders = [best_order(zigzag(values)) for values in tensors]
+        return cls(orders, tensors, params.level_low.astype(np.int64), params.level_span.astype(np.int64))
+
+    def codes(self) -> list[tuple[np.ndarray, int]]:
+        """The exp-Golomb codes (for :func:`shc.format.expgolomb.pack`), orders as given (any, also above
+        ``MAX_ORDER``)."""
+        out: list[tuple[np.ndarray, int]] = []
+        for order, values in zip(self.orders, self.tensors):
+            out += [(np.array([order]), 0), (zigzag(values), order)]
+        ranges = np.stack([zigzag(self.low), self.span - 1], axis=1).reshape(-1)
+        return [*out, (ranges, 0)]
+
+
+def context_shapes(width: int, levels: int) -> list[tuple[int, ...]]:
+    """Shapes of the context tensors (SPEC §5a) of a network of ``width`` hidden units for ``levels``
+    context levels, in :data:`~shc.format.container.CONTEXT_TENSORS` order."""
+    return [(width, CONTEXT_INPUTS), (width,), (2, width), (levels, 2)]
+
+
+def read_context_codes(bits: BitReader, width: int, levels: int) -> ContextCodes:
+    """The syntax of a context block (orders bounded by ``MAX_ORDER``, nothing else checked)."""
+    orders, tensors = [], []
+    for name, shape in zip(CONTEXT_TENSORS, context_shapes(width, levels)):
+        order = bits.unsigned(0, f"context {name} order")
+        if order > MAX_ORDER:
+            msg = f"context {name} order {order} is above {MAX_ORDER}"
+            raise ShcFormatError(msg)
+        orders.append(order)
+        tensors.append(bits.signed_array(int(np.prod(shape)), order, f"context {name}"))
+    low = np.array([bits.signed(0, "low") if k % 2 == 0 else bits.unsigned(0, "span") for k in range(2 * levels)],
+                   dtype=np.int64).reshape(levels, 2)
+    return ContextCodes(orders, tensors, low[:, 0].copy(), low[:, 1] + 1)
+
+
+def read_tabl(payload: bytes, header: Header) -> tuple[ContextCodes | None, list[HistogramTable]] | None:
+    """A TABL payload of exp-Golomb codes (versions 4-6) split into its context block (version 6 with
+    ``context_width`` > 0, else None) and its histogram tables (as many as the layout implies; none for
+    float16 latents), or None if it does not parse. Only the bit syntax is checked."""
+    bits = BitReader(payload, "TABL section")
+    width = header.config.context_width
+    try:
+        context = read_context_codes(bits, width, len(header.layout.context_levels)) if width else None
+        count = header.layout.num_tables if header.range_coded else 0
+        return context, [HistogramTable(*read_table_codes(bits, index)) for index in range(count)]
+    except ShcFormatError:
+        return None
+
+
+def pack_tabl(context: ContextCodes | None, tables: Sequence[HistogramTable],
+              trailing: Sequence[tuple[np.ndarray, int]] = ()) -> bytes:
+    """A TABL payload: the context block (if any), then :func:`pack_histograms` of the tables."""
+    return pack_histograms(tables, trailing, [] if context is None else context.codes())
 
 
 MetaEntry = tuple[bytes, int, bytes]
@@ -361,10 +441,52 @@ def random_weights(rng: np.random.Generator, header: Header, limit: int = C.WEIG
     return QuantizedWeights(scales, values)
 
 
+def random_context(rng: np.random.Generator, header: Header, latents: list[np.ndarray]) -> ContextParams:
+    """A valid context network (SPEC §5a) for ``header``'s context levels, whose ranges are those of
+    ``latents``: weights that spread the predictions over several centres and many scale buckets, and
+    hidden unit 0 holding the extreme values (``MAX_WEIGHT`` and ``-MAX_BIAS``) but never firing."""
+    width = header.config.context_width
+    levels = header.layout.context_levels
+    w1 = rng.integers(-3 << 12, (3 << 12) + 1, (width, CONTEXT_INPUTS))
+    b1 = rng.integers(-8 << 12, (8 << 12) + 1, width)
+    w2 = np.stack([rng.integers(-512, 513, width), rng.integers(-256, 257, width)])
+    w1[0], b1[0] = MAX_WEIGHT, -MAX_BIAS  # h_0 = max(2^20 (x_1 + .. + x_6 - x_0) - 2^27, 0): 0 while that sum < 128
+    w1[0, 0] = -MAX_WEIGHT
+    w2[:, 0] = [MAX_WEIGHT, -MAX_WEIGHT]
+    bias = np.stack([rng.integers(-4096, 4097, len(levels)), rng.integers(-8192, 8193, len(levels))], axis=1)
+    values = [np.asarray(latents[level.index][:, 0], dtype=np.int64) for level in levels]
+    low = np.array([int(v.min()) for v in values], dtype=np.int64)
+    span = np.array([int(v.max()) - int(v.min()) + 1 for v in values], dtype=np.int64)
+    return ContextParams(w1.astype(np.int64), b1.astype(np.int64), w2.astype(np.int64), bias.astype(np.int64),
+                         low, span)
+
+
+def _synthetic_context_file(rng: np.random.Generator) -> bytes:
+    """Version 6 with a context network: six levels (dense, dense, hashed, dense, hashed, dense) in five
+    groups. Levels 1, 3 and 5 are context levels (level 3's parent is hashed; level 5's latents are all
+    equal: span 1, nothing coded), so groups 2 and 4 have no table and the tables are those of groups 0, 1
+    and 3."""
+    config = ModelConfig(num_levels=6, log2_hashmap_size=5, mlp_width=6, mlp_depth=1, num_groups=5,
+                         interpolation=C.INTERPOLATION_BSPLINE, context_width=6)
+    header = Header(28, 20, config, ((2, 1), (4, 3), (9, 7), (5, 4), (12, 9), (3, 3)))
+    header.validate()
+    laplace = np.exp(-np.abs(np.arange(-6, 7)) / 1.5)
+    latents = table_latents(rng, header, [(laplace, -6), (np.array([1, 3, 1.0]), -1), (laplace, -6)])
+    for level in header.layout.context_levels:
+        scale = 0.3 + 2.0 * rng.random(level.rows)  # rows of very different scales: the buckets differ
+        values = np.clip(np.rint(rng.laplace(0.0, scale)), -9, 9).astype(np.int32)
+        latents[level.index][:, 0] = 2 if level.index == 5 else values
+    context = random_context(rng, header, latents)
+    tables = histogram_tables(header, latents)
+    weights = random_weights(rng, header)
+    return write_file(header, weights, tables, encode_latents(header, tables, latents, context), context=context)
+
+
 def synthetic_seeds() -> list[Seed]:
-    """Four small valid files covering what the golden files do not (deterministic, built with numpy only):
+    """Five small valid files covering what the golden files do not (deterministic, built with numpy only):
     a hashed level with several tables, a 4096-symbol table (and weights up to ``WEIGHT_CODE_MAX``),
-    float16 (no-entropy) latents, and an RGBA file with a META section (both entries)."""
+    float16 (no-entropy) latents, an RGBA file with a META section (both entries), and a context network
+    (SPEC §5a) over dense levels between hashed ones, with groups that have no table."""
     rng = np.random.default_rng(20240501)
     laplace = np.exp(-np.abs(np.arange(-20, 20)) / 3.0)
     hashed = _synthetic_file(
@@ -395,8 +517,9 @@ def synthetic_seeds() -> list[Seed]:
         rng, 12, 10, ModelConfig(num_levels=2, log2_hashmap_size=5, mlp_width=4, mlp_depth=1, channels=C.CHANNELS_RGBA),
         ((2, 2), (6, 5)), [(np.array([1, 4, 1.0]), -1)], icc_profile=fake_icc(rng), exif=fake_exif(rng),
     )
+    context = _synthetic_context_file(rng)
     return [Seed("synthetic_hashed", hashed), Seed("synthetic_table4096", wide), Seed("synthetic_float16", raw),
-            Seed("synthetic_rgba_meta", rgba)]
+            Seed("synthetic_rgba_meta", rgba), Seed("synthetic_context", context)]
 
 
 def default_seeds() -> list[Seed]:
@@ -506,13 +629,15 @@ def _table_field(rng, seed, seeds):
     moved between symbols (the sum stays right, so the range decoder runs with another model and the
     histogram check must catch it), a count changed, a first/last count zeroed, min_symbol or the table size
     changed, another order (valid or above ``MAX_ORDER``), a histogram whose int64 sum wraps around, tables
-    dropped or added, trailing bits. Versions 2-3: a field (min_symbol, num_symbols or a count) changed."""
+    dropped or added, trailing bits; a version 6 context block is kept as it is (:func:`_context_field`
+    changes it). Versions 2-3: a field (min_symbol, num_symbols or a count) changed."""
     sections = seed.sections
     if seed.version < C.COMPACT_SIDE_INFO_VERSION:
         return _count_table_field(rng, seed, sections)
     payload = _payload(sections, b"TABL")
     header = _parsed(seed.data).header if _is_valid(seed) else None
-    tables = read_histograms(payload, header.config.num_tables) if header is not None and header.range_coded else None
+    parsed_tabl = read_tabl(payload, header) if header is not None and header.range_coded else None
+    context, tables = parsed_tabl if parsed_tabl is not None else (None, None)
     if not tables:  # a float16 seed (no tables): junk in its empty TABL
         junk = bytes(rng.integers(0, 256, int(rng.integers(1, 5)), dtype=np.uint8))
         return assemble(_with_payload(sections, b"TABL", payload + junk), seed.prefix)
@@ -528,7 +653,7 @@ def _table_field(rng, seed, seeds):
         tables.append(HistogramTable(0, 0, np.array([1])))  # one table too many
     elif roll < 0.11:
         tables.pop()  # one table too few
-    out = pack_histograms(tables, trailing)
+    out = pack_tabl(context, tables, trailing)
     if roll > 0.97:
         out += b"\x00"  # a whole byte of zero padding
     return assemble(_with_payload(sections, b"TABL", out), seed.prefix)
@@ -574,6 +699,100 @@ def _mutate_histogram(rng: np.random.Generator, tables: list[HistogramTable], in
     else:  # a huge count: its code's zero prefix is near or past the reader's limit
         hist[int(rng.integers(n))] = (1 << int(rng.choice([16, 31, 32, 33, 40]))) - 1
     table.histogram = hist
+
+
+_WEIGHT_VALUES = [MAX_WEIGHT, -MAX_WEIGHT, MAX_WEIGHT + 1, -MAX_WEIGHT - 1, 0, 1, -1, 1 << 40]
+_BIAS_VALUES = [MAX_BIAS, -MAX_BIAS, MAX_BIAS + 1, -MAX_BIAS - 1, 0, 1 << 12, -(1 << 12), 1 << 40]
+
+
+def _context_field(rng, seed, seeds):
+    """A version 6 context block (SPEC §5a) changed, CRC re-fixed: its codes decoded, integers changed and
+    re-packed (a weight or bias at, past or far beyond its bound, a tensor negated, halved or zeroed, a
+    level's low or span moved, also out of the symbol range or past ``MAX_LEVEL_SPAN``: valid networks
+    predict other centres and buckets, so LATN decodes to other latents, which may leave their range), a
+    tensor re-coded at another order (an equivalent file) or its order set above ``MAX_ORDER``, the block
+    cut short or followed by a code; or HEAD ``context_width`` changed under the same TABL. A version 6
+    seed without a network gets one: HEAD ``context_width`` set and a random block prepended, its tables
+    kept or reduced to those the new layout has. Older seeds: :func:`_table_field`."""
+    sections = seed.sections
+    if seed.version < C.CONTEXT_VERSION or not _is_valid(seed) or not _parsed(seed.data).header.range_coded:
+        return _table_field(rng, seed, seeds)
+    parsed = _parsed(seed.data)
+    header = parsed.header
+    head = _payload(sections, b"HEAD")
+    at = {name: (code, offset) for name, code, offset in head_fields(head, seed.version)}["context_width"]
+    parsed_tabl = read_tabl(_payload(sections, b"TABL"), header)
+    if parsed_tabl is None:
+        return _table_field(rng, seed, seeds)
+    context, tables = parsed_tabl
+    if context is None:
+        return _add_context(rng, seed, header, head, at, tables)
+    if rng.random() < 0.1:  # another width: the same TABL now misparses (or is a network of another shape)
+        width = int(rng.choice([0, 1, header.config.context_width - 1, header.config.context_width + 1,
+                                C.MAX_CONTEXT_WIDTH, C.MAX_CONTEXT_WIDTH + 1, 255]))
+        head = set_field(head, *at, max(width, 0))
+        return assemble(_with_payload(sections, b"HEAD", head), seed.prefix)
+    trailing: list[tuple[np.ndarray, int]] = []
+    cut = 0
+    for _ in range(int(rng.choice([1, 1, 2, 3]))):
+        choice = int(rng.choice(7, p=[0.2, 0.15, 0.15, 0.15, 0.15, 0.1, 0.1]))
+        tensor = int(rng.integers(len(context.tensors)))
+        values = context.tensors[tensor]
+        if choice == 0 and values.size:  # one value at, past or far beyond its bound, or nudged
+            bounds = _BIAS_VALUES if CONTEXT_TENSORS[tensor] in ("b1", "level_bias") else _WEIGHT_VALUES
+            k = int(rng.integers(values.size))
+            values[k] = int(rng.choice(bounds)) if rng.random() < 0.6 else values[k] + int(rng.integers(-4096, 4097))
+        elif choice == 1 and values.size:  # a whole tensor negated, halved, doubled or zeroed: a valid network
+            values[:] = [-values, values // 2, 2 * values, 0 * values][int(rng.integers(4))]
+        elif choice == 2 and context.low.size:  # a level's low moved: other clipping, also out of range
+            slot = int(rng.integers(context.low.size))
+            span = int(context.span[slot])
+            edges = [C.MIN_SYMBOL, C.MIN_SYMBOL - 1, C.MAX_SYMBOL - span + 1, C.MAX_SYMBOL - span + 2, -(1 << 31)]
+            context.low[slot] = int(rng.choice(edges)) if rng.random() < 0.3 else context.low[slot] + int(
+                rng.choice([-2, -1, 1, 2]))
+        elif choice == 3 and context.span.size:  # a level's span changed: other tables, also past the limit
+            slot = int(rng.integers(context.span.size))
+            span = int(context.span[slot])
+            context.span[slot] = int(rng.choice([1, 2, max(span - 1, 1), span + 1, span + 2, MAX_LEVEL_SPAN,
+                                                 MAX_LEVEL_SPAN + 1, 1 << 20]))
+        elif choice == 4:  # re-coded at another valid order (an equivalent file) or one above MAX_ORDER
+            context.orders[tensor] = int(rng.choice([0, 1, 3, 8, 12, 16, MAX_ORDER, MAX_ORDER + 1, 40]))
+        elif choice == 5:  # the order changed but the values coded at the old one: they misparse
+            old = context.orders[tensor]
+            codes = context.codes()
+            codes[2 * tensor] = (np.array([int(rng.choice([0, 1, 2, 5, max(old - 1, 0), old + 1]))]), 0)
+            stream = pack_histograms(tables, [], codes)
+            return assemble(_with_payload(sections, b"TABL", stream), seed.prefix)
+        elif rng.random() < 0.5:  # the block cut short: the tables start where level ranges were expected
+            cut = int(rng.integers(1, 2 * max(context.low.size, 1) + 1))
+        else:
+            trailing = [(np.array([int(rng.integers(0, 64))]), 0)]
+    codes = context.codes()
+    if cut:
+        ranges, order = codes[-1]
+        codes[-1] = (ranges[: max(ranges.size - cut, 0)], order)
+    stream = pack_histograms(tables, trailing, codes)
+    return assemble(_with_payload(sections, b"TABL", stream), seed.prefix)
+
+
+def _add_context(rng, seed, header: Header, head: bytes, at: tuple[str, int], tables) -> bytes:
+    """A context network where the seed has none: HEAD ``context_width`` set, a random valid block before
+    the tables (latent ranges drawn small), the tables kept or reduced to the new layout's (the LATN words
+    were coded without the network: mostly errors, sometimes other latents that decode)."""
+    width = int(rng.integers(1, C.MAX_CONTEXT_WIDTH + 1))
+    head = set_field(head, *at, width)
+    new = replace(header, config=replace(header.config, context_width=width))
+    levels = len(new.layout.context_levels)
+    tensors = [rng.integers(-(1 << 14), (1 << 14) + 1, int(np.prod(shape))).astype(np.int64)
+               for shape in context_shapes(width, levels)]
+    low = rng.integers(-4, 1, levels).astype(np.int64)
+    codes = ContextCodes([int(rng.integers(0, 15)) for _ in tensors], tensors, low,
+                         rng.integers(1, 9, levels).astype(np.int64))
+    if rng.random() < 0.5 and new.config.latent_dim == 1:  # only the tables the new layout has
+        old_keys = header.layout.table_keys
+        tables = [tables[old_keys.index(key)] for key in new.layout.table_keys if key in old_keys]
+    sections = _with_payload(seed.sections, b"HEAD", head)
+    return assemble(_with_payload(sections, b"TABL", pack_tabl(codes, tables)), seed.prefix)
 
 
 def _count_table_field(rng, seed, sections):
@@ -861,6 +1080,7 @@ MUTATORS: dict[str, tuple[Mutator, float, bool]] = {
     "head_field": (_head_field, 3.0, True),
     "huge_header": (_huge_header, 1.0, True),
     "table_field": (_table_field, 2.0, True),
+    "context_field": (_context_field, 1.5, True),
     "section_length": (_section_length, 1.0, True),
     "section_resize": (_section_resize, 1.0, True),
     "latent_words": (_latent_words, 1.5, True),
