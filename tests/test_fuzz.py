@@ -260,7 +260,7 @@ def test_context_block_at_other_orders_is_the_same_file(seeds: list[Seed]) -> No
         np.testing.assert_array_equal(decode_bytes(other), decode_bytes(seed.data))
         context.orders[1] = MAX_ORDER + 1
         bad = assemble(sections[:index] + [(b"TABL", pack_tabl(context, tables))] + sections[index + 1 :])
-        with pytest.raises(ShcFormatError, match=rf"^TABL section: context b1 order {MAX_ORDER + 1} is above {MAX_ORDER}$"):
+        with pytest.raises(ShcFormatError, match=rf"^TABL section: context b1 order {MAX_ORDER + 1} is above"):
             read_file(bad)
 
 
