@@ -619,7 +619,8 @@ def _head(config: ModelConfig, cells, latent_coding: int = 0, version: int = C.F
     [
         (ModelConfig(num_levels=2, log2_hashmap_size=6, latent_dim=2, context_width=4), 0,
          r"^header field context_width=4 needs latent_dim 1, got 2$"),
-        (ModelConfig(num_levels=2, log2_hashmap_size=6, context_width=4), 1, "context_width"),
+        (ModelConfig(num_levels=2, log2_hashmap_size=6, context_width=4), 1,
+         r"^header field context_width must be 0 for float16 latents$"),
         (ModelConfig(num_levels=2, log2_hashmap_size=6, context_width=33), 0,
          r"context_width=33 is outside the allowed range \[0, 32\]"),
         (ModelConfig(num_levels=2, log2_hashmap_size=6, context_width=255), 0, r"context_width=255 is outside"),
