@@ -40,7 +40,9 @@ def file_report(input_path: str) -> dict:
             "mlp_width": cfg.mlp_width,
             "mlp_depth": cfg.mlp_depth,
             "num_groups": cfg.num_groups,
+            "context_width": cfg.context_width,
         },
+        "context_levels": [level.index for level in header.layout.context_levels],
         "level_cells": [list(c) for c in header.level_cells],
         "num_latents": header.total_latents,
         "latent_coding": "range-coded" if header.range_coded else "float16",
@@ -66,6 +68,9 @@ def _echo_text(report: dict) -> None:
                f"probability group(s); "
                f"{'cubic B-spline' if report['interpolation'] == 'bspline' else 'bilinear'} interpolation")
     click.echo(f"  levels (cells): {' '.join(f'{nx}x{ny}' for nx, ny in report['level_cells'])}")
+    if report["context_levels"]:
+        click.echo(f"  context network: {cfg['context_width']} hidden units, codes levels "
+                   f"{', '.join(map(str, report['context_levels']))} (SPEC §5a)")
     if report["icc_profile_bytes"] or report["exif_bytes"]:
         click.echo(f"  metadata: ICC profile {report['icc_profile_bytes']} bytes, EXIF {report['exif_bytes']} bytes")
     for name, sec in report["sections"].items():

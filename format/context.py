@@ -36,6 +36,7 @@ __all__ = [
     "ContextParams",
     "context_counts",
     "context_inputs",
+    "context_level_bits",
     "context_sources",
     "decode_context_level",
     "encode_context_level",
@@ -231,6 +232,26 @@ def _predict_pass(params: ContextParams, slot: int, levels: tuple, index: int, v
         centres.append(centre)
         buckets.append(bucket.astype(np.uint8))
     return np.concatenate(rows), np.concatenate(centres), np.concatenate(buckets)
+
+
+def context_level_bits(params: ContextParams, slot: int, levels: tuple, index: int, values: np.ndarray,
+                       coarser: tuple[np.ndarray, np.ndarray]) -> float:
+    """Ideal cost in bits of a context level's ``values`` under its integer tables: ``-log2(c_s / 2^15)``
+    summed (what :func:`encode_context_level` achieves, up to the coder's few bytes of flushing)."""
+    span = int(params.level_span[slot])
+    if span == 1:
+        return 0.0
+    total = 0.0
+    for anchors in (True, False):
+        rows, centre, bucket = _predict_pass(params, slot, levels, index, values, coarser, anchors)
+        symbols = values[rows] - centre + (span - 1)
+        if symbols.size and (symbols.min() < 0 or symbols.max() > 2 * span - 2):
+            msg = f"level {index} latents lie outside its context range"
+            raise ValueError(msg)
+        for b, positions in _groups(bucket):
+            counts = context_counts(b, span).astype(np.float64)
+            total += float(np.sum(C.TABLE_PRECISION - np.log2(counts[symbols[positions]])))
+    return total
 
 
 def encode_context_level(encoder, params: ContextParams, slot: int, levels: tuple, index: int,

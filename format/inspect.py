@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from shc.format import constants as C
 from shc.format.container import ShcFile
+from shc.format.context import context_level_bits
 from shc.format.decoder import Synthesis
 
 __all__ = [
@@ -88,9 +89,9 @@ def _check_latents(shc_file: ShcFile, latents: list[np.ndarray]) -> None:
 def level_bits(shc_file: ShcFile, latents: list[np.ndarray]) -> list[float]:
     """Bits each level's latents cost, level 0 first.
 
-    Range-coded files (SPEC §5, §6): latent dimension d of level l is coded with table
-    ``g(l) * D + d``, so a latent costs ``-log2(c_s / 2**15)`` bits, ``c_s`` being its symbol's integer
-    count: the ideal cost of the range coder, which the LATN payload exceeds by at most a few bytes of
+    Range-coded files (SPEC §5, §6): latent dimension d of a factorized level l is coded with the table of
+    ``(g(l), d)``, a context level's latent with the table its context picks (§5a), so a latent costs
+    ``-log2(c_s / 2**15)`` bits, ``c_s`` being its symbol's integer count: the ideal cost of the range coder, which the LATN payload exceeds by at most a few bytes of
     flushing. A one-symbol table costs 0 bits. Float16 files (SPEC §6b): 16 bits per latent.
 
     Args:
@@ -107,6 +108,11 @@ def level_bits(shc_file: ShcFile, latents: list[np.ndarray]) -> list[float]:
     scale = float(1 << C.TABLE_PRECISION)
     costs = [-np.log2(table.counts.astype(np.float64) / scale) for table in shc_file.tables]
     bits = [0.0] * len(layout.levels)
+    for slot, level in enumerate(layout.context_levels):
+        coarser = tuple(np.asarray(latents[level.index - back][:, 0], dtype=np.int64) if level.index - back >= 0
+                        else np.zeros(0, dtype=np.int64) for back in (1, 2))
+        bits[level.index] = context_level_bits(shc_file.context, slot, layout.levels, level.index,
+                                               np.asarray(latents[level.index][:, 0], dtype=np.int64), coarser)
     for run in layout.coding_runs():
         table = shc_file.tables[run.table]
         symbols = np.asarray(latents[run.level.index][:, run.dim], dtype=np.int64) - table.min_symbol
