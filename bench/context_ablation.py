@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import platform
 import time
@@ -36,11 +37,15 @@ def _file(model: GridINR, grid: PixelGrid, target: torch.Tensor, lmbda: float, s
     return assemble_file(model, steps).data
 
 
-def measure(path: Path, quality: float, preset: str) -> dict:
-    """One point: training once, then the plain file and each variant's file, sizes, PSNR and fit times."""
+def measure(path: Path, quality: float, preset: str, log2_table: int | None = None) -> dict:
+    """One point: training once, then the plain file and each variant's file, sizes, PSNR and fit times.
+    ``log2_table`` replaces the quality's hash-table size (2^17 makes every level of a Kodak photo dense)."""
     source = load_image(path, strip=True)
     height, width, channels = source.pixels.shape
-    settings = settings_for_image(settings_for(preset, quality), width, height)
+    settings = settings_for(preset, quality)
+    if log2_table is not None:
+        settings = dataclasses.replace(settings, log2_hashmap_size=log2_table)
+    settings = settings_for_image(settings, width, height)
     torch.manual_seed(0)
     np.random.seed(0)
     header = make_header(width, height, settings, channels)
@@ -48,7 +53,8 @@ def measure(path: Path, quality: float, preset: str) -> dict:
     target = torch.from_numpy(source.pixels.reshape(-1, channels).copy())
     start = time.perf_counter()
     train(model, prior, grid, target, settings)
-    row = {"image": path.stem, "quality": quality, "train_s": round(time.perf_counter() - start, 1)}
+    row = {"image": path.stem, "quality": quality, "log2_table": settings.log2_hashmap_size,
+           "lmbda": settings.lmbda, "train_s": round(time.perf_counter() - start, 1)}
     sample = grid.scoring_sample(settings.score_pixels)
     plain = _file(model, grid, target, settings.lmbda, sample)
     row.update(plain_bytes=len(plain), psnr_db=round(decoded_psnr(plain, source.pixels)[0], 4),
@@ -85,25 +91,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", default="kodim01,kodim02,kodim05,kodim13,kodim15,kodim19,kodim21,kodim23")
     parser.add_argument("--qualities", default="1,3,5")
     parser.add_argument("--preset", default="default")
+    parser.add_argument("--log2-table", type=int, default=None, help="hash-table size override (log2)")
     parser.add_argument("-o", "--out", type=Path, default=Path("results/context"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    rows_path = args.out / "ablation.jsonl"
+    rows_path = args.out / ("ablation.jsonl" if args.log2_table is None else f"ablation-table{args.log2_table}.jsonl")
     done = {(r["image"], r["quality"]) for r in map(json.loads, rows_path.read_text().splitlines())} if rows_path.exists() else set()
     for quality in map(float, args.qualities.split(",")):
         for name in args.images.split(","):
             if (name, quality) in done:
                 continue
-            row = measure(args.images_dir / f"{name}.png", quality, args.preset)
+            row = measure(args.images_dir / f"{name}.png", quality, args.preset, args.log2_table)
             print(json.dumps(row), flush=True)
             with rows_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
     rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
+    table_arg = "" if args.log2_table is None else f" --log2-table {args.log2_table}"
     header = (f"Command: python -m shc.bench.context_ablation {args.images_dir} --images {args.images} "
-              f"--qualities {args.qualities} --preset {args.preset} -o {args.out}\n"
+              f"--qualities {args.qualities} --preset {args.preset}{table_arg} -o {args.out}\n"
               f"Machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads.\n\n")
-    (args.out / "ablation.md").write_text(header + table(rows))
+    (args.out / rows_path.with_suffix(".md").name).write_text(header + table(rows))
 
 
 if __name__ == "__main__":

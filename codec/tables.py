@@ -54,10 +54,10 @@ def adopt_context(model: GridINR, width: int, steps: int) -> bool:
     header then codes the dense levels with it, SPEC §5a) if the latents and tables take fewer bytes that
     way; returns whether it was kept."""
     header = model.header
-    if not header.range_coded or width == 0:
+    context_header = with_context_width(header, width)
+    if not header.range_coded or width == 0 or not context_header.layout.context_levels:
         return False
     plain = code_latents(model)
-    context_header = with_context_width(header, width)
     device = model.latents.device
     candidate = ContextModel(context_header.layout, width, device)
     candidate.fit(torch.round(model.latents.detach()), steps)

@@ -87,7 +87,7 @@ class ContextParams:
     w1: np.ndarray  # int64 (width, CONTEXT_INPUTS)
     b1: np.ndarray  # int64 (width,)
     w2: np.ndarray  # int64 (2, width)
-    level_bias: np.ndarray  # int64 (context levels, 2): mean, log2 scale, 8 fractional bits
+    level_bias: np.ndarray  # int64 (context levels, 2): centre, log2 scale, 12 fractional bits
     level_low: np.ndarray  # int64 (context levels,): smallest latent of the level
     level_span: np.ndarray  # int64 (context levels,): largest - smallest + 1, 1 .. MAX_LEVEL_SPAN
 
@@ -187,7 +187,7 @@ def predict(params: ContextParams, slot: int, inputs: np.ndarray) -> tuple[np.nd
     return centre, bucket
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def context_counts(bucket: int, span: int) -> np.ndarray:
     """Integer counts (uint32, each >= 1, summing to 2^15) of the symbols ``-(span - 1) .. span - 1`` under
     the discrete Laplace of ``bucket``: weights ``2 (ONE - t)`` at 0 and ``(t^(2s - 1) (ONE - t^2)) >> 30``
@@ -206,7 +206,7 @@ def context_counts(bucket: int, span: int) -> np.ndarray:
     return counts
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _model(bucket: int, span: int) -> constriction.stream.model.Categorical:
     probabilities = context_counts(bucket, span).astype(np.float64) / float(1 << C.TABLE_PRECISION)
     return constriction.stream.model.Categorical(probabilities, perfect=False)
@@ -238,16 +238,16 @@ def context_level_bits(params: ContextParams, slot: int, levels: tuple, index: i
                        coarser: tuple[np.ndarray, np.ndarray]) -> float:
     """Ideal cost in bits of a context level's ``values`` under its integer tables: ``-log2(c_s / 2^15)``
     summed (what :func:`encode_context_level` achieves, up to the coder's few bytes of flushing)."""
-    span = int(params.level_span[slot])
+    span, low = int(params.level_span[slot]), int(params.level_low[slot])
+    if values.size and (values.min() < low or values.max() > low + span - 1):
+        msg = f"level {index} latents lie outside its context range [{low}, {low + span - 1}]"
+        raise ValueError(msg)
     if span == 1:
         return 0.0
     total = 0.0
     for anchors in (True, False):
         rows, centre, bucket = _predict_pass(params, slot, levels, index, values, coarser, anchors)
         symbols = values[rows] - centre + (span - 1)
-        if symbols.size and (symbols.min() < 0 or symbols.max() > 2 * span - 2):
-            msg = f"level {index} latents lie outside its context range"
-            raise ValueError(msg)
         for b, positions in _groups(bucket):
             counts = context_counts(b, span).astype(np.float64)
             total += float(np.sum(C.TABLE_PRECISION - np.log2(counts[symbols[positions]])))

@@ -59,6 +59,13 @@ def _coarser(latents: list[np.ndarray], index: int) -> tuple[np.ndarray, np.ndar
     return tuple(latents[index - back][:, 0] if index - back >= 0 else np.zeros(0, dtype=np.int64) for back in (1, 2))
 
 
+def _check_context(header: Header, context: ContextParams | None) -> None:
+    """A context network must come with exactly the headers that declare one (a caller's error, not the file's)."""
+    if (context is None) != (header.config.context_width == 0):
+        msg = f"the header's context_width is {header.config.context_width}: pass its context network exactly then"
+        raise ValueError(msg)
+
+
 def _runs_by_level(header: Header) -> dict[int, list]:
     runs: dict[int, list] = {level.index: [] for level in header.layout.levels}
     for run in header.layout.coding_runs():
@@ -75,6 +82,7 @@ def encode_latents(
     Raises ValueError if a latent lies outside its table's (or its context level's) range (the encoder
     clamps before calling).
     """
+    _check_context(header, context)
     encoder = constriction.stream.queue.RangeEncoder()
     models = [_coder_model(t) if len(t.counts) > 1 else None for t in tables]
     runs = _runs_by_level(header)
@@ -111,6 +119,7 @@ def decode_latents(
     header: Header, tables: tuple[Table, ...], words: np.ndarray, context: ContextParams | None = None
 ) -> list[np.ndarray]:
     """Inverse of :func:`encode_latents`; raises :class:`ShcFormatError` on data that is too long or undecodable."""
+    _check_context(header, context)
     layout = header.layout
     latents = [np.empty((level.rows, layout.latent_dim), dtype=np.int32) for level in layout.levels]
     models = [_coder_model(t) if len(t.counts) > 1 else None for t in tables]

@@ -252,6 +252,7 @@ _SETTINGS_DEFAULTS = {
     "lr_final": 0.02, "batch_pixels": 16384, "eval_every": 100, "entropy_coding": True,
     "interpolation": 1,  # version 4: the cubic B-spline (the paper preset keeps bilinear)
     "score_pixels": 1048576,  # 0.6.0: larger images are scored on a 1 M-pixel sample (Kodak photos whole)
+    "context_width": 8, "context_fit_steps": 400,  # 0.7.0: a context network fitted after training (§5a)
 }
 _FAST = {"steps": 800, "eval_every": 40}
 _PAPER = {"num_levels": 16, "num_groups": 16, "max_res_scale": 1.0, "steps": 60000, "batch_pixels": 4194304,

@@ -17,7 +17,6 @@ import struct
 import zlib
 from dataclasses import replace
 from decimal import Decimal, getcontext
-from fractions import Fraction
 from pathlib import Path
 
 import constriction
@@ -42,6 +41,7 @@ from shc.format.context import (
 from shc.format.decoder import decode_bytes
 from shc.format.entropy import decode_latents, encode_latents, file_latents, histogram_tables
 from shc.format.errors import ShcFormatError
+from test_format import eg_bits, reference_counts, signed_eg_bits  # SPEC §3a, §5 by hand (tests/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 COMPAT_DIR = Path(__file__).parent / "data" / "compat"
@@ -104,18 +104,6 @@ def spec_predict(params: ContextParams, slot: int, x: list[int]) -> tuple[int, i
     return min(max((o[0] + 2048) // 4096, low), high), min(max((o[1] + 16640) // 512, 0), 88)
 
 
-def reference_counts(histogram) -> list[int]:
-    """SPEC §5 in exact rationals: one count per symbol, the other 2^15 - n shared in proportion to the
-    histogram, floors first, then one more to the largest remainders (lowest symbol first on a tie)."""
-    hist = [int(h) for h in histogram]
-    n, total = len(hist), sum(hist)
-    spare = TOTAL - n
-    shares = [Fraction(h * spare, total) for h in hist]
-    floors = [int(s) for s in shares]
-    extra = sorted(range(n), key=lambda i: (-(shares[i] - floors[i]), i))[: spare - sum(floors)]
-    return [f + 1 + (i in extra) for i, f in enumerate(floors)]
-
-
 def spec_weights(bucket: int, span: int) -> list[int]:
     """SPEC §5a: p_0 = 2^30, p_k = floor(p_{k-1} t / 2^30); residual 0 weighs 2 (2^30 - t), +-r weighs
     floor(p_{2r-1} (2^30 - p_2) / 2^30); residuals -(span - 1) .. span - 1."""
@@ -168,16 +156,6 @@ def spec_encode(header: Header, tables, latents: list[np.ndarray], params: Conte
 
 
 # exp-Golomb (SPEC §3a) as bit strings
-
-
-def eg_bits(n: int, k: int) -> str:
-    m = int(n) + (1 << k)
-    return "0" * (m.bit_length() - 1 - k) + format(m, "b")
-
-
-def signed_eg_bits(v: int, k: int) -> str:
-    v = int(v)
-    return eg_bits(2 * v if v >= 0 else -2 * v - 1, k)
 
 
 def shortest_order(values, signed: bool = True, max_order: int = 16) -> int:

@@ -292,6 +292,22 @@ def test_bit_stream_mutators_reach_the_version_4_checks(seeds: list[Seed], mutat
         assert fragment in joined, fragment
 
 
+def _mutated_outcomes(chosen: list[Seed], seeds: list[Seed], mutator: str, cases: int, key: int,
+                      keep_prefix: bool = False) -> tuple[list[str], list[str]]:
+    """Outcomes and messages of ``cases`` mutations by ``mutator`` of the ``chosen`` seeds in turn (case i of
+    rng ``[key, i]``); none may be a failure (``keep_prefix``: the mutator keeps magic and version)."""
+    outcomes, messages = [], []
+    for index in range(cases):
+        seed = chosen[index % len(chosen)]
+        _, data = mutate(np.random.default_rng([key, index]), seed, seeds, name=mutator)
+        assert not keep_prefix or data[:5] == seed.data[:5]
+        outcome, _, _, detail, _ = run_case(data, case_seconds=30.0, memory_limit_bytes=None)
+        assert outcome != "failure", detail
+        outcomes.append(outcome)
+        messages.append(detail)
+    return outcomes, messages
+
+
 def test_context_mutator_reaches_the_context_checks(seeds: list[Seed]) -> None:
     """Context-block mutations (SPEC §5a) get past the bit syntax to every check behind it: the bounds of
     the network and of the level ranges, the orders, the block's length, the context width, and the range
@@ -300,15 +316,7 @@ def test_context_mutator_reaches_the_context_checks(seeds: list[Seed]) -> None:
     chosen = [s for s in seeds if s.name in ("synthetic_context", "parrot_128x96_q3.shc", "lighthouse_96x128_q5.shc",
                                              "parrot_64x48_q1.shc")]
     assert len(chosen) == 4
-    outcomes, messages = [], []
-    for index in range(320):
-        seed = chosen[index % len(chosen)]
-        _, data = mutate(np.random.default_rng([9, index]), seed, seeds, name="context_field")
-        assert data[:5] == seed.data[:5]
-        outcome, _, _, detail, _ = run_case(data, case_seconds=30.0, memory_limit_bytes=None)
-        assert outcome != "failure", detail
-        outcomes.append(outcome)
-        messages.append(detail)
+    outcomes, messages = _mutated_outcomes(chosen, seeds, "context_field", 320, 9, keep_prefix=True)
     assert outcomes.count("decoded") > 10 and outcomes.count("error") > 150
     joined = "\n".join(messages)
     for fragment in ("context model w1 has a value outside [-1048576, 1048576]",
@@ -358,13 +366,7 @@ def test_metadata_mutator_reaches_the_meta_checks(seeds: list[Seed]) -> None:
     chosen = [by_name[name] for name in ("synthetic_rgba_meta", "parrot_p3_64x48_q1.shc", "parrot_64x48_q1.shc")]
     for seed in chosen[:2]:
         assert len(meta_entries(dict(split_sections(seed.data))[b"META"])) == 2  # ICCP and EXIF
-    outcomes, messages = [], []
-    for index in range(300):
-        _, data = mutate(np.random.default_rng([8, index]), chosen[index % 3], seeds, name="metadata")
-        outcome, _, _, detail, _ = run_case(data, case_seconds=30.0, memory_limit_bytes=None)
-        assert outcome != "failure", detail
-        outcomes.append(outcome)
-        messages.append(detail)
+    outcomes, messages = _mutated_outcomes(chosen, seeds, "metadata", 300, 8)
     assert outcomes.count("decoded") > 30 and outcomes.count("error") > 100
     joined = "\n".join(messages)
     for fragment in ("unknown key", "occurs twice", "out of order", "entry declares", "not an ICC profile",
