@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import csv
 import dataclasses
 import json
 import platform
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shc.bench.bdrate import bd_rate
 from shc.codec.encoder import decoded_psnr, make_header
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import settings_for, settings_for_image
@@ -85,6 +87,48 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _curve(rows: list[dict], bytes_of) -> tuple[list[float], list[float]]:
+    """Mean bpp and PSNR per quality (in increasing quality) of ``rows``; ``bytes_of(row)``: the file's size."""
+    qualities = sorted({r["quality"] for r in rows})
+    bpp = [float(np.mean([bytes_of(r) * r["bpp"] / r["plain_bytes"] for r in rows if r["quality"] == q]))
+           for q in qualities]
+    psnr = [float(np.mean([r["psnr_db"] for r in rows if r["quality"] == q])) for q in qualities]
+    return bpp, psnr
+
+
+def bd_summary(rows: list[dict], classic: Path) -> str:
+    """BD-rates of the factorized and the context files against the classic codecs of ``classic`` (a
+    results/kodak-cpu folder: ``NAME.json`` mean curves, ``per_image.csv``), over the qualities measured for
+    every image: of the mean curves, and per image against WebP and AVIF."""
+    images = sorted({r["image"] for r in rows})
+    qualities = sorted({r["quality"] for r in rows})
+    rows = [r for r in rows if sum(s["quality"] == r["quality"] for s in rows) == len(images)]
+    kinds = {"factorized tables": lambda r: r["plain_bytes"], "context network where smaller": lambda r: r["w8_s400"]["bytes"]}
+    lines = [f"BD-rate over qualities {', '.join(f'{q:g}' for q in qualities)} ({len(images)} images), against "
+             f"{classic}/*.json (mean curves):\n", "| shc files | " + " | ".join(("webp", "avif", "jpeg420")) + " |",
+             "|---|---|---|---|"]
+    refs = {n: json.loads((classic / f"{n}.json").read_text())["results"] for n in ("webp", "avif", "jpeg420")}
+    for name, size in kinds.items():
+        bpp, psnr = _curve(rows, size)
+        lines.append(f"| {name} | " + " | ".join(
+            f"{bd_rate(ref['bpp'], ref['psnr-rgb'], bpp, psnr):+.1f} %" for ref in refs.values()) + " |")
+    per: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    with (classic / "per_image.csv").open() as f:
+        for row in csv.DictReader(f):
+            curve = per.setdefault((row["codec"], row["image"]), ([], []))
+            curve[0].append(float(row["bpp"]))
+            curve[1].append(float(row["psnr_rgb"]))
+    lines += ["", "Per image (context files where smaller): BD-rate vs WebP | vs AVIF\n", "| image | WebP | AVIF |",
+              "|---|---|---|"]
+    for image in images:
+        mine = sorted((r for r in rows if r["image"] == image), key=lambda r: r["quality"])
+        bpp = [r["w8_s400"]["bytes"] * r["bpp"] / r["plain_bytes"] for r in mine]
+        psnr = [r["psnr_db"] for r in mine]
+        lines.append(f"| {image} | " + " | ".join(
+            f"{bd_rate(*per[(codec, image)], bpp, psnr):+.1f} %" for codec in ("webp", "avif")) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images_dir", type=Path)
@@ -92,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--qualities", default="1,3,5")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--log2-table", type=int, default=None, help="hash-table size override (log2)")
+    parser.add_argument("--classic", type=Path, default=Path("results/kodak-cpu"),
+                        help="results of the classic codecs on the same images, for BD-rates (bd.md)")
     parser.add_argument("-o", "--out", type=Path, default=Path("results/context"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -112,6 +158,9 @@ def main(argv: list[str] | None = None) -> None:
               f"Machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads.\n\n")
     (args.out / rows_path.with_suffix(".md").name).write_text(header + table(rows))
+    qualities = {r["quality"] for r in rows}
+    if len(qualities) >= 2 and (args.classic / "per_image.csv").exists() and args.log2_table is None:
+        (args.out / "bd.md").write_text(header + bd_summary(rows, args.classic))
 
 
 if __name__ == "__main__":
