@@ -3,8 +3,9 @@ Laplace whose centre and scale a small integer network predicts from what the de
 
 Why: latents trained under a factorized prior are coded as if independent, but a fine level's latents are
 large where the picture has detail and near zero elsewhere, and neighbouring vertices share that: a latent's
-neighbours and the coarser levels at the same place tell its scale. Trained jointly with this model (the
-encoder's rate term is :mod:`shc.codec.context`, the same network in floats), the latents become predictable.
+neighbours and the coarser levels at the same place tell its scale. The encoder fits the network to its
+trained latents (:mod:`shc.codec.context`, the same network in floats) and keeps it when the file gets
+smaller; what that saves, and why training the latents under it did not pay yet: results/context/README.md.
 
 Each dense level l >= 1 (a "context level") is coded in two vectorised passes, a checkerboard: the anchors
 (vertices with x + y even) see the two coarser levels at the nearest vertex; the others see also their four
