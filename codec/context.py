@@ -22,6 +22,8 @@ from torch import nn
 from shc.format import context as ctx
 from shc.format.layout import LatentLayout
 
+from shc.codec.quantize import hard_round
+
 __all__ = ["ContextModel"]
 
 _STEP = float(1 << ctx.FRACTION_BITS)
@@ -30,10 +32,6 @@ _STEP = float(1 << ctx.FRACTION_BITS)
 def _fixed_point(weight: torch.Tensor) -> torch.Tensor:
     """Rounded to the file's fixed point (1/4096), gradient straight through."""
     return weight + (torch.round(weight * _STEP) / _STEP - weight).detach()
-
-
-def _round_straight_through(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.round(x) - x).detach()
 
 
 def laplace_bits(residual: torch.Tensor, log2_scale: torch.Tensor) -> torch.Tensor:
@@ -67,11 +65,11 @@ class ContextModel(nn.Module):
         levels = layout.levels
         sentinel = layout.total_rows  # a zero appended to the latents
         for number, level in enumerate(layout.context_levels):
+            offsets = np.array([levels[level.index - back].offset if level.index - back >= 0 else 0
+                                for back in ctx.SOURCE_LEVELS])
             for anchors in (True, False):
                 for x, y in ctx.pass_vertices(level, anchors):
                     rows = ctx.context_sources(levels, level.index, x, y, anchors)
-                    offsets = np.array([levels[level.index - back].offset if level.index - back >= 0 else 0
-                                        for back in ctx.SOURCE_LEVELS])
                     sources.append(np.where(rows >= 0, rows + offsets, sentinel))
                     own.append(level.offset + y * (level.nx + 1) + x)
                     anchor.append(np.full(x.size, 1.0 if anchors else 0.0, dtype=np.float32))
@@ -85,21 +83,18 @@ class ContextModel(nn.Module):
         self.register_buffer("slot", tensor(slot, np.int64), persistent=False)
         self.to(device)
 
-    def bits(self, latents: torch.Tensor, quantize_weights: bool = True) -> torch.Tensor:
+    def bits(self, latents: torch.Tensor) -> torch.Tensor:
         """Self-information (bits) of every context level's (quantized) latents ``(rows, 1)``, with the
-        file's fixed-point weights (``quantize_weights``, straight through) or the float ones."""
+        file's fixed-point weights (straight through)."""
         n = self.own.numel()
         if n == 0:
             return latents.new_zeros(())
         flat = torch.cat([latents.reshape(-1), latents.new_zeros(1)])
         inputs = flat.index_select(0, self.sources).view(n, 6).clamp(-ctx.INPUT_LIMIT, ctx.INPUT_LIMIT)
         inputs = torch.cat([inputs, self.anchor[:, None]], 1)
-        w1, b1, w2 = self.fc1.weight, self.fc1.bias, self.fc2.weight
-        bias = self.level_bias
-        if quantize_weights:
-            w1, b1, w2, bias = (_fixed_point(t) for t in (w1, b1, w2, bias))
+        w1, b1, w2, bias = (_fixed_point(t) for t in (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.level_bias))
         out = torch.relu(inputs @ w1.t() + b1) @ w2.t() + bias.index_select(0, self.slot)
-        residual = flat.index_select(0, self.own) - _round_straight_through(out[:, 0])
+        residual = flat.index_select(0, self.own) - hard_round(out[:, 0])
         return laplace_bits(residual, out[:, 1]).sum()
 
     def fit(self, latents: torch.Tensor, steps: int, lr: float = 1e-2) -> float:

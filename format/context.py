@@ -39,6 +39,7 @@ __all__ = [
     "context_inputs",
     "context_level_bits",
     "context_sources",
+    "coarser_latents",
     "decode_context_level",
     "encode_context_level",
     "pass_vertices",
@@ -159,6 +160,13 @@ def context_sources(levels: tuple, index: int, x: np.ndarray, y: np.ndarray, anc
             up = levels[index - back]
             rows[:, k] = up.vertex_rows(_nearest(x, level.nx, up.nx), _nearest(y, level.ny, up.ny))
     return rows
+
+
+def coarser_latents(latents: list[np.ndarray], index: int) -> tuple[np.ndarray, np.ndarray]:
+    """The parent and grandparent inputs' sources of context level ``index``: latent dimension 0 (int64) of
+    levels ``index - 1`` and ``index - 2`` of per-level ``(rows, D)`` latents (empty before level 0)."""
+    return tuple(np.asarray(latents[index - back][:, 0], dtype=np.int64) if index - back >= 0
+                 else np.zeros(0, dtype=np.int64) for back in (1, 2))
 
 
 def context_inputs(levels: tuple, index: int, x: np.ndarray, y: np.ndarray, values: np.ndarray,

@@ -14,7 +14,7 @@ import numpy as np
 
 from shc.format import constants as C
 from shc.format.container import Header, ShcFile, Table
-from shc.format.context import ContextParams, decode_context_level, encode_context_level
+from shc.format.context import ContextParams, coarser_latents, decode_context_level, encode_context_level
 from shc.format.errors import ShcFormatError
 
 __all__ = [
@@ -54,11 +54,6 @@ def _coder_model(table: Table) -> constriction.stream.model.Categorical:
     return constriction.stream.model.Categorical(probabilities, perfect=False)
 
 
-def _coarser(latents: list[np.ndarray], index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Latent dimension 0 of levels ``index - 1`` and ``index - 2`` (a context level's inputs; none before 0)."""
-    return tuple(latents[index - back][:, 0] if index - back >= 0 else np.zeros(0, dtype=np.int64) for back in (1, 2))
-
-
 def _check_context(header: Header, context: ContextParams | None) -> None:
     """A context network must come with exactly the headers that declare one (a caller's error, not the file's)."""
     if (context is None) != (header.config.context_width == 0):
@@ -95,7 +90,7 @@ def encode_latents(
             if values.size and (values.min() < low or values.max() >= low + span):
                 msg = f"level {index} latents outside its context range [{low}, {low + span - 1}]"
                 raise ValueError(msg)
-            encode_context_level(encoder, context, slot, header.layout.levels, index, values, _coarser(latents, index))
+            encode_context_level(encoder, context, slot, header.layout.levels, index, values, coarser_latents(latents, index))
         for run in level_runs:
             _encode_run(encoder, run, latents, tables, models)
     return encoder.get_compressed()
@@ -129,7 +124,7 @@ def decode_latents(
         for index, level_runs in _runs_by_level(header).items():
             if index in slots:
                 latents[index][:, 0] = decode_context_level(
-                    decoder, context, slots[index], layout.levels, index, _coarser(latents, index))
+                    decoder, context, slots[index], layout.levels, index, coarser_latents(latents, index))
             for run in level_runs:
                 table, out = tables[run.table], latents[run.level.index]
                 if models[run.table] is None:

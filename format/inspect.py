@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from shc.format import constants as C
 from shc.format.container import ShcFile
-from shc.format.context import context_level_bits
+from shc.format.context import coarser_latents, context_level_bits
 from shc.format.decoder import Synthesis
 
 __all__ = [
@@ -109,10 +109,9 @@ def level_bits(shc_file: ShcFile, latents: list[np.ndarray]) -> list[float]:
     costs = [-np.log2(table.counts.astype(np.float64) / scale) for table in shc_file.tables]
     bits = [0.0] * len(layout.levels)
     for slot, level in enumerate(layout.context_levels):
-        coarser = tuple(np.asarray(latents[level.index - back][:, 0], dtype=np.int64) if level.index - back >= 0
-                        else np.zeros(0, dtype=np.int64) for back in (1, 2))
         bits[level.index] = context_level_bits(shc_file.context, slot, layout.levels, level.index,
-                                               np.asarray(latents[level.index][:, 0], dtype=np.int64), coarser)
+                                               np.asarray(latents[level.index][:, 0], dtype=np.int64),
+                                               coarser_latents(latents, level.index))
     for run in layout.coding_runs():
         table = shc_file.tables[run.table]
         symbols = np.asarray(latents[run.level.index][:, run.dim], dtype=np.int64) - table.min_symbol

@@ -44,8 +44,8 @@ def _integer_rate(params, layout, latents: np.ndarray) -> float:
     levels = layout.split(latents.astype(np.int64))
     total = 0.0
     for slot, level in enumerate(layout.context_levels):
-        coarser = tuple(levels[level.index - b][:, 0] if level.index - b >= 0 else np.zeros(0, np.int64) for b in (1, 2))
-        total += ctx.context_level_bits(params, slot, layout.levels, level.index, levels[level.index][:, 0], coarser)
+        total += ctx.context_level_bits(params, slot, layout.levels, level.index, levels[level.index][:, 0],
+                                        ctx.coarser_latents(levels, level.index))
     return total
 
 
