@@ -10,6 +10,7 @@ from shc.cli.batch import Job, plan_jobs, run_jobs
 from shc.cli.common import (
     BadInputError,
     UsageError,
+    check_input,
     image_format,
     limit_threads,
     open_output,
@@ -83,6 +84,9 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 @click.option("--crop", "region", default=None, metavar="X,Y,W,H",
               help="Render only this region of the output (in output pixels, after --scale/--size): "
                    "the cost grows with the region, not the image.")
+@click.option("--levels", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Render a level-of-detail preview from the first K grid levels only: reads just the file's "
+                   "prefix (says how many bytes), and renders what a truncated download holds.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_OUTPUT_PIXELS, show_default=True,
               help="Refuse to render more pixels than this (decompression-bomb guard).")
 @click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
@@ -95,8 +99,8 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 @click.option("--force", "-f", is_flag=True, help="Overwrite outputs that exist.")
 @click.option("--skip-existing", is_flag=True, help="Leave inputs whose output exists alone (resume a batch).")
 @click.option("--quiet", is_flag=True, help="No report lines and no summary (errors still show).")
-def decode(inputs, output, out_dir, fmt, scale, size, region, max_pixels, png_level, background, threads, as_json, force,
-           skip_existing, quiet) -> None:
+def decode(inputs, output, out_dir, fmt, scale, size, region, levels, max_pixels, png_level, background, threads, as_json,
+           force, skip_existing, quiet) -> None:
     """Decode .shc files (- for stdin) to 8-bit images, at any resolution.
 
     The ICC colour profile and EXIF that the file carries are attached to the output (PNG: iCCP and
@@ -106,6 +110,7 @@ def decode(inputs, output, out_dir, fmt, scale, size, region, max_pixels, png_le
     shc decode photo.shc -o photo.png
     shc decode photo.shc --scale 2 -o big.png
     shc decode big.shc --crop 4096,2048,1024,1024 -o detail.png
+    shc decode big.shc --levels 6 --size 1024x768 -o preview.png
     shc decode *.shc --out-dir png/ --json
     shc decode photo.shc -o - --format ppm | display
     """
@@ -132,28 +137,40 @@ def decode(inputs, output, out_dir, fmt, scale, size, region, max_pixels, png_le
     limit_threads(threads)
 
     def work(job: Job) -> dict:
-        from shc.format.container import read_file
-        from shc.format.decoder import Synthesis, output_size
-        from shc.format.entropy import file_latents
+        from shc.format.decoder import output_size
+        from shc.format.reader import ShcReader
 
         start = time.perf_counter()
-        data = read_input(job.source)
+        # a file is read where it lies (seeking to the latent segments a crop or a preview needs); stdin whole
+        if job.source == "-":
+            source = read_input(job.source)
+        else:
+            check_input(job.source)
+            source = job.source
         try:
-            shc_file = read_file(data)
-            width, height = output_size(shc_file.header, scale, wanted, None if region else max_pixels)
-            box = _crop_box(region, width, height, max_pixels)
-            synthesis = Synthesis(shc_file, file_latents(shc_file))
+            with ShcReader(source) as reader:
+                header = reader.header
+                width, height = output_size(header, scale, wanted, None if region else max_pixels)
+                box = _crop_box(region, width, height, max_pixels)
+                if levels is not None and levels > header.config.num_levels:
+                    msg = f"--levels {levels}: {job.source} has {header.config.num_levels} levels"
+                    raise UsageError(msg)
+                partial = region is not None or levels is not None
+                synthesis = reader.synthesis(width, height, box if region else None, levels) if partial else reader.synthesis()
+                bytes_read, file_bytes = reader.bytes_read, reader.size
+        except OSError as error:
+            raise BadInputError(f"{job.source}: {error.strerror or error}") from None
         except ShcFormatError as error:
             raise BadInputError(f"{job.source}: {error}") from None
         left, top, right, bottom = box
         out_format = OUTPUT_FORMATS[fmt] if fmt else image_format(job.output)
-        channels = 3 if flatten is not None else shc_file.header.config.channels
-        icc, exif = shc_file.icc_profile, shc_file.exif
+        channels = 3 if flatten is not None else header.config.channels
+        icc, exif = reader.icc_profile, reader.exif
         if out_format == "PNG":  # streamed: one strip in memory, compressed while the next renders
             from shc.pngstream import write_png
 
             strips = (strip for _, strip in synthesis.render_strips(width, height, box))
-            if flatten is not None and shc_file.header.config.channels == 4:
+            if flatten is not None and header.config.channels == 4:
                 from shc.images import composite
 
                 strips = (composite(strip, flatten) for strip in strips)
@@ -182,13 +199,21 @@ def decode(inputs, output, out_dir, fmt, scale, size, region, max_pixels, png_le
             "bytes": size,
             "icc_profile": icc is not None,
             "exif": exif is not None,
+            "levels": header.config.num_levels if levels is None else levels,
+            "bytes_read": bytes_read,
+            "file_bytes": file_bytes,
             "seconds": round(time.perf_counter() - start, 4),
         }
 
     def describe(report: dict) -> str | None:
         if report["output"] == "-":
             return None
-        return f"{report['output']}: {report['width']}x{report['height']} {report['format']}, {report['seconds']:.2f} s"
+        line = f"{report['output']}: {report['width']}x{report['height']} {report['format']}, {report['seconds']:.2f} s"
+        if levels is not None or region is not None:
+            line += f", read {report['bytes_read']:,} of {report['file_bytes']:,} bytes ({report['levels']} levels)"
+        return line
 
-    run_jobs("decode", jobs, work, describe, as_json=as_json, quiet=quiet or single, skip_existing=skip_existing,
+    # a single decode is silent, unless it read only part of the file: then it says how much
+    run_jobs("decode", jobs, work, describe, as_json=as_json, quiet=quiet or (single and levels is None),
+             skip_existing=skip_existing,
              force=force, single=single)

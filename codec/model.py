@@ -253,13 +253,27 @@ class GridINR(nn.Module):
 
     def render(
         self, q_values: torch.Tensor, batch: BatchBlend, gathered: bool, quantize_weights: bool = False,
-        weight_steps: np.ndarray | None = None,
+        weight_steps: np.ndarray | None = None, levels_kept: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """What :meth:`forward` computes, through the training blend (:mod:`shc.codec.blend`): ``q_values``
         are all quantized latents ``(rows, D)``, or (``gathered``) those of the batch's vertex entries
-        ``(len(batch.vertex_rows), D)``, already gathered (large images). Returns ``(n, channels)``."""
+        ``(len(batch.vertex_rows), D)``, already gathered (large images). ``levels_kept``: per pixel, how
+        many of the coarsest levels it sees (a level-of-detail prefix: the others' latents count as 0).
+        Returns ``(n, channels)``."""
         params = self.parameters_as_used(quantize_weights, weight_steps)
-        return self.synthesize(self.blended_features(q_values, batch, gathered, params), params).t()
+        features = self.blended_features(q_values, batch, gathered, params)
+        if levels_kept is not None:
+            features = self.truncated(features, levels_kept, params)
+        return self.synthesize(features, params).t()
+
+    def truncated(self, features: torch.Tensor, levels_kept: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+        """Features ``(L * F, n)`` of pixels that see only their first ``levels_kept[k]`` levels: a level's
+        latents of 0 give the latent decoder's bias, blended to itself (its weights sum to one)."""
+        num_levels = self.header.config.num_levels
+        feat_dim = self.header.config.feat_dim
+        level_of_row = torch.arange(num_levels, device=features.device).repeat_interleave(feat_dim)
+        keep = level_of_row[:, None] < levels_kept[None, :]
+        return torch.where(keep, features, params[1].repeat(num_levels)[:, None])
 
     def blended_features(
         self, q_values: torch.Tensor, batch: BatchBlend, gathered: bool, params: list[torch.Tensor] | None = None

@@ -58,6 +58,10 @@ class EncoderSettings:
     """Learning rates decay (cosine) to this fraction of their start by the last step."""
     batch_pixels: int = 1 << 14
     """Pixels per training step: a fresh random subset of columns x rows of larger images at each step."""
+    prefix_fraction: float = 0.0
+    """Share of each batch's pixels rendered from a random prefix of the levels (the coarser 1 .. L-1, the
+    others' latents taken as 0, as a level-of-detail preview decodes them: SPEC §6, ``shc decode --levels``),
+    so that the network learns to render well from any prefix of the file; 0: full renders only."""
     eval_every: int = 100
     """Steps between hard-quantized rate-distortion evaluations that pick the state to keep."""
     score_pixels: int = 1 << 20

@@ -40,8 +40,13 @@ class LatentSection:
 
     tables: tuple[Table, ...]
     latents: np.ndarray
-    words: np.ndarray
+    segments: tuple[np.ndarray, ...]
+    """Per segment of the layout (SPEC §6): range-coder words, or float16 latents."""
     context: ContextParams | None = None
+
+    @property
+    def segment_bytes(self) -> int:
+        return sum(int(values.nbytes) for values in self.segments)
 
 
 def with_context_width(header: Header, width: int) -> Header:
@@ -71,7 +76,7 @@ def adopt_context(model: GridINR, width: int, steps: int) -> bool:
 
 def _latent_bytes(section: LatentSection) -> int:
     """What the latents cost a file, up to the bytes that do not depend on their coding: words + tables."""
-    return 4 * section.words.size + len(tables_payload(section.tables, section.context))
+    return section.segment_bytes + len(tables_payload(section.tables, section.context))
 
 
 def code_latents(model: GridINR) -> LatentSection:
@@ -83,7 +88,7 @@ def code_latents(model: GridINR) -> LatentSection:
         context = None if model.context is None else model.context.integer_params(levels, model.layout)
         return LatentSection(tables, q, encode_latents(header, tables, levels, context), context)
     q = float16_latents(model)
-    return LatentSection((), q, pack_float16_latents(model.layout.split(q)))
+    return LatentSection((), q, pack_float16_latents(header, model.layout.split(q)))
 
 
 def assemble_file(
@@ -103,7 +108,7 @@ def assemble_file(
     """
     section = code_latents(model) if latents is None else latents
     weights = model.quantized_weights(weight_steps)
-    data = write_file(model.header, weights, section.tables, section.words, icc_profile=icc_profile, exif=exif,
+    data = write_file(model.header, weights, section.tables, section.segments, icc_profile=icc_profile, exif=exif,
                       context=section.context)
     return AssembledFile(data, section.latents)
 

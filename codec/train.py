@@ -181,6 +181,20 @@ def rate_bits(model: GridINR, prior: FactorizedPrior, q: torch.Tensor) -> torch.
     return prior.tabulated_bits(q, model.latent_channels)
 
 
+def prefix_levels(
+    fraction: float, num_pixels: int, num_levels: int, rng: np.random.Generator, device: torch.device
+) -> torch.Tensor | None:
+    """Per batch pixel, how many levels it is rendered from: all of them, except for about ``fraction`` of
+    the pixels, which get a random prefix of 1 .. L - 1 levels (uniform), so that the network learns to
+    render a level-of-detail preview; None when ``fraction`` is 0 (or there is one level)."""
+    if fraction <= 0 or num_levels < 2:
+        return None
+    kept = np.full(num_pixels, num_levels, dtype=np.int64)
+    chosen = rng.random(num_pixels) < fraction
+    kept[chosen] = rng.integers(1, num_levels, size=int(chosen.sum()))
+    return torch.from_numpy(kept).to(device)
+
+
 def train(
     model: GridINR,
     prior: FactorizedPrior,
@@ -210,6 +224,7 @@ def train(
     gathered = not plan.all_vertices and distributed.world_size() == 1
     whole_image = settings.batch_pixels >= grid.num_pixels
     num_pixels = target.shape[0]
+    num_levels = model.header.config.num_levels
     # A large image's score (range-coding millions of latents, rendering a million pixels) costs ~100 of its
     # steps: without rate control, which steers from every score, it is scored at most LARGE_IMAGE_SCORES times.
     eval_every = settings.eval_every
@@ -244,7 +259,8 @@ def train(
         else:
             raw, channels, rate_weights = model.latents, model.latent_channels, None
         q = quantize_latents(raw, step, noise_steps, soft_steps, entropy_coded)
-        x_hat = model.render(q, batch, gathered, quantize_weights=step > soft_steps)
+        levels_kept = prefix_levels(settings.prefix_fraction, columns.size * rows.size, num_levels, rng, q.device)
+        x_hat = model.render(q, batch, gathered, quantize_weights=step > soft_steps, levels_kept=levels_kept)
         mse = torch.mean((x_hat - as_unit(target[grid.pixel_indices(columns, rows)])) ** 2)
         if entropy_coded:
             bpp = prior.tabulated_bits(q, channels, weights=rate_weights) / num_pixels

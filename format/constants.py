@@ -5,13 +5,14 @@ from __future__ import annotations
 MAGIC = b"SHC\x1a"
 """First four bytes of every file ("SHC" plus ^Z so a text viewer stops there)."""
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 """Bumped whenever any byte of the layout or the normative decoding changes."""
 
-READABLE_VERSIONS = (2, 3, 4, 5, 6)
+READABLE_VERSIONS = (2, 3, 4, 5, 6, 7)
 """Versions this decoder reads: 2 is version 3 without the HEAD ``latent_coding`` byte (always range-coded);
 4 stores level cells as u16, weights and table histograms as exp-Golomb codes; 5 adds ``channels`` (alpha)
-and the optional META section; 6 adds the context model (HEAD ``context_width``, SPEC §5a, §9)."""
+and the optional META section; 6 adds the context model (HEAD ``context_width``, SPEC §5a, §9); 7 splits the
+latents into independently decodable segments, large levels into spatial chunks (SPEC §4a, §6)."""
 
 COMPACT_SIDE_INFO_VERSION = 4
 """First version with u16 level cells, exp-Golomb weights (§3) and histogram tables (§5)."""
@@ -21,6 +22,17 @@ METADATA_VERSION = 5
 
 CONTEXT_VERSION = 6
 """First version with the HEAD ``context_width`` field and context-coded dense levels (SPEC §5a)."""
+SEGMENTED_VERSION = 7
+"""First version whose latents are segments (an index with a length and a CRC-32 each, SPEC §6): whole
+levels packed coarse to fine, large levels split into spatial chunks (SPEC §4a)."""
+WHOLE_LEVEL_MAX_ROWS = 1 << 17
+"""A level with at most this many rows (SPEC §4) is coded whole; a larger one in spatial chunks."""
+CHUNK_TARGET_ROWS = 1 << 16
+"""A chunked level's chunk side is the smallest power of two that gives each chunk about this many rows."""
+SEGMENT_MAX_LATENTS = 1 << 17
+"""Consecutive whole levels share a segment while it holds at most this many latents."""
+SEGMENT_INDEX_ENTRY_BYTES = 8
+"""Per segment in the LATN index: u32 byte length and u32 CRC-32 of its bytes."""
 MAX_CONTEXT_WIDTH = 32
 """HEAD ``context_width``: hidden units of the context network; 0 = every level factorized (as before)."""
 

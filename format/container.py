@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -30,8 +30,11 @@ __all__ = [
     "Header",
     "ModelConfig",
     "QuantizedWeights",
+    "SegmentIndex",
     "ShcFile",
     "Table",
+    "check_segment",
+    "complete_levels",
     "file_prefix",
     "frame_section",
     "head_fixed_fields",
@@ -41,13 +44,17 @@ __all__ = [
     "metadata_payload",
     "metadata_problem",
     "read_file",
+    "read_front",
     "read_header",
     "read_metadata",
     "read_table_codes",
     "section_order",
+    "segment_index",
+    "segment_values",
     "table_codes",
     "table_symbol_counts",
     "tables_payload",
+    "truncation_error",
     "weight_shapes",
     "write_file",
 ]
@@ -226,6 +233,9 @@ class Header:
     level_cells: tuple[tuple[int, int], ...]
     latent_coding: int = C.LATENTS_RANGE_CODED
     """How LATN stores the latents: range-coded integers, or raw float16 (the no-entropy baseline)."""
+    version: int = C.FORMAT_VERSION
+    """The format version the header was read from (or is written as): version 7 chunks large levels and
+    splits the latents into segments (SPEC §4a, §6)."""
 
     @property
     def range_coded(self) -> bool:
@@ -349,7 +359,9 @@ class ShcFile:
     header: Header
     weights: QuantizedWeights
     tables: tuple[Table, ...]  # header.layout.table_keys order (group * D + dim before v6); () for float16
-    latent_words: np.ndarray  # uint32 range-coder words, or float16 latents (header.latent_coding)
+    latent_segments: tuple[np.ndarray, ...]
+    """Per segment of the layout (SPEC §6): uint32 range-coder words, or float16 latents (header.latent_coding);
+    empty for a file opened for partial reads (:class:`shc.format.reader.ShcReader`)."""
     section_bytes: dict[str, int]  # "header", "metadata" (only when META is present), "weights", ...
     context: ContextParams | None = None
     """The context network's integers (SPEC §5a), when the header's ``context_width`` is not 0."""
@@ -579,7 +591,7 @@ def write_file(
     header: Header,
     weights: QuantizedWeights,
     tables: tuple[Table, ...],
-    latent_words: np.ndarray,
+    latent_segments,
     *,
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
@@ -587,12 +599,16 @@ def write_file(
 ) -> bytes:
     """Serialize; validates like the reader does, so we never write a file we would refuse to read.
 
-    ``latent_words``: the range coder's uint32 words, or for a float16 header (no tables) the latents in
-    LATN order (level, dimension, row), any float dtype, converted to float16. ``icc_profile`` and ``exif``
+    ``latent_segments``: per segment of the layout (SPEC §6), the range coder's uint32 words, or for a
+    float16 header (no tables) the segment's latents in coding order, any float dtype, converted to float16
+    (:func:`shc.format.entropy.encode_latents`, :func:`shc.format.entropy.pack_float16_latents`). ``icc_profile`` and ``exif``
     go into the META section, which is left out when both are None. ``context``: the context network,
     required exactly when the header's ``context_width`` is not 0.
     """
     header.validate()
+    if header.version != C.FORMAT_VERSION:
+        msg = f"files are written in version {C.FORMAT_VERSION}; this header was read from version {header.version}"
+        raise ValueError(msg)
     try:
         weights.validate(header)
     except ShcFormatError as error:
@@ -612,12 +628,24 @@ def write_file(
             context.validate(width, len(header.layout.context_levels))
         except ShcFormatError as error:
             raise ValueError(str(error)) from None
-    if header.range_coded:
-        words = np.asarray(latent_words, dtype="<u4")
-    else:
-        words = np.asarray(latent_words).astype("<f2")
-        if words.shape != (header.total_latents,) or not np.all(np.isfinite(words)):
-            msg = f"a float16 file needs {header.total_latents} finite latents, got {words.size}"
+    layout = header.layout
+    if isinstance(latent_segments, np.ndarray) or len(latent_segments) != len(layout.segments):
+        msg = f"the header's layout has {len(layout.segments)} latent segments: give one array per segment"
+        raise ValueError(msg)
+    segments = []
+    for segment, values in zip(layout.segments, latent_segments):
+        if header.range_coded:
+            segments.append(np.asarray(values, dtype="<u4").tobytes())
+            continue
+        words = np.asarray(values).astype("<f2")
+        expected = layout.segment_latents(segment)
+        if words.shape != (expected,) or not np.all(np.isfinite(words)):
+            msg = f"float16 segment {segment.index} needs {expected} finite latents, got {words.size}"
+            raise ValueError(msg)
+        segments.append(words.tobytes())
+    for index, raw in enumerate(segments):
+        if len(raw) > C.MAX_SECTION_BYTES:
+            msg = f"latent segment {index} has {len(raw)} bytes, more than the limit {C.MAX_SECTION_BYTES}"
             raise ValueError(msg)
     given = {"icc_profile": icc_profile, "exif": exif}
     metadata = metadata_payload({key: given[name] for key, name in METADATA_FIELDS.items() if given[name] is not None})
@@ -625,23 +653,30 @@ def write_file(
         b"HEAD": _header_payload(header),
         b"WGHT": _weights_payload(header, weights),
         b"TABL": tables_payload(tables, context),
-        b"LATN": words.tobytes(),
+        b"LATN": segment_index(segments),
     }
     if metadata:
         payloads[C.META_TAG] = metadata
-    return file_prefix() + b"".join(frame_section(tag, payloads[tag]) for tag in section_order() if tag in payloads)
+    sections = b"".join(frame_section(tag, payloads[tag]) for tag in section_order() if tag in payloads)
+    return file_prefix() + sections + b"".join(segments)
+
+
+def segment_index(segments: list[bytes]) -> bytes:
+    """The LATN payload of version 7 (SPEC §6): per segment its byte length and the CRC-32 of its bytes."""
+    return b"".join(struct.pack("<II", len(raw), zlib.crc32(raw)) for raw in segments)
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _read_prefix(data: bytes) -> tuple[Reader, int]:
-    """A reader past the magic and the version byte, and the version (checked: one this decoder reads)."""
-    if len(data) < len(C.MAGIC) or data[: len(C.MAGIC)] != C.MAGIC:
+def _read_prefix(data) -> tuple[Reader, int]:
+    """A reader past the magic and the version byte, and the version (checked: one this decoder reads).
+    ``data``: the file's bytes, or a :class:`FileReader` at the start of the file."""
+    reader = data if isinstance(data, Reader) else Reader(data, "file")
+    magic = reader.bytes(min(len(C.MAGIC), reader.remaining), "magic")
+    if magic != C.MAGIC:
         msg = "not an .shc file (wrong magic bytes)"
         raise ShcFormatError(msg)
-    reader = Reader(data, "file")
-    reader.bytes(len(C.MAGIC), "magic")
     version = reader.u8("version")
     if version not in C.READABLE_VERSIONS:
         readable = ", ".join(map(str, C.READABLE_VERSIONS))
@@ -650,8 +685,9 @@ def _read_prefix(data: bytes) -> tuple[Reader, int]:
     return reader, version
 
 
-def _read_sections(data: bytes) -> tuple[int, dict[bytes, bytes]]:
-    reader, version = _read_prefix(data)
+def _read_sections(reader: Reader, version: int) -> dict[bytes, bytes]:
+    """The framed sections, HEAD to LATN, each checked against its CRC; the reader is left after LATN
+    (where a version-7 file's latent segments start)."""
     sections = {}
     order = section_order(version)
     found = None  # a tag already read: the one after an absent optional section
@@ -676,10 +712,117 @@ def _read_sections(data: bytes) -> tuple[int, dict[bytes, bytes]]:
             msg = f"section {name} is corrupted (CRC32 mismatch)"
             raise ShcFormatError(msg)
         sections[tag] = payload
-    if reader.remaining:
-        msg = f"{reader.remaining} bytes of trailing garbage after the last section"
+    return sections
+
+
+@dataclass(frozen=True)
+class SegmentIndex:
+    """Where each latent segment lies in the file (SPEC §6): byte ``offsets`` and ``lengths``, and the CRC-32
+    each must have (None before version 7, whose single segment is the CRC-checked LATN payload)."""
+
+    offsets: tuple[int, ...]
+    lengths: tuple[int, ...]
+    crcs: tuple[int, ...] | None
+
+    @property
+    def end(self) -> int:
+        """The file's length: right after the last segment."""
+        return self.offsets[-1] + self.lengths[-1] if self.offsets else 0
+
+
+def _parse_segment_index(payload: bytes, header: Header, start: int) -> SegmentIndex:
+    """Version 7's LATN payload: per segment of the layout a u32 length and a u32 CRC-32 (SPEC §6)."""
+    layout = header.layout
+    count = len(layout.segments)
+    if len(payload) != C.SEGMENT_INDEX_ENTRY_BYTES * count:
+        msg = f"LATN section has {len(payload)} bytes, the index of {count} latent segments needs {C.SEGMENT_INDEX_ENTRY_BYTES * count}"
         raise ShcFormatError(msg)
-    return version, sections
+    entries = np.frombuffer(payload, dtype="<u4").reshape(count, 2).astype(np.int64)
+    lengths = entries[:, 0]
+    for segment, length in zip(layout.segments, lengths):
+        if length > C.MAX_SECTION_BYTES:
+            msg = f"latent segment {segment.index} declares {length} bytes, more than the limit {C.MAX_SECTION_BYTES}"
+            raise ShcFormatError(msg)
+        if header.range_coded and length % 4:
+            msg = f"latent segment {segment.index} length {length} is not a multiple of 4"
+            raise ShcFormatError(msg)
+        if not header.range_coded and length != 2 * layout.segment_latents(segment):
+            msg = (f"latent segment {segment.index} has {length} bytes, its "
+                   f"{layout.segment_latents(segment)} float16 latents need {2 * layout.segment_latents(segment)}")
+            raise ShcFormatError(msg)
+    offsets = start + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return SegmentIndex(tuple(int(v) for v in offsets), tuple(int(v) for v in lengths),
+                        tuple(int(v) for v in entries[:, 1]))
+
+
+def complete_levels(header: Header, index: SegmentIndex, size: int) -> int:
+    """How many levels, coarse to fine, a file of ``size`` bytes holds whole (all unless it was cut short)."""
+    layout = header.layout
+    for count in range(len(layout.levels), 0, -1):
+        if all(index.offsets[k] + index.lengths[k] <= size for k in layout.segments_for_levels(count)):
+            return count
+    return 0
+
+
+def truncation_error(header: Header, index: SegmentIndex, size: int) -> ShcFormatError:
+    """The one error of a file cut short in its latents: how much is there, and what can still be rendered."""
+    complete = complete_levels(header, index, size)
+    levels = len(header.layout.levels)
+    hint = (f"its first {complete} of {levels} levels are complete: render them with --levels {complete}"
+            if complete else "not even its first level is complete")
+    return ShcFormatError(f"the file is truncated ({size} of {index.end} bytes): {hint}")
+
+
+def segment_values(header: Header, segment: int, raw: bytes) -> np.ndarray:
+    """A segment's bytes as what the coder reads: uint32 words, or float16 latents (checked finite)."""
+    if header.range_coded:
+        if len(raw) % 4:
+            msg = f"latent segment {segment} length {len(raw)} is not a multiple of 4"
+            raise ShcFormatError(msg)
+        return np.frombuffer(raw, dtype="<u4").astype(np.uint32)
+    expected = 2 * header.layout.segment_latents(header.layout.segments[segment])
+    if len(raw) != expected:
+        msg = f"latent segment {segment} has {len(raw)} bytes, its float16 latents need {expected}"
+        raise ShcFormatError(msg)
+    values = np.frombuffer(raw, dtype="<f2").astype(np.float16)
+    if not np.all(np.isfinite(values)):
+        msg = f"latent segment {segment} has a non-finite float16 latent"
+        raise ShcFormatError(msg)
+    return values
+
+
+def check_segment(index: SegmentIndex, segment: int, raw: bytes) -> None:
+    """A segment's bytes against the CRC-32 the index gives it (version 7)."""
+    if index.crcs is not None and zlib.crc32(raw) != index.crcs[segment]:
+        msg = f"latent segment {segment} is corrupted (CRC32 mismatch)"
+        raise ShcFormatError(msg)
+
+
+def read_front(reader: Reader) -> tuple[ShcFile, SegmentIndex, bytes | None]:
+    """Everything before the latents, parsed and validated (magic, version, HEAD, META, WGHT, TABL and the
+    LATN section), from a reader at the start of the file. Returns the file without latents, where its
+    segments lie and, before version 7, the LATN payload (the one segment, already CRC-checked)."""
+    reader, version = _read_prefix(reader)
+    sections = _read_sections(reader, version)
+    header = _parse_header(sections[b"HEAD"], version)
+    metadata = read_metadata(sections[C.META_TAG]) if C.META_TAG in sections else {}
+    weights = _parse_weights(sections[b"WGHT"], header, version)
+    tables, context = _parse_tables(sections[b"TABL"], header, version)
+    latent_payload = sections[b"LATN"]
+    section_bytes = {"header": C.FILE_PREFIX_BYTES + C.SECTION_FRAME_BYTES + len(sections[b"HEAD"])}
+    for key, tag in (("metadata", C.META_TAG), ("weights", b"WGHT"), ("tables", b"TABL"), ("latents", b"LATN")):
+        if tag in sections:
+            section_bytes[key] = C.SECTION_FRAME_BYTES + len(sections[tag])
+    if version >= C.SEGMENTED_VERSION:
+        index = _parse_segment_index(latent_payload, header, reader.position)
+        section_bytes["latents"] += sum(index.lengths)
+        legacy = None
+    else:
+        start = reader.position - C.SECTION_CRC_BYTES - len(latent_payload)
+        index = SegmentIndex((start,), (len(latent_payload),), None)
+        legacy = latent_payload
+    fields = {METADATA_FIELDS[key]: value for key, value in metadata.items()}
+    return ShcFile(header, weights, tables, (), section_bytes, context=context, **fields), index, legacy
 
 
 def _parse_header(payload: bytes, version: int) -> Header:
@@ -692,7 +835,7 @@ def _parse_header(payload: bytes, version: int) -> Header:
     cells = tuple(reader.unpack(_level_format(version), f"level {level} cells") for level in range(config.num_levels))
     reader.expect_end()
     header_values = {f.name: values[f.name] for f in HEAD_FIELDS if not f.in_config}
-    header = Header(config=config, level_cells=cells, **header_values)
+    header = Header(config=config, level_cells=cells, version=version, **header_values)
     header.validate()
     return header
 
@@ -788,36 +931,31 @@ def _parse_count_tables(payload: bytes, header: Header) -> tuple[Table, ...]:
 
 
 def read_file(data: bytes) -> ShcFile:
-    """Parse and validate a whole file. Raises :class:`ShcFormatError` for anything malformed."""
+    """Parse and validate a whole file, every latent segment included (each checked against its CRC-32).
+    Raises :class:`ShcFormatError` for anything malformed: a truncated file too (a reader of what a
+    truncated file holds: :class:`shc.format.reader.ShcReader`)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         msg = f"expected bytes, got {type(data).__name__}"
         raise TypeError(msg)
     data = bytes(data)
-    version, sections = _read_sections(data)
-    header = _parse_header(sections[b"HEAD"], version)
-    metadata = read_metadata(sections[C.META_TAG]) if C.META_TAG in sections else {}
-    weights = _parse_weights(sections[b"WGHT"], header, version)
-    tables, context = _parse_tables(sections[b"TABL"], header, version)
-    latent_bytes = sections[b"LATN"]
-    if header.range_coded:
-        if len(latent_bytes) % 4:
-            msg = f"LATN section length {len(latent_bytes)} is not a multiple of 4"
-            raise ShcFormatError(msg)
-        words = np.frombuffer(latent_bytes, dtype="<u4").astype(np.uint32)
+    reader = Reader(data, "file")
+    front, index, legacy = read_front(reader)
+    if legacy is not None:
+        raws = [legacy]
     else:
-        if len(latent_bytes) != 2 * header.total_latents:
-            msg = f"LATN section has {len(latent_bytes)} bytes, {header.total_latents} float16 latents need {2 * header.total_latents}"
-            raise ShcFormatError(msg)
-        words = np.frombuffer(latent_bytes, dtype="<f2").astype(np.float16)
-        if not np.all(np.isfinite(words)):
-            msg = "LATN section has a non-finite float16 latent"
-            raise ShcFormatError(msg)
-    section_bytes = {"header": C.FILE_PREFIX_BYTES + C.SECTION_FRAME_BYTES + len(sections[b"HEAD"])}
-    for key, tag in (("metadata", C.META_TAG), ("weights", b"WGHT"), ("tables", b"TABL"), ("latents", b"LATN")):
-        if tag in sections:
-            section_bytes[key] = C.SECTION_FRAME_BYTES + len(sections[tag])
-    fields = {METADATA_FIELDS[key]: value for key, value in metadata.items()}
-    return ShcFile(header, weights, tables, words, section_bytes, context=context, **fields)
+        raws = []
+        for segment, (offset, length) in enumerate(zip(index.offsets, index.lengths)):
+            if offset + length > len(data):
+                raise truncation_error(front.header, index, len(data))
+            raw = data[offset : offset + length]
+            check_segment(index, segment, raw)
+            raws.append(raw)
+    end = index.end if legacy is None else reader.position
+    if len(data) > end:
+        msg = f"{len(data) - end} bytes of trailing garbage after the last section"
+        raise ShcFormatError(msg)
+    segments = tuple(segment_values(front.header, k, raw) for k, raw in enumerate(raws))
+    return replace(front, latent_segments=segments)
 
 
 def read_header(data: bytes) -> Header:

@@ -77,6 +77,7 @@ class Synthesis:
     """Renders the continuous image that a parsed file describes, at any resolution (float32 numpy)."""
 
     def __init__(self, shc_file: ShcFile, latents: list[np.ndarray]) -> None:
+        """``shc_file``: a parsed file (only its header and weights are used), ``latents``: per level."""
         self.header = shc_file.header
         self.layout = self.header.layout
         params: dict[str, np.ndarray] = {}
@@ -263,15 +264,26 @@ def decode_image(
     scale: float | None = None,
     size: tuple[int, int] | None = None,
     max_pixels: int | None = C.DEFAULT_MAX_OUTPUT_PIXELS,
+    levels: int | None = None,
 ) -> DecodedImage:
-    """Decode a whole ``.shc`` file: its pixels at native size, ``scale`` or ``size=(W, H)``, with its ICC
-    profile and EXIF block (None when the file has none)."""
-    shc_file = read_file(data)
-    width, height = output_size(shc_file.header, scale, size, max_pixels)
-    latents = file_latents(shc_file)
+    """Decode a ``.shc`` file: its pixels at native size, ``scale`` or ``size=(W, H)``, with its ICC
+    profile and EXIF block (None when the file has none). ``levels``: render a level-of-detail preview from
+    the first ``levels`` levels only (SPEC §6), which also decodes what a truncated file holds."""
+    if levels is not None:
+        from shc.format.reader import ShcReader
+
+        reader = ShcReader(data)
+        width, height = output_size(reader.header, scale, size, max_pixels)
+        synthesis = reader.synthesis(width, height, levels=levels)
+        icc, exif = reader.icc_profile, reader.exif
+    else:
+        shc_file = read_file(data)
+        width, height = output_size(shc_file.header, scale, size, max_pixels)
+        synthesis = Synthesis(shc_file, file_latents(shc_file))
+        icc, exif = shc_file.icc_profile, shc_file.exif
     with np.errstate(over="ignore", invalid="ignore"):  # weights that overflow float32: see to_uint8
-        pixels = Synthesis(shc_file, latents).render(width, height)
-    return DecodedImage(pixels, shc_file.icc_profile, shc_file.exif)
+        pixels = synthesis.render(width, height)
+    return DecodedImage(pixels, icc, exif)
 
 
 def decode_bytes(
@@ -279,7 +291,9 @@ def decode_bytes(
     scale: float | None = None,
     size: tuple[int, int] | None = None,
     max_pixels: int | None = C.DEFAULT_MAX_OUTPUT_PIXELS,
+    levels: int | None = None,
 ) -> np.ndarray:
-    """Decode a whole ``.shc`` file to an 8-bit array ``(height, width, channels)``: RGB, or RGBA for a file
-    with alpha. The metadata is dropped; :func:`decode_image` keeps it."""
-    return decode_image(data, scale, size, max_pixels).pixels
+    """Decode a ``.shc`` file to an 8-bit array ``(height, width, channels)``: RGB, or RGBA for a file
+    with alpha (``levels``: from its first levels only, as :func:`decode_image`). The metadata is dropped;
+    :func:`decode_image` keeps it."""
+    return decode_image(data, scale, size, max_pixels, levels).pixels

@@ -8,7 +8,9 @@ Each level l has ``nx x ny`` cells, i.e. ``(nx + 1) x (ny + 1)`` vertices spanni
 ``x = (i + 0.5) / W * nx``, ``y = (j + 0.5) / H * ny`` (pixel-centred, computed exactly by
 :func:`axis_samples`), so any output resolution samples the same continuous field. A level whose vertices fit in ``2**log2_hashmap_size`` rows is stored densely
 (row ``y * (nx + 1) + x``); larger levels use the Instant-NGP hash ``(x * 1) XOR (y * 2654435761)`` in
-uint32 arithmetic, modulo the table size.
+uint32 arithmetic, modulo the table size. From version 7 a level with more than ``WHOLE_LEVEL_MAX_ROWS`` rows
+is split into square spatial chunks of vertices (:class:`Chunking`): a hashed one gets a table of its own
+per chunk, so that a region needs only the chunks it covers.
 """
 
 from __future__ import annotations
@@ -17,25 +19,72 @@ import math
 
 import numpy as np
 
-from shc.format.constants import HASH_PRIMES, INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE
+from dataclasses import dataclass
+
+from shc.format.constants import (
+    CHUNK_TARGET_ROWS,
+    HASH_PRIMES,
+    INTERPOLATION_BILINEAR,
+    INTERPOLATION_BSPLINE,
+    WHOLE_LEVEL_MAX_ROWS,
+)
 
 __all__ = [
+    "Chunking",
     "axis_samples",
     "axis_taps",
     "choose_level_cells",
     "corner_indices_weights",
+    "level_chunking",
     "level_group",
     "level_num_rows",
     "vertex_rows",
 ]
 
 
-def level_num_rows(nx: int, ny: int, log2_hashmap_size: int) -> tuple[int, bool]:
-    """Rows of latents stored for a level, and whether it is indexed densely."""
+@dataclass(frozen=True)
+class Chunking:
+    """How a large level is split (SPEC §4a): square chunks of ``side x side`` vertices, ``columns x rows`` of
+    them, chunk ``k = cy * columns + cx``; a hashed level gives each chunk ``chunk_rows`` rows of its own
+    (rows ``k * chunk_rows ..``), a dense one keeps its row-major rows."""
+
+    side: int
+    columns: int
+    rows: int
+    dense: bool
+    chunk_rows: int
+    """Rows of each chunk's own table (hashed levels); 0 for a dense level."""
+
+    @property
+    def count(self) -> int:
+        return self.columns * self.rows
+
+
+def level_chunking(nx: int, ny: int, log2_hashmap_size: int) -> Chunking | None:
+    """The chunks of a level in a version-7 file, or None for a level coded whole (at most
+    ``WHOLE_LEVEL_MAX_ROWS`` rows). The side is the smallest power of two whose chunks hold about
+    ``CHUNK_TARGET_ROWS`` rows: ``side^2 * rows >= CHUNK_TARGET_ROWS * vertices`` (256 for a dense level)."""
+    rows, dense = level_num_rows(nx, ny, log2_hashmap_size)
+    if rows <= WHOLE_LEVEL_MAX_ROWS:
+        return None
+    vertices = (nx + 1) * (ny + 1)
+    side = 1
+    while side * side * rows < CHUNK_TARGET_ROWS * vertices:
+        side *= 2
+    columns, chunk_rows_of_grid = -(-(nx + 1) // side), -(-(ny + 1) // side)
+    per_chunk = 0 if dense else (1 << log2_hashmap_size) // (columns * chunk_rows_of_grid)
+    return Chunking(side, columns, chunk_rows_of_grid, dense, per_chunk)
+
+
+def level_num_rows(nx: int, ny: int, log2_hashmap_size: int, chunking: Chunking | None = None) -> tuple[int, bool]:
+    """Rows of latents stored for a level, and whether it is indexed densely. A chunked hashed level stores
+    ``count * chunk_rows`` rows (at most the table size, SPEC §4a)."""
     vertices = (nx + 1) * (ny + 1)
     table = 1 << log2_hashmap_size
     if vertices <= table:
         return vertices, True
+    if chunking is not None:
+        return chunking.count * chunking.chunk_rows, False
     return table, False
 
 
@@ -113,14 +162,20 @@ def axis_taps(size: int, cells: int, pixels: np.ndarray, kernel: int) -> tuple[n
     return vertices, weights
 
 
-def vertex_rows(vx: np.ndarray, vy: np.ndarray, nx: int, ny: int, log2_hashmap_size: int) -> np.ndarray:
-    """Table rows (int64) of vertices ``(vx, vy)`` (broadcastable int arrays): dense index or spatial hash."""
+def vertex_rows(
+    vx: np.ndarray, vy: np.ndarray, nx: int, ny: int, log2_hashmap_size: int, chunking: Chunking | None = None
+) -> np.ndarray:
+    """Table rows (int64) of vertices ``(vx, vy)`` (broadcastable int arrays): dense index or spatial hash;
+    in a chunked hashed level, the hash modulo the chunk's rows, after the rows of the chunks before it."""
     _, dense = level_num_rows(nx, ny, log2_hashmap_size)
     if dense:
         return vy * (nx + 1) + vx
     hx = np.asarray(vx).astype(np.uint32) * np.uint32(HASH_PRIMES[0])
     hy = np.asarray(vy).astype(np.uint32) * np.uint32(HASH_PRIMES[1])
-    return ((hx ^ hy) & np.uint32((1 << log2_hashmap_size) - 1)).astype(np.int64)
+    if chunking is None:
+        return ((hx ^ hy) & np.uint32((1 << log2_hashmap_size) - 1)).astype(np.int64)
+    chunk = (np.asarray(vy) // chunking.side) * chunking.columns + np.asarray(vx) // chunking.side
+    return chunk.astype(np.int64) * chunking.chunk_rows + ((hx ^ hy) % np.uint32(chunking.chunk_rows)).astype(np.int64)
 
 
 def corner_indices_weights(

@@ -79,7 +79,7 @@ def test_open_reads_only_the_header(path: Path, rendered_sizes: list, monkeypatc
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("decoded at open")
 
-    monkeypatch.setattr(shc.pillow, "decode_image", no_decoding)
+    monkeypatch.setattr(shc.pillow, "decode_at", no_decoding)
     stream = io.BytesIO(data)
     with Image.open(stream) as im:
         assert (im.format, im.format_description) == ("SHC", "SHACIRA neural image")
@@ -185,20 +185,20 @@ def test_broken_body_fails_at_load_with_an_oserror(case: str) -> None:
 
 
 def test_decoded_channels_must_match_the_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    four = lambda data, size, max_pixels: DecodedImage(np.zeros((*size[::-1], 4), np.uint8))  # noqa: E731
-    monkeypatch.setattr(shc.pillow, "decode_image", four)
+    four = lambda fp, size, reduced: (DecodedImage(np.zeros((*size[::-1], 4), np.uint8)), 6, 100)  # noqa: E731
+    monkeypatch.setattr(shc.pillow, "decode_at", four)
     with Image.open(PARROT) as im, pytest.raises(OSError, match="4 channels, its header says RGB"):
         im.load()
 
 
 def test_icc_profile_and_exif_of_the_decoded_file_reach_info(monkeypatch: pytest.MonkeyPatch) -> None:
-    decode_image = shc.pillow.decode_image
+    decode_at = shc.pillow.decode_at
 
-    def with_metadata(data, size, max_pixels):
-        pixels = decode_image(data, size=size, max_pixels=max_pixels).pixels
-        return DecodedImage(pixels, icc_profile=b"fake icc", exif=b"Exif\0\0fake")
+    def with_metadata(fp, size, reduced):
+        decoded, levels, bytes_read = decode_at(fp, size, reduced)
+        return DecodedImage(decoded.pixels, icc_profile=b"fake icc", exif=b"Exif\0\0fake"), levels, bytes_read
 
-    monkeypatch.setattr(shc.pillow, "decode_image", with_metadata)
+    monkeypatch.setattr(shc.pillow, "decode_at", with_metadata)
     with Image.open(PARROT) as im:
         assert "icc_profile" not in im.info
         im.load()

@@ -4,7 +4,8 @@
 read and decoded by the normative numpy decoder on ``load()``. An implicit neural representation renders
 at any size, so :meth:`ShcImageFile.draft` (which ``Image.thumbnail`` calls) makes ``load()`` render the
 reduced image directly: a thumbnail is rendered at the draft size Pillow asks for (twice the thumbnail, by
-default), never at the full size when that is larger. ``im.save("x.shc", quality=3)``
+default), never at the full size when that is larger, from the prefix of the file's levels that size needs
+(:func:`shc.format.reader.preview_levels`: the file's other bytes are not read). ``im.save("x.shc", quality=3)``
 encodes, which needs torch (the ``encode`` extra); without it, saving raises an OSError that names it.
 """
 
@@ -14,13 +15,15 @@ import inspect
 import io
 from typing import IO
 
+import numpy as np
 from PIL import Image, ImageFile
 
 from shc._optional import TorchMissingError, load_encoder
 from shc.format import constants as C
 from shc.format.container import Header, head_payload_bytes, read_header
-from shc.format.decoder import decode_image
+from shc.format.decoder import DecodedImage
 from shc.format.errors import ShcFormatError
+from shc.format.reader import ShcReader, preview_levels
 
 __all__ = ["MIME_TYPE", "ShcImageFile"]
 
@@ -49,6 +52,20 @@ def _reduced_size(native: tuple[int, int], requested: tuple[int, int]) -> tuple[
     if want_w * height >= want_h * width:  # the width binds: want_w / width >= want_h / height
         return want_w, min(height, -(-height * want_w // width))
     return min(width, -(-width * want_h // height)), want_h
+
+
+def decode_at(fp: IO[bytes], size: tuple[int, int], reduced: bool) -> tuple[DecodedImage, int, int]:
+    """The file ``fp`` rendered at ``size``: whole, or (``reduced``: a draft) from the prefix of levels that
+    size needs. Returns the image, the levels used and the bytes read.
+
+    No pixel limit: Image.open has applied Pillow's decompression-bomb check (MAX_IMAGE_PIXELS) to the native
+    size, and draft only shrinks it; the decoder's own limit would be a second, different one."""
+    reader = ShcReader(fp)
+    width, height = size
+    levels = preview_levels(reader.header, width, height) if reduced else reader.header.config.num_levels
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowing weights: see decoder.to_uint8
+        pixels = reader.synthesis(width, height, levels=levels if reduced else None).render(width, height)
+    return DecodedImage(pixels, reader.icc_profile, reader.exif), levels, reader.bytes_read
 
 
 class ShcImageFile(ImageFile.ImageFile):
@@ -100,19 +117,18 @@ class ShcImageFile(ImageFile.ImageFile):
         return self.mode, (0, 0, *self.size)
 
     def load(self) -> Image.core.PixelAccess | None:
-        """Read the whole file and decode it at ``self.size`` (native, or what ``draft`` chose); a malformed
+        """Decode the file at ``self.size``: natively the whole file; at a size ``draft`` chose, from the
+        prefix of levels that size needs (``info["shc_levels"]``, ``info["shc_bytes_read"]``). A malformed
         file raises OSError (the :class:`ShcFormatError` is its cause), as Pillow's decoders do."""
         if self.tile and self.tile[0].codec_name == "shc":
             assert self.fp is not None
             self.fp.seek(0)
-            data = self.fp.read()
             try:
-                # Image.open has applied Pillow's decompression-bomb check (MAX_IMAGE_PIXELS) to the native
-                # size, and draft only shrinks it: the decoder's own limit would be a second, different one.
-                decoded = decode_image(data, size=self.size, max_pixels=None)
+                decoded, levels, bytes_read = decode_at(self.fp, self.size, self.size != self._native_size)
             except ShcFormatError as error:
                 msg = f"broken SHC file: {error}"
                 raise OSError(msg) from error
+            self.info["shc_levels"], self.info["shc_bytes_read"] = levels, bytes_read
             pixels = decoded.pixels
             rawmode = _MODES.get(pixels.shape[2])
             if rawmode != self.mode:

@@ -1,0 +1,190 @@
+"""Reading only what a rendering needs: a region, a level-of-detail prefix, or what a truncated file holds.
+
+A version-7 file keeps its latents in segments (SPEC §6): the coarse levels packed whole, coarse to fine,
+each large level in spatial chunks, every segment with its own length and CRC-32 in the LATN index. An
+:class:`ShcReader` parses everything before the latents (a few kilobytes), then seeks to and reads only the
+segments a rendering needs:
+
+- a region (``--crop``, a Deep Zoom tile): the whole levels, and of each chunked level the chunks under
+  the region (:func:`region_segments`), so the cost follows the region, not the file;
+- a prefix of ``levels`` levels (``--levels``, Pillow's ``draft``): the segments of those levels; the
+  latents of the others are taken as 0 (SPEC §6);
+- a truncated file (an interrupted download): the levels whose segments all arrived.
+
+Everything read is checked (CRC-32 per segment) before it is decoded; a full decode is exactly
+:func:`shc.format.container.read_file`'s, with the histogram check of SPEC §5.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from shc.format.binary import FileReader
+from shc.format.container import check_segment, complete_levels, read_front, segment_values, truncation_error
+from shc.format.entropy import decode_latents, decode_segments, unpack_float16_latents
+from shc.format.errors import ShcFormatError
+from shc.format.grid import axis_taps
+from shc.format.layout import LatentLayout
+
+__all__ = ["ShcReader", "preview_levels", "region_segments"]
+
+PREVIEW_CELLS_PER_PIXEL = 2
+"""A preview keeps the levels with at most this many cells per output pixel along each axis: finer ones
+add detail that the reduced rendering averages away."""
+
+
+def preview_levels(header, width: int, height: int) -> int:
+    """How many levels, coarse to fine, a ``width x height`` rendering of the file needs (at least 1): the
+    prefix that Pillow's ``draft`` (a thumbnail) reads instead of the whole file."""
+    count = 1
+    for index, (nx, ny) in enumerate(header.level_cells):
+        if index and (nx > PREVIEW_CELLS_PER_PIXEL * width or ny > PREVIEW_CELLS_PER_PIXEL * height):
+            break
+        count = index + 1
+    return count
+
+
+def region_segments(
+    layout: LatentLayout, width: int, height: int, box: tuple[int, int, int, int] | None = None,
+    levels: int | None = None, kernel: int = 0,
+) -> list[int]:
+    """The segments that pixels ``box = (left, top, right, bottom)`` of a ``width x height`` rendering from
+    the first ``levels`` levels (default all) need: every whole level's, and of a chunked level the chunks
+    holding the vertices the region's pixels blend (``kernel``: the header's interpolation)."""
+    left, top, right, bottom = box if box is not None else (0, 0, width, height)
+    segment_of = {(piece.level.index, piece.chunk): segment.index
+                  for segment in layout.segments for piece in segment.pieces}
+    needed = set()
+    for level in layout.levels[: len(layout.levels) if levels is None else levels]:
+        if level.chunking is None:
+            needed.add(segment_of[(level.index, None)])
+            continue
+        vx, _ = axis_taps(width, level.nx, np.array([left, right - 1]), kernel)
+        vy, _ = axis_taps(height, level.ny, np.array([top, bottom - 1]), kernel)
+        for chunk in level.chunks_covering(int(vx.min()), int(vx.max()), int(vy.min()), int(vy.max())):
+            needed.add(segment_of[(level.index, chunk)])
+    return sorted(needed)
+
+
+class ShcReader:
+    """A ``.shc`` file opened for reading: its front parsed and checked, its latent segments read on demand.
+
+    ``source``: a path, a seekable binary file object (left open), or the file's bytes. ``bytes_read``
+    counts what was read so far. A file cut short (version 7) opens, and :attr:`complete_levels` says how
+    many of its levels can be rendered; anything that needs a missing byte is a :class:`ShcFormatError`.
+    """
+
+    def __init__(self, source: str | Path | bytes | io.IOBase) -> None:
+        self._owned = None
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            handle = io.BytesIO(bytes(source))
+        elif isinstance(source, (str, Path)):
+            handle = self._owned = open(source, "rb")  # noqa: SIM115 (closed by close())
+        else:
+            handle = source
+        self._handle = handle
+        try:
+            reader = FileReader(handle, "file")
+            self.size = reader.position + reader.remaining
+            self.file, self.index, self._legacy = read_front(reader)
+        except BaseException:
+            self.close()
+            raise
+        self.header = self.file.header
+        self.bytes_read = reader.position
+        end = self.index.end if self._legacy is None else reader.position
+        if self.size > end:
+            self.close()
+            msg = f"{self.size - end} bytes of trailing garbage after the last section"
+            raise ShcFormatError(msg)
+
+    def __enter__(self) -> ShcReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+    @property
+    def icc_profile(self) -> bytes | None:
+        return self.file.icc_profile
+
+    @property
+    def exif(self) -> bytes | None:
+        return self.file.exif
+
+    @property
+    def truncated(self) -> bool:
+        return self.size < self.index.end
+
+    def segment_complete(self, segment: int) -> bool:
+        return self.index.offsets[segment] + self.index.lengths[segment] <= self.size
+
+    @property
+    def complete_levels(self) -> int:
+        """How many levels, coarse to fine, a file holds whole (all of them unless it was cut short)."""
+        return complete_levels(self.header, self.index, self.size)
+
+    def _require(self, segments: Iterable[int]) -> None:
+        if not all(self.segment_complete(k) for k in segments):
+            raise truncation_error(self.header, self.index, self.size)
+
+    def segment(self, segment: int) -> np.ndarray:
+        """One segment's words (or float16 latents), read from the file and checked against its CRC-32."""
+        if self._legacy is not None:
+            return segment_values(self.header, segment, self._legacy)
+        self._require([segment])
+        self._handle.seek(self.index.offsets[segment])
+        raw = self._handle.read(self.index.lengths[segment])
+        self.bytes_read += len(raw)
+        check_segment(self.index, segment, raw)
+        return segment_values(self.header, segment, raw)
+
+    def latents(self, segments: Iterable[int] | None = None, levels: int | None = None) -> list[np.ndarray]:
+        """Latents per level ``(rows, latent_dim)``: of every segment (None: a full decode, checked against
+        the stored histograms), or of ``segments`` only (0 elsewhere); levels from ``levels`` on are 0."""
+        layout = self.header.layout
+        full = segments is None
+        wanted = list(range(len(layout.segments))) if full else sorted(set(segments))
+        self._require(wanted)
+        values = {k: self.segment(k) for k in wanted}
+        if not self.header.range_coded:
+            latents = unpack_float16_latents(self.header, values)
+        elif full:
+            latents = decode_latents(self.header, self.file.tables, [values[k] for k in wanted], self.file.context)
+        else:
+            latents = decode_segments(self.header, self.file.tables, values, self.file.context)
+        if levels is not None:
+            for level in layout.levels[levels:]:
+                latents[level.index][:] = 0
+        return latents
+
+    def synthesis(
+        self, width: int | None = None, height: int | None = None, box: tuple[int, int, int, int] | None = None,
+        levels: int | None = None,
+    ):
+        """A :class:`shc.format.decoder.Synthesis` that renders ``box`` of a ``width x height`` output (default:
+        native size, all of it) from the first ``levels`` levels (default: all), having read only the segments
+        that needs. Without a box or levels, the whole file is decoded and checked."""
+        from shc.format.decoder import Synthesis
+
+        layout = self.header.layout
+        if levels is not None and not 1 <= levels <= len(layout.levels):
+            msg = f"levels must be 1 .. {len(layout.levels)}, got {levels}"
+            raise ValueError(msg)
+        if levels == len(layout.levels):
+            levels = None
+        if box is None and levels is None:
+            return Synthesis(self.file, self.latents())
+        width = self.header.width if width is None else width
+        height = self.header.height if height is None else height
+        needed = region_segments(layout, width, height, box, levels, self.header.config.interpolation)
+        return Synthesis(self.file, self.latents(needed, levels))
