@@ -44,6 +44,9 @@ def file_report(input_path: str) -> dict:
         },
         "context_levels": [level.index for level in header.layout.context_levels],
         "level_cells": [list(c) for c in header.level_cells],
+        "segments": len(header.layout.segments),
+        "chunked_levels": {str(level.index): level.chunking.count for level in header.layout.levels if level.chunking},
+        "prefix_bytes": _prefix_bytes(parsed),
         "num_latents": header.total_latents,
         "latent_coding": "range-coded" if header.range_coded else "float16",
         "interpolation": "bspline" if cfg.interpolation == INTERPOLATION_BSPLINE else "bilinear",
@@ -57,6 +60,18 @@ def file_report(input_path: str) -> dict:
     }
 
 
+def _prefix_bytes(parsed) -> list[int]:
+    """Bytes of the file up to the end of each level's segments: what ``--levels K`` reads (K = 1 .. L)."""
+    layout = parsed.header.layout
+    front = sum(parsed.section_bytes.values()) - sum(values.nbytes for values in parsed.latent_segments)
+    ends, total = [], front
+    sizes = [values.nbytes for values in parsed.latent_segments]
+    for count in range(1, len(layout.levels) + 1):
+        needed = layout.segments_for_levels(count)
+        ends.append(front + sum(sizes[: max(needed) + 1]) if needed else total)
+    return ends
+
+
 def _echo_text(report: dict) -> None:
     cfg = report["config"]
     mode = "RGBA" if report["channels"] == 4 else "RGB"
@@ -68,6 +83,9 @@ def _echo_text(report: dict) -> None:
                f"probability group(s); "
                f"{'cubic B-spline' if report['interpolation'] == 'bspline' else 'bilinear'} interpolation")
     click.echo(f"  levels (cells): {' '.join(f'{nx}x{ny}' for nx, ny in report['level_cells'])}")
+    chunked = ", ".join(f"level {k} in {n}" for k, n in report["chunked_levels"].items())
+    click.echo(f"  latents in {report['segments']} segment(s){'; chunks: ' + chunked if chunked else ''}")
+    click.echo(f"  bytes to render from the first K levels (--levels K): {' '.join(f'{b:,}' for b in report['prefix_bytes'])}")
     if report["context_levels"]:
         click.echo(f"  context network: {cfg['context_width']} hidden units, codes levels "
                    f"{', '.join(map(str, report['context_levels']))} (SPEC §5a)")
