@@ -1,7 +1,12 @@
 """Large photos: whole-process encode and decode of ``shc`` (time, peak RSS), region decode, and Pillow's
 JPEG, WebP and AVIF side by side at similar sizes.
 
-    python -m shc.bench.large IMAGE [IMAGE ...] -o results/large-cpu [--quality 3] [--crop 1024]
+    python -m shc.bench.large IMAGE [IMAGE ...] -o results/large-cpu [--quality 3] [--crop 1024] [--keep]
+
+Besides the full decode and a region (``--crop``, median of 3), it renders level-of-detail previews
+(``--levels K`` at 1/8 and 1/32 of the size, with the prefix of levels that size needs) and notes the bytes
+each partial decode read. ``--keep`` copies each .shc into the output folder; ``--steps`` overrides the
+preset's (a region's decode cost does not depend on how long the encoder trained).
 
 Every shc figure comes from a separate ``shc`` process timed with ``/usr/bin/time`` (wall seconds and peak
 resident set size), the way a user runs it. PSNR is the encoder's report (the decoder's pixels against the
@@ -70,6 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crop", type=int, default=1024, help="side of the region decode")
     parser.add_argument("--classic", default="jpeg:20,jpeg:50,webp:20,webp:50,avif:30,avif:50",
                         help="codec:quality pairs for Pillow ('' for none)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps instead of the preset's")
+    parser.add_argument("--keep", action="store_true", help="copy each .shc into the output folder")
+    parser.add_argument("--skip-full-decode", action="store_true", help="no streamed decode of the whole image")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "large.csv"
@@ -90,8 +98,10 @@ def main(argv: list[str] | None = None) -> None:
             height, width = rgb.shape[:2]
             pixels = width * height
             encoded = Path(tmp) / f"{image.stem}.shc"
+            steps = ["--steps", str(args.steps)] if args.steps else []
             seconds, rss, out = _timed([*shc, "encode", str(image), "-o", str(encoded), "-q", args.quality, "--json",
-                                        "--preset", args.preset, "--quiet", "--max-pixels", str(1 << 30), "--force"])
+                                        "--preset", args.preset, "--quiet", "--max-pixels", str(1 << 30), "--force",
+                                        *steps])
             report = json.loads(out.strip().splitlines()[-1])
             record({"image": image.name, "pixels": pixels, "codec": "shc",
                     "setting": f"encode {args.preset} q{args.quality}",
@@ -99,21 +109,37 @@ def main(argv: list[str] | None = None) -> None:
                     "seconds": seconds, "peak_rss_mb": round(rss), "note": f"{report['steps']} steps"})
             side = min(args.crop, width, height)
             x, y = (width - side) // 2, (height - side) // 2
-            walls = []
-            for _ in range(3):
-                seconds, rss, _ = _timed([*shc, "decode", str(encoded), "--crop", f"{x},{y},{side},{side}",
-                                          "-o", str(Path(tmp) / "crop.png"), "--force"])
-                walls.append(seconds)
-            record({"image": image.name, "pixels": pixels, "codec": "shc",
-                    "setting": f"decode --crop {side}x{side}",
-                    "bytes": "", "bpp": "", "psnr_db": "", "seconds": float(np.median(walls)),
-                    "peak_rss_mb": round(rss), "note": "median of 3 whole processes"})
-            seconds, rss, _ = _timed([*shc, "decode", str(encoded), "-o", str(Path(tmp) / "full.png"), "--force",
-                                      "--max-pixels", str(1 << 30)])
-            record({"image": image.name, "pixels": pixels, "codec": "shc", "setting": "decode to PNG (streamed)",
-                    "bytes": (Path(tmp) / "full.png").stat().st_size, "bpp": "", "psnr_db": "", "seconds": seconds,
-                    "peak_rss_mb": round(rss), "note": "whole process"})
-            (Path(tmp) / "full.png").unlink()
+            if args.keep:
+                (args.out / f"{image.stem}_q{args.quality}.shc").write_bytes(encoded.read_bytes())
+            partial = [(f"decode --crop {side}x{side}", ["--crop", f"{x},{y},{side},{side}"])]
+            for divisor in (8, 32):
+                size = f"{max(1, width // divisor)}x{max(1, height // divisor)}"
+                partial.append((f"decode --levels K --size {size} (1/{divisor})", ["--size", size, "--levels", "auto"]))
+            for setting, options in partial:
+                if "auto" in options:  # the prefix a rendering of that size needs (what Pillow's draft reads)
+                    from shc.format.container import read_header
+                    from shc.format.reader import preview_levels
+
+                    out_w, out_h = (int(v) for v in options[1].split("x"))
+                    header = read_header(encoded.read_bytes()[:4096])
+                    options = [*options[:3], str(preview_levels(header, out_w, out_h))]
+                walls = []
+                for _ in range(3):
+                    seconds, rss, out = _timed([*shc, "decode", str(encoded), *options, "--json",
+                                                "-o", str(Path(tmp) / "part.png"), "--force"])
+                    walls.append(seconds)
+                report = json.loads(out.strip().splitlines()[-1])
+                record({"image": image.name, "pixels": pixels, "codec": "shc", "setting": setting.replace("K", str(report["levels"])),
+                        "bytes": "", "bpp": "", "psnr_db": "", "seconds": float(np.median(walls)),
+                        "peak_rss_mb": round(rss),
+                        "note": f"median of 3 whole processes; read {report['bytes_read']} of {report['file_bytes']} bytes"})
+            if not args.skip_full_decode:
+                seconds, rss, _ = _timed([*shc, "decode", str(encoded), "-o", str(Path(tmp) / "full.png"), "--force",
+                                          "--max-pixels", str(1 << 30)])
+                record({"image": image.name, "pixels": pixels, "codec": "shc", "setting": "decode to PNG (streamed)",
+                        "bytes": (Path(tmp) / "full.png").stat().st_size, "bpp": "", "psnr_db": "", "seconds": seconds,
+                        "peak_rss_mb": round(rss), "note": "whole process"})
+                (Path(tmp) / "full.png").unlink()
             for pair in filter(None, args.classic.split(",")):
                 codec, quality = pair.split(":")
                 if codec == "webp" and max(width, height) > 16383:
