@@ -1,7 +1,7 @@
 """Tests for the ``.shc`` file format and its normative decoder (shc.format): numpy and constriction only.
 
 Nothing here imports torch; the golden files in ``tests/data`` were made by ``tests/data/make_golden.py``
-with the real encoder (those of versions 2-5, kept for compatibility, are in ``tests/data/compat``). The
+with the real encoder (those of versions 2-6, kept for compatibility, are in ``tests/data/compat``). The
 META section, alpha and the context network (version 6) have their own tests (``test_metadata.py``,
 ``test_alpha.py``, ``test_context_format.py``). Hand-built
 files are written from the byte layout (:func:`frame`, :func:`head_payload`, and the exp-Golomb bit strings
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tracemalloc
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,7 +43,14 @@ from shc.format.container import (
     write_file,
 )
 from shc.format.decoder import Synthesis, decode_bytes, output_size, to_uint8
-from shc.format.entropy import decode_latents, encode_latents, file_latents, histogram_tables
+from shc.format.entropy import (
+    decode_latents,
+    encode_latents,
+    file_latents,
+    histogram_tables,
+    pack_float16_latents,
+    rewrite_file,
+)
 from shc.format.errors import ShcFormatError
 from shc.format.expgolomb import MAX_ORDER, MAX_PREFIX_ZEROS, BitReader, best_order, code_bits, pack, zigzag
 from shc.tools.fuzz import random_weights
@@ -63,8 +70,11 @@ CHANNELS_SINCE = 5
 """The version whose HEAD gains the u8 ``channels`` after ``interpolation``."""
 CONTEXT_SINCE = 6
 """The version whose HEAD gains the u8 ``context_width`` after ``channels``."""
+SEGMENTED_SINCE = 7
+"""The version whose LATN payload is the segment index (per segment u32 length, u32 CRC-32), the segments'
+bytes following the LATN section to the end of the file."""
 FIXED = 20
-"""Bytes of the fixed HEAD fields in the current version (6; version 5: 19, version 4: 18)."""
+"""Bytes of the fixed HEAD fields in the current version (7, as 6; version 5: 19, version 4: 18)."""
 
 
 def golden_bytes(name: str) -> bytes:
@@ -83,12 +93,24 @@ def frame(tag: bytes, payload: bytes) -> bytes:
     return tag + struct.pack("<I", len(payload)) + payload + struct.pack("<I", zlib.crc32(tag + payload))
 
 
+def segment_index(segments) -> bytes:
+    """SPEC §6 (version 7): the LATN payload, per segment its u32 LE byte length and u32 LE CRC32 of its bytes."""
+    return b"".join(struct.pack("<II", len(raw), zlib.crc32(raw)) for raw in segments)
+
+
 def container(
-    head: bytes, weights: bytes = b"", tables: bytes = b"", latents: bytes = b"", version: int = C.FORMAT_VERSION
+    head: bytes, weights: bytes = b"", tables: bytes = b"", latents=b"", version: int = C.FORMAT_VERSION
 ) -> bytes:
+    """A file of sections framed by hand. ``latents``: versions 2-6, the LATN payload; version 7, the bytes of
+    one segment or a list of segments: LATN holds their index and they follow it, the file ending with the last."""
+    if version >= SEGMENTED_SINCE:
+        segments = [latents] if isinstance(latents, (bytes, bytearray)) else list(latents)
+        latn, tail = segment_index(segments), b"".join(segments)
+    else:
+        latn, tail = latents, b""
     return (
         C.MAGIC + bytes([version])
-        + frame(b"HEAD", head) + frame(b"WGHT", weights) + frame(b"TABL", tables) + frame(b"LATN", latents)
+        + frame(b"HEAD", head) + frame(b"WGHT", weights) + frame(b"TABL", tables) + frame(b"LATN", latn) + tail
     )
 
 
@@ -134,26 +156,50 @@ def header_head_payload(header: Header, version: int = C.FORMAT_VERSION) -> byte
     )
 
 
-def replace_section(data: bytes, tag: bytes, payload: bytes) -> bytes:
-    """``data`` (a valid file) with one section's payload replaced; length and CRC re-fixed."""
-    pos, out = len(PREFIX), [data[: len(PREFIX)]]
+def file_parts(data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The ``(tag, payload)`` sections of a well-framed file and what follows LATN: a version-7 file's
+    segments (empty before version 7, whose LATN is the last section)."""
+    pos, sections = len(PREFIX), []
     while pos < len(data):
         found = data[pos : pos + 4]
         (length,) = struct.unpack_from("<I", data, pos + 4)
-        old = data[pos + 8 : pos + 8 + length]
-        out.append(frame(found, payload if found == tag else old))
+        sections.append((found, data[pos + 8 : pos + 8 + length]))
         pos += 12 + length
-    return b"".join(out)
+        if found == b"LATN" and data[4] >= SEGMENTED_SINCE:
+            break
+    return sections, data[pos:]
+
+
+def replace_section(data: bytes, tag: bytes, payload: bytes) -> bytes:
+    """``data`` (a valid file) with one section's payload replaced; length and CRC re-fixed, the latent
+    segments after LATN (version 7) kept as they are."""
+    sections, tail = file_parts(data)
+    return data[: len(PREFIX)] + b"".join(frame(t, payload if t == tag else old) for t, old in sections) + tail
 
 
 def section_payload(data: bytes, tag: bytes) -> bytes:
-    pos = len(PREFIX)
-    while pos < len(data):
-        (length,) = struct.unpack_from("<I", data, pos + 4)
-        if data[pos : pos + 4] == tag:
-            return data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
+    for found, payload in file_parts(data)[0]:
+        if found == tag:
+            return payload
     raise KeyError(tag)
+
+
+def segments_of(data: bytes) -> list[bytes]:
+    """A version-7 file's latent segments, cut from what follows LATN by the lengths of its index."""
+    index, tail = section_payload(data, b"LATN"), file_parts(data)[1]
+    lengths = [struct.unpack_from("<I", index, at)[0] for at in range(0, len(index), 8)]
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+    assert starts[-1] == len(tail)
+    return [tail[a:b] for a, b in zip(starts, starts[1:])]
+
+
+def with_segments(data: bytes, segments) -> bytes:
+    """``data`` (a valid version-7 file) with other latent segments: the LATN index re-made (lengths and
+    CRCs right for the new bytes), the segments after it."""
+    sections, _ = file_parts(data)
+    latn = segment_index(segments)
+    return data[: len(PREFIX)] + b"".join(
+        frame(t, latn if t == b"LATN" else old) for t, old in sections) + b"".join(segments)
 
 
 # ---------------------------------------------------------------------------------------------- exp-Golomb by hand
@@ -214,10 +260,12 @@ def hand_tables(tables, extra_bits: str = "") -> bytes:
     return bits_to_bytes("".join(hand_table_bits(t.min_symbol, t.histogram) for t in tables) + extra_bits)
 
 
-def hand_file(header: Header, steps, values, tables, words: np.ndarray) -> bytes:
-    """A whole file without a context network, every byte from SPEC.md."""
+def hand_file(header: Header, steps, values, tables, words) -> bytes:
+    """A whole file without a context network, every byte from SPEC.md (``words``: each segment's range-coder
+    words)."""
     head = header_head_payload(header)
-    return container(head, hand_weights(header, steps, values), hand_tables(tables), np.asarray(words, "<u4").tobytes())
+    segments = [np.asarray(w, "<u4").tobytes() for w in words]
+    return container(head, hand_weights(header, steps, values), hand_tables(tables), segments)
 
 
 # ---------------------------------------------------------------------------------------------- valid files
@@ -229,7 +277,7 @@ class Built:
     weights: QuantizedWeights
     tables: tuple[Table, ...]
     latents: list[np.ndarray]
-    words: np.ndarray
+    words: tuple[np.ndarray, ...]  # per latent segment (SPEC §6)
     data: bytes
 
 
@@ -343,10 +391,10 @@ def test_write_read_round_trip(case: str) -> None:
         np.testing.assert_array_equal(got.histogram, want.histogram)
         np.testing.assert_array_equal(got.counts, want.counts)
         assert int(got.histogram.sum()) == coded and got.histogram[0] > 0 and got.histogram[-1] > 0
-    np.testing.assert_array_equal(parsed.latent_words, built.words)
+    assert all(np.array_equal(a, b) for a, b in zip(parsed.latent_segments, built.words, strict=True))
     assert sum(parsed.section_bytes.values()) == len(built.data)
     # what was read writes back to the very same bytes
-    assert write_file(parsed.header, parsed.weights, parsed.tables, parsed.latent_words) == built.data
+    assert write_file(parsed.header, parsed.weights, parsed.tables, parsed.latent_segments) == built.data
 
 
 @pytest.mark.parametrize("case", ENTROPY_CASES)
@@ -358,6 +406,9 @@ def test_writer_matches_the_byte_layout(case: str) -> None:
     assert hand == built.data
     head = section_payload(built.data, b"HEAD")
     assert len(head) == head_payload_bytes(built.header.config.num_levels) == FIXED + 4 * built.header.config.num_levels
+    # these small grids are one segment: LATN is its 8-byte index, and the file ends with its words
+    assert len(built.words) == 1 and len(section_payload(built.data, b"LATN")) == 8
+    assert file_parts(built.data)[1] == built.words[0].astype("<u4").tobytes()
 
 
 @pytest.mark.parametrize("case", ["two_symbols", "groups_and_dims", "hashed_levels"])
@@ -387,15 +438,17 @@ def test_entropy_decoding_is_exact(case: str) -> None:
         np.testing.assert_array_equal(got, want)
     # and from the file: the decoder only ever sees the stored histograms (and the tables derived from them)
     parsed = read_file(built.data)
-    for got, want in zip(decode_latents(parsed.header, parsed.tables, parsed.latent_words), built.latents):
+    for got, want in zip(decode_latents(parsed.header, parsed.tables, parsed.latent_segments), built.latents):
         np.testing.assert_array_equal(got, want)
     decode_bytes(built.data)  # the whole decoder runs on it
 
 
 def test_one_symbol_table_costs_no_bits() -> None:
     built = build(**ENTROPY_CASES["one_symbol"])
-    assert built.words.size == 0
+    assert len(built.words) == 1 and built.words[0].size == 0
     assert all(np.all(level == 5) for level in decode_latents(built.header, built.tables, built.words))
+    # the segment is empty: its index entry is length 0 with the CRC32 of no bytes (0), and nothing follows LATN
+    assert section_payload(built.data, b"LATN") == struct.pack("<II", 0, 0) and file_parts(built.data)[1] == b""
 
 
 def test_encode_refuses_latents_outside_the_table() -> None:
@@ -518,16 +571,19 @@ def test_file_decodes_with_the_table_derived_from_its_histogram() -> None:
     parsed = read_file(built.data)
     hist = parsed.tables[0].histogram
     np.testing.assert_array_equal(parsed.tables[0].counts, Table.from_histogram(-1, hist).counts)
-    decoded = decode_latents(parsed.header, parsed.tables, parsed.latent_words)[0]
+    decoded = decode_latents(parsed.header, parsed.tables, parsed.latent_segments)[0]
     np.testing.assert_array_equal(decoded, built.latents[0])
     # the range decoder's own error is wrapped; the histogram check raises its own message
-    invalid = "^LATN section could not be range-decoded: .*invalid for the employed entropy model"
-    mismatch = r"^LATN section: the decoded latents do not match table 0's histogram \(corrupted data\)$"
-    for change, reason in [([-100, 50, 50], invalid), ([50, -100, 50], mismatch), ([-1, 1, 0], mismatch)]:
+    invalid = "^latent segment 0 could not be range-decoded: .*invalid for the employed entropy model"
+    # decoded to the end with the wrong model: words are left over (checked per segment, before the histograms),
+    # or, if the words happen to run out, the latents contradict the stored histogram
+    wrong = (r"^(latent segment 0 holds more data than its latents use"
+             r"|LATN section: the decoded latents do not match table 0's histogram \(corrupted data\))$")
+    for change, reason in [([-100, 50, 50], invalid), ([50, -100, 50], wrong), ([-1, 1, 0], wrong)]:
         other = Table.from_histogram(-1, hist + np.array(change))
         assert not np.array_equal(other.counts, parsed.tables[0].counts)
         with pytest.raises(ShcFormatError, match=reason):
-            decode_latents(parsed.header, (other,), parsed.latent_words)
+            decode_latents(parsed.header, (other,), parsed.latent_segments)
 
 
 # ---------------------------------------------------------------------------------------------- exp-Golomb
@@ -605,8 +661,12 @@ def test_every_truncation_is_a_clean_error(name: str) -> None:
 
 def test_container_errors_have_distinct_messages() -> None:
     data = golden_bytes(GOLDEN_NAMES[0])
-    corrupted = bytearray(data)
-    corrupted[-10] ^= 0x01  # inside the LATN payload
+    segment_bytes = len(file_parts(data)[1])
+    assert segment_bytes > 10 and len(section_payload(data, b"LATN")) == 8  # one segment
+    index_corrupted = bytearray(data)
+    index_corrupted[len(data) - segment_bytes - 4 - 3] ^= 0x01  # inside the LATN payload: the segment index
+    segment_corrupted = bytearray(data)
+    segment_corrupted[-10] ^= 0x01  # inside the segment, after LATN
     readable = ", ".join(map(str, C.READABLE_VERSIONS))
     cases = {
         "magic": (b"PNG\x1a" + data[4:], r"^not an \.shc file \(wrong magic bytes\)$"),
@@ -614,10 +674,12 @@ def test_container_errors_have_distinct_messages() -> None:
             C.MAGIC + bytes([C.FORMAT_VERSION + 1]) + data[5:],
             rf"^unsupported \.shc format version {C.FORMAT_VERSION + 1} \(this decoder reads versions {readable}\)$",
         ),
-        "crc": (bytes(corrupted), r"^section LATN is corrupted \(CRC32 mismatch\)$"),
+        "crc": (bytes(index_corrupted), r"^section LATN is corrupted \(CRC32 mismatch\)$"),
+        "segment_crc": (bytes(segment_corrupted), r"^latent segment 0 is corrupted \(CRC32 mismatch\)$"),
+        "segment_cut": (data[:-3], rf"^the file is truncated \({len(data) - 3} of {len(data)} bytes\): not even its first level is complete$"),
         "trailing": (data + b"\x00\x01\x02", r"^3 bytes of trailing garbage after the last section$"),
     }
-    assert readable == "2, 3, 4, 5, 6"
+    assert readable == "2, 3, 4, 5, 6, 7"
     messages = set()
     for bad, match in cases.values():
         with pytest.raises(ShcFormatError, match=match) as info:
@@ -649,6 +711,16 @@ def _real_weights(extra_bits: str = "", cut: int = 0) -> bytes:
 
 def _with(tag: bytes, payload: bytes) -> bytes:
     return replace_section(_valid_small().data, tag, payload)
+
+
+def _with_segments(segments) -> bytes:
+    return with_segments(_valid_small().data, segments)
+
+
+def _small_words() -> bytes:
+    """``_valid_small()``'s one latent segment."""
+    (words,) = _valid_small().words
+    return words.astype("<u4").tobytes()
 
 
 def _tabl(min_symbol: int, histogram, order: int = 0, size: int | None = None, extra_bits: str = "") -> bytes:
@@ -758,13 +830,38 @@ MALFORMED = {
     "table_extra_table": (
         lambda: _with(b"TABL", _real_tabl(hand_table_bits(0, [42]))), r"TABL section: \d+ unexpected trailing bits"
     ),
-    # LATN
-    "latents_not_words": (lambda: _with(b"LATN", b"\x00" * 5), "not a multiple of 4"),
+    # LATN (version 7): the segment index, then the segments (each with the length and CRC32 its entry gives)
+    "latents_not_words": (lambda: _with_segments([b"\x00" * 5]), "^latent segment 0 length 5 is not a multiple of 4$"),
     "latents_too_long": (
-        lambda: _with(b"LATN", _valid_small().words.astype("<u4").tobytes() + b"\x01\x00\x00\x00" * 4),
-        "holds more data than the declared latents use|could not be range-decoded",
+        lambda: _with_segments([_small_words() + b"\x01\x00\x00\x00" * 4]),
+        "^latent segment 0 (holds more data than its latents use|could not be range-decoded)",
     ),
-    "latents_garbage": (lambda: _with(b"LATN", b"\xff" * 12), "could not be range-decoded"),
+    "latents_garbage": (lambda: _with_segments([b"\xff" * 12]), "^latent segment 0 could not be range-decoded"),
+    "latents_empty": (lambda: _with_segments([b""]), "^LATN section: the decoded latents do not match table 0's histogram"),
+    "index_short": (lambda: _with(b"LATN", b"\x00" * 5),
+                    r"^LATN section has 5 bytes, the index of 1 latent segments needs 8$"),
+    "index_empty": (lambda: _with(b"LATN", b""), r"^LATN section has 0 bytes, the index of 1 latent segments needs 8$"),
+    "index_two_entries": (  # one segment split in two: the layout has one
+        lambda: _with_segments([_small_words()[:8], _small_words()[8:]]),
+        r"^LATN section has 16 bytes, the index of 1 latent segments needs 8$",
+    ),
+    "index_length_over_limit": (
+        lambda: _with(b"LATN", struct.pack("<II", 0xFFFFFFFC, 0)),
+        r"^latent segment 0 declares 4294967292 bytes, more than the limit 268435456$",
+    ),
+    "index_length_past_end": (
+        lambda: _with(b"LATN", struct.pack("<II", len(_small_words()) + 4, zlib.crc32(_small_words()))),
+        r"^the file is truncated \(158 of 162 bytes\): not even its first level is complete$",
+    ),
+    "index_length_short": (  # the CRC of the shorter segment: its last word is left over
+        lambda: _with(b"LATN", struct.pack("<II", len(_small_words()) - 4, zlib.crc32(_small_words()[:-4]))),
+        r"^4 bytes of trailing garbage after the last section$",
+    ),
+    "index_crc": (
+        lambda: _with(b"LATN", struct.pack("<II", len(_small_words()), zlib.crc32(_small_words()) ^ 1)),
+        r"^latent segment 0 is corrupted \(CRC32 mismatch\)$",
+    ),
+    "segment_missing": (lambda: _valid_small().data[: -len(_small_words())], r"^the file is truncated \(150 of 158 bytes\)"),
 }
 
 
@@ -803,7 +900,7 @@ def test_latents_that_contradict_the_histograms_are_refused() -> None:
         spot = int(np.flatnonzero(column != column.max())[0])
         column[spot] += 1  # still inside the table's range
         words = encode_latents(built.header, built.tables, latents)
-        data = replace_section(built.data, b"LATN", words.astype("<u4").tobytes())
+        data = with_segments(built.data, [w.astype("<u4").tobytes() for w in words])
         with pytest.raises(ShcFormatError, match=rf"the decoded latents do not match table {table}'s histogram"):
             decode_bytes(data)
 
@@ -1286,25 +1383,34 @@ def test_version_2_files_still_decode() -> None:
 def test_older_version_files_still_decode(name: str) -> None:
     """The golden files of earlier versions decode to the pixels recorded when they were made
     (tests/data/compat/compat.json): version 3 (u32 level cells, int8 weights with a f32 scale, stored count
-    tables), version 4 (no channels byte, no META: RGB without metadata) and version 5 (no context_width:
-    every level coded with its group's table; RGBA and META files among them)."""
+    tables), version 4 (no channels byte, no META: RGB without metadata), version 5 (no context_width:
+    every level coded with its group's table; RGBA and META files among them) and version 6 (LATN holds the
+    latents themselves, one range-coder stream: no segment index, nothing after LATN)."""
     entry = COMPAT["files"][name]
     data = (COMPAT_DIR / name).read_bytes()
     version = entry["format_version"]
-    assert data[4] == version and version in (3, 4, 5) and name.endswith(f"_v{version}.shc")
+    assert data[4] == version and version in (3, 4, 5, 6) and name.endswith(f"_v{version}.shc")
     assert sha256(data) == entry["sha256"], f"the version-{version} .shc file itself changed"
     parsed = read_file(data)
     header = parsed.header
     assert (header.width, header.height) == (entry["width"], entry["height"])
     assert len(section_payload(data, b"HEAD")) == head_payload_bytes(header.config.num_levels, version=version)
     channels = entry.get("channels", 3)
-    assert header.config.channels == channels and (version == 5 or channels == 3)
+    assert header.config.channels == channels and (version >= 5 or channels == 3)
     for attribute in ("icc_profile", "exif"):
         value = getattr(parsed, attribute)
         assert (None if value is None else sha256(value)) == entry.get(f"{attribute}_sha256")
-    # versions before 6 have no context network: one table per (group, dimension), as in SPEC §5
-    assert header.config.context_width == 0 and parsed.context is None and header.layout.context_levels == ()
-    assert len(parsed.tables) == header.config.num_groups * header.config.latent_dim
+    if version < CONTEXT_SINCE:
+        # versions before 6 have no context network: one table per (group, dimension), as in SPEC §5
+        assert header.config.context_width == 0 and parsed.context is None and header.layout.context_levels == ()
+        assert len(parsed.tables) == header.config.num_groups * header.config.latent_dim
+    else:
+        assert header.config.context_width == (0 if parsed.context is None else parsed.context.width)
+        assert len(parsed.tables) == len(header.layout.table_keys)
+    # one segment, the LATN payload itself, and the file ends with LATN's CRC
+    assert header.version == version and len(header.layout.segments) == 1
+    (words,) = parsed.latent_segments
+    assert file_parts(data)[1] == b"" and words.astype("<u4").tobytes() == section_payload(data, b"LATN")
     if version == 3:
         assert all(table.histogram is None for table in parsed.tables)  # count tables, used as stored
         assert int(np.abs(parsed.weights.values).max()) <= C.WEIGHT_INT_MAX
@@ -1323,6 +1429,10 @@ def test_the_compat_set_has_every_older_version() -> None:
     assert versions | {2} == set(C.READABLE_VERSIONS) - {C.FORMAT_VERSION}
     v5 = {name for name in COMPAT_NAMES if name.endswith("_v5.shc")}
     assert v5 == {name.replace(".shc", "_v5.shc") for name in GOLDEN_NAMES}  # the whole version-5 golden set
+    v6 = {name for name in COMPAT_NAMES if name.endswith("_v6.shc")}
+    assert v6 == {name.replace(".shc", "_v6.shc") for name in GOLDEN_NAMES}  # and the whole version-6 one
+    for name in GOLDEN_NAMES:  # the version-7 golden files are the same encodes: the same pixels
+        assert COMPAT["files"][name.replace(".shc", "_v6.shc")]["decoded_sha256"] == GOLDEN["files"][name]["decoded_sha256"]
 
 
 def test_version_5_rgb_files_decode_like_their_version_4_copies() -> None:
@@ -1338,22 +1448,56 @@ def test_version_5_rgb_files_decode_like_their_version_4_copies() -> None:
                                       decode_bytes((COMPAT_DIR / v4).read_bytes()))
 
 
-@pytest.mark.parametrize("name", sorted(n for n in COMPAT_NAMES if n.endswith("_v5.shc")))
-def test_version_5_files_rewritten_as_version_6_without_context(name: str) -> None:
-    """SPEC §9: with ``context_width`` = 0 a version-6 file is its version-5 bytes plus one HEAD byte (0,
-    after ``channels``): the same WGHT, tables and LATN, the same latents and pixels."""
+@pytest.mark.parametrize("name", sorted(n for n in COMPAT_NAMES if n.endswith("_v6.shc")))
+def test_version_6_files_rewritten_as_version_7_keep_latents_and_pixels(name: str) -> None:
+    """SPEC §9: a version-6 file rewritten in version 7 (``format.entropy.rewrite_file``) keeps HEAD, META,
+    WGHT and TABL byte for byte; its grid is small (one segment), so its LATN payload becomes the index of
+    one segment (length, CRC32) and the old payload follows as that segment: 8 bytes more. The latents and
+    pixels are the same, and the result is the version-7 golden file made from that encode."""
     old = (COMPAT_DIR / name).read_bytes()
-    parsed = read_file(old)
-    new = write_file(parsed.header, parsed.weights, parsed.tables, parsed.latent_words,
-                     icc_profile=parsed.icc_profile, exif=parsed.exif)
-    assert new[4] == C.FORMAT_VERSION == 6 and len(new) == len(old) + 1
+    new = rewrite_file(old)
+    assert old[4] == 6 and new[4] == C.FORMAT_VERSION == 7 and len(new) == len(old) + 8
+    assert new == golden_bytes(name.replace("_v6.shc", ".shc"))
+    old_sections, old_tail = file_parts(old)
+    new_sections, new_tail = file_parts(new)
+    assert [tag for tag, _ in new_sections] == [tag for tag, _ in old_sections] and old_tail == b""
+    for (tag, a), (_, b) in zip(old_sections, new_sections):
+        if tag != b"LATN":
+            assert a == b, tag
+    payload = section_payload(old, b"LATN")
+    assert section_payload(new, b"LATN") == struct.pack("<II", len(payload), zlib.crc32(payload))
+    assert new_tail == payload
+    parsed, reread = read_file(old), read_file(new)
+    assert reread.header == replace(parsed.header, version=7)
+    assert (reread.context is None) == (parsed.context is None)
+    for field in ("w1", "b1", "w2", "level_bias", "level_low", "level_span") if parsed.context is not None else ():
+        np.testing.assert_array_equal(getattr(reread.context, field), getattr(parsed.context, field))
+    for got, want in zip(file_latents(reread), file_latents(parsed), strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(decode_bytes(new), decode_bytes(old))
+    assert rewrite_file(new) == new  # version 7 rewritten: the same bytes
+    # the writer refuses a header read from version 6 (its layout is not version 7's)
+    with pytest.raises(ValueError, match="files are written in version 7; this header was read from version 6"):
+        write_file(parsed.header, parsed.weights, parsed.tables, parsed.latent_segments,
+                   icc_profile=parsed.icc_profile, exif=parsed.exif, context=parsed.context)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in COMPAT_NAMES if n.endswith("_v5.shc")))
+def test_version_5_files_rewritten_as_version_7_without_context(name: str) -> None:
+    """SPEC §9: with ``context_width`` = 0 a version-7 file of a version-5 encode has one more HEAD byte (0,
+    after ``channels``), the same WGHT and TABL, and its one segment holds the old LATN payload: the same
+    latents and pixels."""
+    old = (COMPAT_DIR / name).read_bytes()
+    new = rewrite_file(old)
+    assert new[4] == C.FORMAT_VERSION == 7 and len(new) == len(old) + 1 + 8
     old_head, new_head = section_payload(old, b"HEAD"), section_payload(new, b"HEAD")
     assert new_head == old_head[:19] + b"\x00" + old_head[19:]
-    for tag in (b"WGHT", b"TABL", b"LATN"):
+    for tag in (b"WGHT", b"TABL"):
         assert section_payload(new, tag) == section_payload(old, tag)
-    reread = read_file(new)
-    assert reread.header == parsed.header and reread.context is None
-    for got, want in zip(file_latents(reread), file_latents(parsed)):
+    assert file_parts(new)[1] == section_payload(old, b"LATN")
+    parsed, reread = read_file(old), read_file(new)
+    assert reread.header == replace(parsed.header, version=7) and reread.context is None
+    for got, want in zip(file_latents(reread), file_latents(parsed), strict=True):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(decode_bytes(new), decode_bytes(old))
 
@@ -1386,7 +1530,7 @@ def _valid_small_v3() -> tuple[Built, bytes]:
         header_head_payload(built.header, version=3),
         _int8_weights(built.header, built.weights.scales, clipped),
         _count_tables(built.tables),
-        built.words.astype("<u4").tobytes(),
+        built.words[0].astype("<u4").tobytes(),  # one segment: the LATN payload of versions before 7
         version=3,
     )
     return built, data
@@ -1395,9 +1539,9 @@ def _valid_small_v3() -> tuple[Built, bytes]:
 def test_hand_built_version_3_file_decodes_like_version_4() -> None:
     built, data = _valid_small_v3()
     parsed = read_file(data)
-    assert parsed.header == built.header and parsed.tables[0].histogram is None
+    assert parsed.header == replace(built.header, version=3) and parsed.tables[0].histogram is None
     np.testing.assert_array_equal(parsed.tables[0].counts, built.tables[0].counts)
-    for got, want in zip(decode_latents(parsed.header, parsed.tables, parsed.latent_words), built.latents):
+    for got, want in zip(decode_latents(parsed.header, parsed.tables, parsed.latent_segments), built.latents):
         np.testing.assert_array_equal(got, want)
     assert decode_bytes(data).shape == (12, 20, 3)
 
@@ -1447,20 +1591,24 @@ def test_malformed_version_3_files_are_clean_errors(case: str) -> None:
         decode_bytes(make())
 
 
-def _float16_file(rng: np.random.Generator) -> tuple[Header, QuantizedWeights, np.ndarray, bytes]:
+def _float16_file(rng: np.random.Generator) -> tuple[Header, QuantizedWeights, list[np.ndarray], bytes]:
+    """A float16 file (no tables): its header, weights, latents per level ``(rows, 2)`` (float16 values) and bytes."""
     header = Header(24, 16, ModelConfig(num_levels=3, log2_hashmap_size=5, latent_dim=2, feat_dim=2, mlp_width=6,
                                         mlp_depth=1, num_groups=2), ((2, 1), (5, 4), (9, 7)), C.LATENTS_FLOAT16)
     shapes = weight_shapes(header)
     weights = QuantizedWeights(rng.uniform(0.005, 0.02, len(shapes)).astype(np.float32) / 16,
                                rng.integers(-2000, 2001, sum(int(np.prod(s)) for _, s in shapes)))
-    values = rng.normal(0, 2, header.total_latents).astype(np.float16)
-    return header, weights, values, write_file(header, weights, (), values)
+    levels = [rng.normal(0, 2, (rows, 2)).astype(np.float16) for rows in header.level_rows()]
+    return header, weights, levels, write_file(header, weights, (), pack_float16_latents(header, levels))
 
 
 def test_float16_file_round_trip_and_decode() -> None:
-    from shc.format.entropy import pack_float16_latents
-
-    header, weights, values, data = _float16_file(np.random.default_rng(4))
+    header, weights, levels, data = _float16_file(np.random.default_rng(4))
+    # SPEC §6b: one segment (136 latents of 3 small levels), its latents level by level, then dimension, then row
+    (values,) = pack_float16_latents(header, levels)
+    hand = np.concatenate([level.T.reshape(-1) for level in levels])
+    assert values.dtype == np.float16 and values.size == header.total_latents
+    np.testing.assert_array_equal(values, hand)
     shapes = weight_shapes(header)
     weight_bits, offset = 0, 0
     for _, shape in shapes:  # each tensor's signed codes in the shortest order
@@ -1468,15 +1616,17 @@ def test_float16_file_round_trip_and_decode() -> None:
         weight_bits += sum(len(eg_bits(u, shortest_order(tensor))) for u in tensor)
         offset += len(tensor)
     weight_bytes = 5 * len(shapes) + -(-weight_bits // 8)
-    assert len(data) == 4 + 1 + 12 * 4 + (FIXED + 4 * 3) + weight_bytes + 0 + 2 * values.size
+    assert len(data) == 4 + 1 + 12 * 4 + (FIXED + 4 * 3) + weight_bytes + 0 + 8 + 2 * values.size
     assert data == container(header_head_payload(header), hand_weights(header, weights.scales, weights.values), b"",
-                             values.astype("<f2").tobytes())
+                             hand.astype("<f2").tobytes())
     parsed = read_file(data)
     assert parsed.header == header and parsed.tables == ()
     np.testing.assert_array_equal(parsed.weights.values, weights.values)
     latents = file_latents(parsed)
     assert [lat.shape for lat in latents] == [(rows, 2) for rows in header.level_rows()]
-    np.testing.assert_array_equal(pack_float16_latents(latents), values)  # LATN order: level, dim, row
+    assert all(lat.dtype == np.float32 for lat in latents)
+    for got, want in zip(latents, levels, strict=True):
+        np.testing.assert_array_equal(got, want.astype(np.float32))
     pixels = decode_bytes(data)
     reference = Synthesis(parsed, [lat.astype(np.float32) for lat in latents]).render(24, 16)
     np.testing.assert_array_equal(pixels, reference)
@@ -1484,16 +1634,19 @@ def test_float16_file_round_trip_and_decode() -> None:
 
 
 def test_float16_file_errors() -> None:
-    header, weights, values, data = _float16_file(np.random.default_rng(5))
+    header, weights, levels, data = _float16_file(np.random.default_rng(5))
+    (values,) = pack_float16_latents(header, levels)
     for cut in range(len(data)):
         with pytest.raises(ShcFormatError):
             read_file(data[:cut])
     nan = values.copy()
     nan[7] = np.float16("nan")
-    with pytest.raises(ShcFormatError, match="non-finite float16 latent"):
-        read_file(replace_section(data, b"LATN", nan.astype("<f2").tobytes()))
-    with pytest.raises(ShcFormatError, match=r"LATN section has \d+ bytes, \d+ float16 latents need"):
-        read_file(replace_section(data, b"LATN", values[:-1].astype("<f2").tobytes()))
+    with pytest.raises(ShcFormatError, match="^latent segment 0 has a non-finite float16 latent$"):
+        read_file(with_segments(data, [nan.astype("<f2").tobytes()]))
+    with pytest.raises(ShcFormatError, match=r"^latent segment 0 has 270 bytes, its 136 float16 latents need 272$"):
+        read_file(with_segments(data, [values[:-1].astype("<f2").tobytes()]))
+    with pytest.raises(ShcFormatError, match="^latent segment 0 is corrupted"):  # a flipped bit: the CRC says so
+        read_file(data[:-5] + bytes([data[-5] ^ 0x40]) + data[-4:])
     with pytest.raises(ShcFormatError, match="TABL section: 64 unexpected trailing bits"):
         read_file(replace_section(data, b"TABL", b"\x00" * 8))  # no tables: the TABL payload must be empty
     with pytest.raises(ShcFormatError, match="TABL section: 8 unexpected trailing bits"):
@@ -1502,9 +1655,13 @@ def test_float16_file_errors() -> None:
     with pytest.raises(ShcFormatError, match="latent_coding=2"):
         read_file(bytes(bad_coding))
     with pytest.raises(ValueError, match="1 tables given, the header implies 0"):
-        write_file(header, weights, (Table.from_histogram(0, [5]),), values)
+        write_file(header, weights, (Table.from_histogram(0, [5]),), (values,))
     with pytest.raises(ValueError, match="finite latents"):
-        write_file(header, weights, (), np.where(np.arange(values.size) == 3, np.inf, values))
+        write_file(header, weights, (), (np.where(np.arange(values.size) == 3, np.inf, values),))
+    with pytest.raises(ValueError, match="needs 136 finite latents, got 135"):
+        write_file(header, weights, (), (values[:-1],))
+    with pytest.raises(ValueError, match="give one array per segment"):  # the latents of version 6: one array
+        write_file(header, weights, (), values)
 
 
 def test_level_far_finer_than_the_output_decodes_in_bounded_memory() -> None:
@@ -1523,7 +1680,7 @@ def test_level_far_finer_than_the_output_decodes_in_bounded_memory() -> None:
             data = write_file(header, weights, tables, words)
         else:
             data = container(header_head_payload(header, version=3), _int8_weights(header, weights.scales, weights.values),
-                             _count_tables(tables), words.astype("<u4").tobytes(), version=3)
+                             _count_tables(tables), words[0].astype("<u4").tobytes(), version=3)
         tracemalloc.start()
         try:
             pixels = decode_bytes(data)
@@ -1534,6 +1691,6 @@ def test_level_far_finer_than_the_output_decodes_in_bounded_memory() -> None:
         assert peak < 16 << 20
         parsed = read_file(data)
         assert parsed.header.level_cells == ((side, side),)
-        synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_words))
+        synthesis = Synthesis(parsed, decode_latents(parsed.header, parsed.tables, parsed.latent_segments))
         np.testing.assert_array_equal(synthesis.tile_features(64, 48, np.arange(64), np.arange(48)),
                                       synthesis.features(64, 48, np.tile(np.arange(64), 48), np.repeat(np.arange(48), 64)))

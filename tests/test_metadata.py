@@ -53,21 +53,33 @@ def frame(tag: bytes, payload: bytes) -> bytes:
     return tag + struct.pack("<I", len(payload)) + payload + struct.pack("<I", zlib.crc32(tag + payload))
 
 
-def sections_of(data: bytes) -> list[tuple[bytes, bytes]]:
+def _parts(data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The sections, HEAD to LATN, and the latent segments that follow LATN (SPEC §1, version 7)."""
     pos, out = C.FILE_PREFIX_BYTES, []
     while pos < len(data):
         (length,) = struct.unpack_from("<I", data, pos + 4)
         out.append((data[pos : pos + 4], data[pos + 8 : pos + 8 + length]))
         pos += 12 + length
-    return out
+        if out[-1][0] == b"LATN":
+            break
+    return out, data[pos:]
+
+
+def sections_of(data: bytes) -> list[tuple[bytes, bytes]]:
+    return _parts(data)[0]
+
+
+def segments_of(data: bytes) -> bytes:
+    """The latent segments after LATN, as one run of bytes."""
+    return _parts(data)[1]
 
 
 def with_meta(data: bytes, meta: bytes | None, version: int = C.FORMAT_VERSION) -> bytes:
-    """A file's sections with its META replaced (None: left out), framed by hand."""
+    """A file's sections with its META replaced (None: left out), framed by hand; the segments kept."""
     rest = [(tag, payload) for tag, payload in sections_of(data) if tag != b"META"]
     if meta is not None:
         rest.insert(1, (b"META", meta))
-    return C.MAGIC + bytes([version]) + b"".join(frame(tag, payload) for tag, payload in rest)
+    return C.MAGIC + bytes([version]) + b"".join(frame(tag, payload) for tag, payload in rest) + segments_of(data)
 
 
 def entry(key: bytes, value: bytes, length: int | None = None) -> bytes:
@@ -134,6 +146,7 @@ def test_icc_and_exif_round_trip_through_a_file() -> None:
     # SPEC §2a: META right after HEAD, entries ICCP then EXIF, each key, u32 length, bytes
     meta = entry(b"ICCP", P3) + entry(b"EXIF", exif)
     assert [tag for tag, _ in sections_of(data)] == [b"HEAD", b"META", b"WGHT", b"TABL", b"LATN"]
+    assert segments_of(data) == segments_of(plain) != b""  # the latent segments follow LATN, unchanged
     assert data == with_meta(plain, meta)
     assert len(data) == len(plain) + C.SECTION_FRAME_BYTES + len(meta)
     assert parsed.section_bytes["metadata"] == C.SECTION_FRAME_BYTES + len(meta)
@@ -142,7 +155,7 @@ def test_icc_and_exif_round_trip_through_a_file() -> None:
     decoded = decode_image(data)
     assert decoded.icc_profile == P3 and decoded.exif == exif and decoded.channels == 3
     # read back, written again: the same bytes
-    again = write_file(parsed.header, parsed.weights, parsed.tables, parsed.latent_words,
+    again = write_file(parsed.header, parsed.weights, parsed.tables, parsed.latent_segments,
                        icc_profile=parsed.icc_profile, exif=parsed.exif)
     assert again == data
     # one entry alone
@@ -210,18 +223,23 @@ def test_meta_in_the_wrong_place_or_version() -> None:
     meta = dict(sections)[b"META"]
     others = [s for s in sections if s[0] != b"META"]
 
-    def assemble(order, version=C.FORMAT_VERSION):
-        return C.MAGIC + bytes([version]) + b"".join(frame(tag, payload) for tag, payload in order)
+    segments = segments_of(data)
+
+    def assemble(order, version=C.FORMAT_VERSION, tail=segments):
+        return C.MAGIC + bytes([version]) + b"".join(frame(tag, payload) for tag, payload in order) + tail
 
     cases = {
         "after WGHT": ([*others[:2], (b"META", meta), *others[2:]], "expected section TABL, found tag b'META'"),
         "twice": ([others[0], *[(b"META", meta)] * 2, *others[1:]], "expected section WGHT, found tag b'META'"),
         "before HEAD": ([(b"META", meta), *others], "expected section HEAD, found tag b'META'"),
-        "at the end": ([*others, (b"META", meta)], "trailing garbage"),
+        # after LATN, where the latent segments start: segment 0 is read from META's bytes
+        "after LATN": ([*others, (b"META", meta)], r"latent segment 0 is corrupted \(CRC32 mismatch\)"),
     }
     for order, match in cases.values():
         with pytest.raises(ShcFormatError, match=match):
             read_file(assemble(order))
+    with pytest.raises(ShcFormatError, match="^[0-9]+ bytes of trailing garbage after the last section$"):
+        read_file(assemble(others, tail=segments + frame(b"META", meta)))  # after the last segment
     # version 4 has no META: the same bytes with the version byte of 4 are refused at the tag
     with pytest.raises(ShcFormatError, match="expected section WGHT, found tag b'META'"):
         read_file(assemble(sections, version=4))
