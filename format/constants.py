@@ -107,5 +107,9 @@ MAX_SECTION_BYTES = 1 << 28
 DEFAULT_MAX_OUTPUT_PIXELS = 2 * 89_478_485
 """Like Pillow's decompression-bomb error threshold; decoding a larger output is refused unless overridden."""
 
+MLP_CHUNK_PIXELS = 1 << 14
+"""The reference decoder runs the MLP on at most this many pixels at a time (the same sums per pixel: SPEC
+§7, tiles), so that its activations stay in the CPU's cache."""
+
 DECODE_TILE_PIXELS = 1 << 17
 """Pixels decoded per tile: bounds the decoder's working memory independently of the output size."""
