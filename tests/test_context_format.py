@@ -2,8 +2,8 @@
 
 The reference side of these tests is written from SPEC.md in plain Python integers (and
 :class:`fractions.Fraction`): the network, the nearest-vertex and hash arithmetic, the Laplace weights and
-their coding tables, the two-pass, bucket-grouped coding order, and the exp-Golomb bit strings of the
-context block. Only the normative constants ``LAPLACE_T`` are taken from the library, and they are checked
+their coding tables, the two-pass, bucket-grouped coding order, the exp-Golomb bit strings of the
+context block, and (version 7) the chunks of large levels, the segments and the LATN index (§4a, §6). Only the normative constants ``LAPLACE_T`` are taken from the library, and they are checked
 against their formula and SPEC's SHA-256.
 """
 
@@ -124,35 +124,96 @@ def spec_model(counts) -> constriction.stream.model.Categorical:
     return constriction.stream.model.Categorical(np.array(counts, dtype=np.float64) / TOTAL, perfect=False)
 
 
-def spec_encode(header: Header, tables, latents: list[np.ndarray], params: ContextParams) -> np.ndarray:
-    """SPEC §6 and §5a by hand: level by level; a factorized level dimension by dimension with its table; a
-    context level in two passes (anchors, then the others, each row-major), each pass's symbols
-    ``latent - m + span - 1`` grouped by bucket (increasing, pass order within a bucket)."""
-    encoder = constriction.stream.queue.RangeEncoder()
-    layout = header.layout
-    slot = 0
-    for level in layout.levels:
-        if level.context:
-            span = int(params.level_span[slot])
-            for anchors in (True, False):
-                vertices = [(x, y) for y in range(level.ny + 1) for x in range(level.nx + 1)
-                            if ((x + y) % 2 == 0) == anchors]
-                coded = []
-                for x, y in vertices:
-                    m, j = spec_predict(params, slot, spec_inputs(layout.levels, level.index, x, y, latents))
-                    coded.append((j, int(latents[level.index][y * (level.nx + 1) + x, 0]) - m + span - 1))
-                for bucket in sorted({j for j, _ in coded}):
-                    symbols = np.array([s for j, s in coded if j == bucket], dtype=np.int32)
-                    if span > 1:
-                        encoder.encode(symbols, spec_model(spec_counts(bucket, span)))
-            slot += 1
+def spec_chunks(nx: int, ny: int, log2_size: int) -> list[np.ndarray] | None:
+    """SPEC §4a: the rows each chunk of a level codes, in coding order, or None for a level coded whole
+    (at most 2^17 rows). s = the smallest power of two with s^2 rows >= 2^16 (nx+1)(ny+1); chunk
+    k = floor(y / s) cols + floor(x / s); a dense chunk codes its vertices' rows y (nx+1) + x row-major, a
+    hashed one its own rows k R .. k R + R - 1, R = floor(2^T / chunks)."""
+    vertices = (nx + 1) * (ny + 1)
+    dense = vertices <= 1 << log2_size
+    rows = vertices if dense else 1 << log2_size
+    if rows <= 1 << 17:
+        return None
+    side = 1
+    while side * side * rows < (1 << 16) * vertices:
+        side *= 2
+    cols, rows_c = -(-(nx + 1) // side), -(-(ny + 1) // side)
+    if not dense:
+        r = (1 << log2_size) // (cols * rows_c)
+        return [np.arange(k * r, (k + 1) * r) for k in range(cols * rows_c)]
+    out = []
+    for cy in range(rows_c):
+        for cx in range(cols):
+            xs = range(cx * side, min((cx + 1) * side, nx + 1))
+            ys = range(cy * side, min((cy + 1) * side, ny + 1))
+            out.append(np.array([y * (nx + 1) + x for y in ys for x in xs]))
+    return out
+
+
+def spec_segments(header: Header) -> list[list[tuple[int, np.ndarray | None]]]:
+    """SPEC §6: the segments as lists of pieces ``(level, rows)`` (``rows`` None: the whole level). Walking
+    the levels coarse to fine, consecutive whole levels share a segment while it holds at most 2^17
+    latents (D rows_l each); each chunk of a chunked level is a segment of its own."""
+    segments, current, held = [], [], 0
+    for index, (nx, ny) in enumerate(header.level_cells):
+        chunks = spec_chunks(nx, ny, header.config.log2_hashmap_size)
+        if chunks is not None:
+            if current:
+                segments.append(current)
+            current, held = [], 0
+            segments += [[(index, rows)] for rows in chunks]
             continue
-        for dim in range(header.config.latent_dim):
-            table = tables[layout.table_keys.index((level.group, dim))]
-            if len(table.counts) > 1:
-                symbols = latents[level.index][:, dim].astype(np.int64) - table.min_symbol
-                encoder.encode(symbols.astype(np.int32), spec_model(table.counts.tolist()))
-    return encoder.get_compressed()
+        vertices = (nx + 1) * (ny + 1)
+        size = header.config.latent_dim * min(vertices, 1 << header.config.log2_hashmap_size)
+        if current and held + size > 1 << 17:
+            segments.append(current)
+            current, held = [], 0
+        current.append((index, None))
+        held += size
+    return segments + ([current] if current else [])
+
+
+def spec_encode(header: Header, tables, latents: list[np.ndarray], params: ContextParams) -> list[np.ndarray]:
+    """SPEC §6 and §5a by hand: per segment (:func:`spec_segments`) a range coder of its own, piece by piece;
+    a factorized level (or chunk) dimension by dimension with its table; a context level in two passes
+    (anchors, then the others, each row-major), each pass's symbols ``latent - m + span - 1`` grouped by
+    bucket (increasing, pass order within a bucket)."""
+    layout = header.layout
+    slots = {level.index: slot for slot, level in enumerate(layout.context_levels)}
+    out = []
+    for pieces in spec_segments(header):
+        encoder = constriction.stream.queue.RangeEncoder()
+        for index, rows in pieces:
+            level = layout.levels[index]
+            if level.context:
+                assert rows is None  # a context level is whole (SPEC §5a)
+                slot = slots[index]
+                span = int(params.level_span[slot])
+                for anchors in (True, False):
+                    vertices = [(x, y) for y in range(level.ny + 1) for x in range(level.nx + 1)
+                                if ((x + y) % 2 == 0) == anchors]
+                    coded = []
+                    for x, y in vertices:
+                        m, j = spec_predict(params, slot, spec_inputs(layout.levels, level.index, x, y, latents))
+                        coded.append((j, int(latents[level.index][y * (level.nx + 1) + x, 0]) - m + span - 1))
+                    for bucket in sorted({j for j, _ in coded}):
+                        symbols = np.array([s for j, s in coded if j == bucket], dtype=np.int32)
+                        if span > 1:
+                            encoder.encode(symbols, spec_model(spec_counts(bucket, span)))
+                continue
+            for dim in range(header.config.latent_dim):
+                table = tables[layout.table_keys.index((level.group, dim))]
+                if len(table.counts) > 1:
+                    values = latents[index][:, dim] if rows is None else latents[index][rows, dim]
+                    symbols = values.astype(np.int64) - table.min_symbol
+                    encoder.encode(symbols.astype(np.int32), spec_model(table.counts.tolist()))
+        out.append(encoder.get_compressed())
+    return out
+
+
+def spec_index(segments) -> bytes:
+    """SPEC §6: the LATN payload, per segment u32 length in bytes and u32 CRC32 of its bytes."""
+    return b"".join(struct.pack("<II", 4 * words.size, zlib.crc32(words.astype("<u4").tobytes())) for words in segments)
 
 
 # exp-Golomb (SPEC §3a) as bit strings
@@ -199,22 +260,31 @@ def tensors_of(params: ContextParams) -> dict:
     return {name: getattr(params, name) for name in ("w1", "b1", "w2", "level_bias")}
 
 
-def sections_of(data: bytes) -> dict[bytes, bytes]:
+def _parts(data: bytes) -> tuple[dict[bytes, bytes], bytes]:
+    """The sections, HEAD to LATN, and what follows LATN (version 7: the latent segments)."""
     pos, out = 5, {}
     while pos < len(data):
         (length,) = struct.unpack_from("<I", data, pos + 4)
-        out[data[pos : pos + 4]] = data[pos + 8 : pos + 8 + length]
+        tag = data[pos : pos + 4]
+        out[tag] = data[pos + 8 : pos + 8 + length]
         pos += 12 + length
-    return out
+        if tag == b"LATN" and data[4] >= 7:
+            break
+    return out, data[pos:]
+
+
+def sections_of(data: bytes) -> dict[bytes, bytes]:
+    return _parts(data)[0]
 
 
 def with_section(data: bytes, tag: bytes, payload: bytes) -> bytes:
-    """``data`` with one payload replaced, its length and CRC re-fixed."""
+    """``data`` with one payload replaced, its length and CRC re-fixed; the latent segments kept."""
     out = [data[:5]]
-    for found, old in sections_of(data).items():
+    sections, tail = _parts(data)
+    for found, old in sections.items():
         new = payload if found == tag else old
         out.append(found + struct.pack("<I", len(new)) + new + struct.pack("<I", zlib.crc32(found + new)))
-    return b"".join(out)
+    return b"".join(out) + tail
 
 
 # ---------------------------------------------------------------------------------------------- valid files
@@ -234,6 +304,17 @@ CASES = {
     "hashed_parent": (  # level 2's parent (level 1) is hashed, its grandparent (level 0) dense
         ModelConfig(num_levels=3, log2_hashmap_size=5, mlp_width=4, mlp_depth=1, num_groups=2, context_width=1),
         ((3, 2), (9, 7), (5, 4)),
+    ),
+    "segments": (  # version 7, T = 17: level 2 hashed into 2^17 rows (whole) fills a segment of its own, so
+        # context level 3 (in segment 2) takes its inputs from segments 0 and 1
+        ModelConfig(num_levels=4, log2_hashmap_size=17, mlp_width=3, mlp_depth=1, num_groups=2, context_width=3),
+        ((2, 1), (5, 4), (400, 350), (7, 7)),
+    ),
+    "chunked": (  # version 7, T = 18: level 2 is dense with 401 x 351 > 2^17 rows, in 2 x 2 chunks of 256^2
+        # vertices; it and the two levels after it are not context levels (a context level and its two coarser
+        # levels are whole), level 5 is
+        ModelConfig(num_levels=6, log2_hashmap_size=18, mlp_width=3, mlp_depth=1, num_groups=3, context_width=2),
+        ((2, 1), (5, 4), (400, 350), (6, 5), (7, 6), (8, 7)),
     ),
 }
 
@@ -298,36 +379,51 @@ def test_context_latents_round_trip(case: str, seed: int) -> None:
         np.testing.assert_array_equal(got, want)
     assert decode_bytes(data).shape == (22, 30, 3)
     # what was read writes back to the very same bytes
-    again = write_file(parsed.header, parsed.weights, parsed.tables, parsed.latent_words, context=parsed.context)
+    again = write_file(parsed.header, parsed.weights, parsed.tables, parsed.latent_segments, context=parsed.context)
     assert again == data
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_layout_of_context_levels_and_tables(case: str) -> None:
-    """SPEC §5: context levels are the dense levels l >= 1; one table per (group, dimension) that still
-    has a factorized level, in increasing order, each counting exactly the factorized latents."""
+    """SPEC §5: context levels are the dense levels l >= 1 that are whole, as are their two coarser levels
+    (version 7, §5a); one table per (group, dimension) that still has a factorized level, in increasing
+    order, each counting exactly the factorized latents."""
     header, params, tables, latents, *_ = build(case)
     layout = header.layout
     dense = [level.index for level in layout.levels if level.rows == (level.nx + 1) * (level.ny + 1)]
-    assert [level.index for level in layout.context_levels] == [i for i in dense if i >= 1]
+    whole = [spec_chunks(nx, ny, header.config.log2_hashmap_size) is None for nx, ny in header.level_cells]
+    assert [level.index for level in layout.context_levels] == [
+        i for i in dense if i >= 1 and all(whole[max(0, i - 2) : i + 1])]
+    assert [level.index for level in layout.context_levels] == {"chunked": [1, 5], "segments": [1, 3]}.get(
+        case, [i for i in dense if i >= 1])
     factorized = [level for level in layout.levels if not level.context]
     assert layout.table_keys == tuple(sorted({(level.group, 0) for level in factorized}))
     assert len(tables) == len(layout.table_keys) and params.level_low.shape == (len(layout.context_levels),)
     for (group, _), table in zip(layout.table_keys, tables):
         assert int(table.histogram.sum()) == sum(level.rows for level in factorized if level.group == group)
     expected_keys = {"three_groups": ((0, 0), (1, 0), (2, 0)), "groups_without_tables": ((0, 0), (2, 0), (5, 0)),
-                     "hashed_parent": ((0, 0),)}  # levels 0 and 1 (hashed) in group 0; group 1: level 2 only
+                     "hashed_parent": ((0, 0),),  # levels 0 and 1 (hashed) in group 0; group 1: level 2 only
+                     "segments": ((0, 0), (1, 0)),  # levels 0 and 2 (hashed) factorized
+                     "chunked": ((0, 0), (1, 0), (2, 0))}  # levels 0; 2 (chunked) and 3; 4
     assert layout.table_keys == expected_keys[case]
     assert header.config.num_tables == header.config.num_groups  # what a file without a network would store
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_latn_words_equal_an_encoder_written_from_the_spec(case: str) -> None:
-    """The library's LATN words equal those of the SPEC-by-hand encoder (Python-integer network, nearest
-    vertices and hash rows, Laplace tables with Fraction arithmetic, two passes grouped by bucket)."""
-    header, params, tables, latents, _, words, _ = build(case)
-    np.testing.assert_array_equal(spec_encode(header, tables, latents, params), words)
-    assert words.size > 4  # context levels code something
+    """The library's latent segments equal those of the SPEC-by-hand encoder (Python-integer network,
+    nearest vertices and hash rows, Laplace tables with Fraction arithmetic, two passes grouped by bucket;
+    version 7: the segments and chunks of §4a, §6), and the file is the LATN index of them followed by their
+    bytes."""
+    header, params, tables, latents, _, words, data = build(case)
+    spec = spec_encode(header, tables, latents, params)
+    assert len(words) == len(spec) == {"segments": 3, "chunked": 6}.get(case, 1)
+    for got, want in zip(words, spec, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert sum(w.size for w in words) > 4 * len(words)  # the levels code something: not empty against empty
+    sections, tail = _parts(data)
+    assert sections[b"LATN"] == spec_index(spec)
+    assert tail == b"".join(w.astype("<u4").tobytes() for w in spec)  # the file ends with the last segment
 
 
 def test_writer_matches_the_spec_layout_of_the_context_block() -> None:
@@ -335,7 +431,7 @@ def test_writer_matches_the_spec_layout_of_the_context_block() -> None:
     context_width at byte 19 (after channels) and is 20 + 4 L bytes."""
     header, params, tables, *_, data = build("three_groups")
     sections = sections_of(data)
-    assert data[4] == C.FORMAT_VERSION == 6
+    assert data[4] == C.FORMAT_VERSION == 7
     head = sections[b"HEAD"]
     assert len(head) == 20 + 4 * 6 and head[18] == 3 and head[19] == params.width == 5
     assert struct.unpack_from("<" + "HH" * 6, head, 20) == tuple(v for cell in header.level_cells for v in cell)
@@ -358,8 +454,9 @@ def test_constant_context_levels_code_nothing() -> None:
     params = random_params(np.random.default_rng(3), 2, 2, [-3, 9], [1, 1])
     tables = histogram_tables(header, latents)
     words = encode_latents(header, tables, latents, params)
-    assert words.size == 0
+    assert len(words) == 1 and words[0].size == 0
     data = write_file(header, zero_weights(header), tables, words, context=params)
+    assert _parts(data) == ({**sections_of(data), b"LATN": struct.pack("<II", 0, 0)}, b"")  # one empty segment
     decoded = file_latents(read_file(data))
     assert [np.unique(level).tolist() for level in decoded] == [[5], [-3], [9]]
 
@@ -636,7 +733,7 @@ def test_a_latent_outside_its_level_range_is_refused() -> None:
             encode_latents(header, tables, [latents[0], wrong.reshape(-1, 1)], params)
         encoder = constriction.stream.queue.RangeEncoder()  # level 0 has a one-symbol table: nothing to code
         encode_context_level(encoder, params, 0, levels, 1, wrong, (np.zeros(4, np.int64), np.zeros(0, np.int64)))
-        data = write_file(header, weights, tables, encoder.get_compressed(), context=params)
+        data = write_file(header, weights, tables, (encoder.get_compressed(),), context=params)
         with pytest.raises(ShcFormatError, match="^LATN section: a context-coded latent falls outside its level's"):
             decode_bytes(data)
 
