@@ -76,8 +76,12 @@ class AxisTaps:
 class Synthesis:
     """Renders the continuous image that a parsed file describes, at any resolution (float32 numpy)."""
 
-    def __init__(self, shc_file: ShcFile, latents: list[np.ndarray]) -> None:
-        """``shc_file``: a parsed file (only its header and weights are used), ``latents``: per level."""
+    def __init__(
+        self, shc_file: ShcFile, latents: list[np.ndarray], known_rows: list[np.ndarray | None] | None = None
+    ) -> None:
+        """``shc_file``: a parsed file (only its header and weights are used), ``latents``: per level.
+        ``known_rows``: per level, the rows a partial decode filled (None: all); a region renders from those
+        only, so the others' features are never computed (nor their memory touched)."""
         self.header = shc_file.header
         self.layout = self.header.layout
         params: dict[str, np.ndarray] = {}
@@ -91,10 +95,14 @@ class Synthesis:
         # The latent decoder is linear, so it is applied once per stored row rather than per pixel.
         # The bias is added in place: a temporary copy would double the peak memory of large tables.
         self.feature_tables_t = []  # per level (F, rows): channels first, like everything after it
-        for lat in latents:
-            table = dec_w @ lat.T.astype(np.float32)
-            table += dec_b[:, None]
-            self.feature_tables_t.append(table)
+        for index, lat in enumerate(latents):
+            rows = None if known_rows is None else known_rows[index]
+            if rows is None:
+                self.feature_tables_t.append(_feature_table(dec_w, dec_b, lat))
+            else:
+                table = np.zeros((dec_w.shape[0], lat.shape[0]), dtype=np.float32)  # pages untouched stay unmapped
+                table[:, rows] = _feature_table(dec_w, dec_b, lat[rows])
+                self.feature_tables_t.append(table)
         num_layers = (len(params) - 2) // 2
         self.layers = [(params[f"mlp.{k}.weight"], params[f"mlp.{k}.bias"][:, None]) for k in range(num_layers)]
 
@@ -228,6 +236,16 @@ class Synthesis:
                 x0 = index * tile_cols
                 strip[:, x0 : x0 + columns.size] = to_uint8(values.T).reshape(rows.size, columns.size, channels)
             yield y0, strip
+
+
+def _feature_table(dec_w: np.ndarray, dec_b: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """The latent decoder on stored rows: ``(F, rows)`` float32 (SPEC §7 step 2)."""
+    if lat.shape[1] == 1:  # D = 1: one product per value, as the matrix product computes it, ~10x faster
+        table = dec_w[:, :1] * lat[:, 0].astype(np.float32)[None, :]
+    else:
+        table = dec_w @ lat.T.astype(np.float32)
+    table += dec_b[:, None]
+    return table
 
 
 def _check_box(box: tuple[int, int, int, int] | None, width: int, height: int) -> tuple[int, int, int, int]:

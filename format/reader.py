@@ -187,4 +187,12 @@ class ShcReader:
         width = self.header.width if width is None else width
         height = self.header.height if height is None else height
         needed = region_segments(layout, width, height, box, levels, self.header.config.interpolation)
-        return Synthesis(self.file, self.latents(needed, levels))
+        # of a chunked level only the decoded chunks' rows get features: a region never blends the others
+        known: list[list[np.ndarray] | None] = [None if level.chunking is None else [] for level in layout.levels]
+        for k in needed:
+            for piece in layout.segments[k].pieces:
+                if piece.chunk is not None:
+                    known[piece.level.index].append(piece.level.piece_rows(piece.chunk))
+        rows = [None if parts is None else np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+                for parts in known]
+        return Synthesis(self.file, self.latents(needed, levels), rows)
