@@ -23,7 +23,7 @@ from shc.cli.main import cli
 from shc.format import constants as C
 from shc.format.container import Header, ModelConfig, QuantizedWeights, ShcFile, read_file, weight_shapes, write_file
 from shc.format.decoder import Synthesis, decode_bytes, to_uint8
-from shc.format.entropy import encode_latents, file_latents, histogram_tables
+from shc.format.entropy import encode_latents, file_latents, histogram_tables, pack_float16_latents
 from shc.format.inspect import (
     FLOAT16_BITS,
     feature_image,
@@ -68,8 +68,8 @@ def synthetic(
     weights = QuantizedWeights(rng.uniform(0.005, 0.02, len(shapes)).astype(np.float32),
                                rng.integers(-100, 101, sum(int(np.prod(s)) for _, s in shapes)))
     if latent_coding == C.LATENTS_FLOAT16:
-        values = rng.normal(0, 2, header.total_latents).astype(np.float16)
-        return write_file(header, weights, (), values)
+        levels = [rng.normal(0, 2, (level.rows, 2)).astype(np.float16) for level in header.layout.levels]
+        return write_file(header, weights, (), pack_float16_latents(header, levels))
     latents = [np.clip(np.rint(rng.laplace(0, 1.5 + level.index, (level.rows, 2))), -20, 20).astype(np.int32)
                for level in header.layout.levels]
     if constant_last:
@@ -81,13 +81,35 @@ def synthetic(
 # ---------------------------------------------------------------------------------------------- bits
 
 
+def segment_bytes(parsed: ShcFile) -> int:
+    """Bytes of the coded latents: every latent segment's (version 7: after the LATN index; before it, the
+    LATN payload), from what the file holds rather than from shc.format.inspect."""
+    per_value = 4 if parsed.header.range_coded else 2  # uint32 words, or float16 latents
+    return per_value * sum(int(values.size) for values in parsed.latent_segments)
+
+
 @pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.name)
 def test_level_bits_add_up_to_the_latn_payload_of_the_golden_files(path: Path) -> None:
-    _, parsed, latents = parse(path)
+    data, parsed, latents = parse(path)
     bits = level_bits(parsed, latents)
     assert len(bits) == parsed.header.config.num_levels and min(bits) >= 0.0
-    # the range coder's output exceeds the ideal cost by its final flush: at most two 32-bit words
-    assert abs(latent_payload_bytes(parsed) - sum(bits) / 8) <= 8, (sum(bits) / 8, latent_payload_bytes(parsed))
+    segments = len(parsed.latent_segments)
+    assert segments == 1 and (data[4] < 7 or segment_bytes(parsed) == parsed.section_bytes["latents"] - 12 - 8)
+    # each segment's range coder output exceeds the ideal cost by its final flush: at most two 32-bit words
+    assert abs(segment_bytes(parsed) - sum(bits) / 8) <= 8 * segments, (sum(bits) / 8, segment_bytes(parsed))
+
+
+def test_latent_payload_bytes_of_a_version_6_file_are_its_latn_payload() -> None:
+    _, parsed, _ = parse(DATA / "compat" / "parrot_128x96_q3_v6.shc")
+    assert latent_payload_bytes(parsed) == segment_bytes(parsed) == parsed.section_bytes["latents"] - 12
+
+
+@pytest.mark.xfail(strict=True, reason="format/inspect.py latent_payload_bytes still counts the version-7 LATN "
+                   "index (8 bytes per segment) with the coded latents (reported; the assertion is the documented "
+                   "behaviour: what level_bits sums to, up to each coder's flush)")
+def test_latent_payload_bytes_of_a_version_7_file_are_its_segments() -> None:
+    _, parsed, _ = parse(PARROT)
+    assert latent_payload_bytes(parsed) == segment_bytes(parsed)
 
 
 def test_the_golden_latents_are_not_free() -> None:
@@ -103,7 +125,7 @@ def test_level_bits_of_hashed_levels_with_two_dimensions_and_shared_groups(seed:
     latents = file_latents(parsed)
     assert [level.dense for level in parsed.header.layout.levels] == [True, False, False]
     bits = level_bits(parsed, latents)
-    assert abs(latent_payload_bytes(parsed) - sum(bits) / 8) <= 8
+    assert abs(segment_bytes(parsed) - sum(bits) / 8) <= 8 * len(parsed.latent_segments)
     assert bits[0] > 0 and bits[1] > 0
     assert bits[2] == 0.0  # both dimensions one symbol, in a group of its own: one-symbol tables code nothing
 
@@ -142,7 +164,7 @@ def test_float16_latents_cost_16_bits_each() -> None:
     latents = file_latents(parsed)
     bits = level_bits(parsed, latents)
     assert bits == [float(FLOAT16_BITS * level.rows * 2) for level in parsed.header.layout.levels]
-    assert sum(bits) == 8 * latent_payload_bytes(parsed)
+    assert sum(bits) == 8 * segment_bytes(parsed)
 
 
 def test_level_bits_refuses_latents_that_do_not_fit_the_file() -> None:
@@ -332,7 +354,7 @@ def test_cli_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
 @pytest.mark.parametrize("make", [
     lambda data: b"not an shc file",
     lambda data: data[:-3],  # truncated
-    lambda data: data[:-5] + bytes([data[-5] ^ 1]) + data[-4:],  # LATN payload flipped: CRC mismatch
+    lambda data: data[:-5] + bytes([data[-5] ^ 1]) + data[-4:],  # a latent segment's byte flipped: CRC mismatch
 ])
 def test_cli_malformed_file_is_exit_2_with_one_line(tmp_path: Path, make) -> None:
     bad = tmp_path / "bad.shc"
