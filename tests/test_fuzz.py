@@ -1,6 +1,7 @@
 """A short run of the fuzz harness (shc.tools.fuzz): no failures, and both clean errors and decodes occur.
 
-The long run is ``python -m shc.tools.fuzz --cases 10000 --sweep-truncations``.
+The long runs are ``python -m shc.tools.fuzz --cases 10000`` and ``--sweep-boundaries`` /
+``--sweep-truncations`` (results/fuzz/).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from shc.format.entropy import file_latents
 from shc.format.errors import ShcFormatError
 from shc.format.expgolomb import MAX_ORDER, pack, zigzag
 from shc.tools.fuzz import (
+    CHUNKED_CELLS,
     MUTATORS,
     SEEDS_DIR,
     ContextCodes,
     Seed,
     assemble,
+    check_case,
     default_seeds,
     head_fields,
     fake_exif,
@@ -46,9 +49,12 @@ from shc.tools.fuzz import (
     read_tabl,
     run_case,
     run_fuzz,
+    segment_entries,
     set_field,
+    split_file,
     split_sections,
     synthetic_seeds,
+    truncation_points,
 )
 
 
@@ -83,11 +89,15 @@ def test_fuzzer_framing_and_header_layout_come_from_the_container(seeds: list[Se
         header = read_file(seed.data).header
         assert len(sections[0][1]) == head_payload_bytes(header.config.num_levels)
         assert [name for name, _, _ in head_fields(sections[0][1])][: len(HEAD_FIELDS)] == [f.name for f in HEAD_FIELDS]
-        expected = C.FILE_PREFIX_BYTES + sum(C.SECTION_FRAME_BYTES + len(payload) for _, payload in sections)
-        assert len(seed.data) == expected
+        # version 7: the latent segments follow LATN, as long as its index says
+        sections, tail = split_file(seed.data)
+        assert len(tail) == sum(length for length, _ in segment_entries(sections[-1][1]))  # 0: flat files
+        expected = C.FILE_PREFIX_BYTES + sum(C.SECTION_FRAME_BYTES + len(payload) for _, payload in sections) + len(tail)
+        assert len(seed.data) == expected and seed.tail == tail and seed.rebuild(sections) == seed.data
     fixed = head_payload_bytes(0)
     assert fixed == 20 and [f.name for f in head_fixed_fields()][-3:] == ["interpolation", "channels", "context_width"]
-    assert [head_payload_bytes(levels) for levels in (1, 12)] == [fixed + 4, fixed + 48]  # versions 4-6: u16 cells
+    assert [head_payload_bytes(levels) for levels in (1, 12)] == [fixed + 4, fixed + 48]  # versions 4-7: u16 cells
+    assert [head_payload_bytes(levels, version=6) for levels in (0, 1, 12)] == [20, 24, 68]  # 7's HEAD is 6's
     assert [head_payload_bytes(levels, version=5) for levels in (0, 1, 12)] == [19, 23, 67]  # SPEC.md §2
     assert [head_payload_bytes(levels, version=4) for levels in (0, 1, 12)] == [18, 22, 66]
     assert [head_payload_bytes(levels, version=3) for levels in (0, 1, 12)] == [17, 25, 113]  # version 3: 17 + 8 L
@@ -111,10 +121,14 @@ def test_short_fuzz_run_has_no_failures(seeds: list[Seed]) -> None:
     assert report.decoded > len(seeds)  # some mutated files decode too (e.g. changed weights)
     # the CRC re-fixing mutators get past the checksum: header, table and range-decoder checks fire
     kinds = " | ".join(report.error_kinds)
-    for fragment in ("header field", "table", "LATN section could not be range-decoded", "CRC32 mismatch", "truncated",
-                     "histogram", "WGHT section", "TABL section", "META", "context"):
+    for fragment in ("header field", "table", "could not be range-decoded", "CRC32 mismatch", "truncated",
+                     "histogram", "WGHT section", "TABL section", "META", "context", "latent segment N is corrupted",
+                     "the index of N latent segments"):
         assert fragment in kinds, fragment
     assert set(report.per_mutator) >= set(MUTATORS) | {"unmutated"}
+    # the same bytes through ShcReader: whole files in full and in a region, files cut short from their prefix
+    assert report.reader_kinds["whole: full, region and first level rendered"] >= report.decoded
+    assert report.reader_kinds["whole: refused too"] > 0 and report.reader_kinds["refused at open"] > 100
 
 
 def test_cases_are_reproducible(seeds: list[Seed]) -> None:
@@ -129,15 +143,15 @@ def test_head_field_mutation_reaches_the_parser(seeds: list[Seed]) -> None:
     seed = seeds[0]
     sections = split_sections(seed.data)
     assert sections is not None and [tag for tag, _ in sections] == list(C.SECTION_TAGS)
-    assert assemble(sections) == seed.data
+    assert assemble(sections, tail=seed.tail) == seed.data == seed.rebuild(sections)
     fields = {name: (code, offset) for name, code, offset in head_fields(sections[0][1])}
     header = read_file(seed.data).header
     assert set(fields) >= {"width", "height", "num_groups", f"level{header.config.num_levels - 1}.ny"}
     code, offset = fields["height"]
-    taller = assemble([(b"HEAD", set_field(sections[0][1], code, offset, header.height + 3))] + sections[1:])
+    taller = seed.rebuild([(b"HEAD", set_field(sections[0][1], code, offset, header.height + 3))] + sections[1:])
     assert read_file(taller).header.height == header.height + 3
     code, offset = fields["num_levels"]
-    too_many = assemble([(b"HEAD", set_field(sections[0][1], code, offset, 200))] + sections[1:])
+    too_many = seed.rebuild([(b"HEAD", set_field(sections[0][1], code, offset, 200))] + sections[1:])
     with pytest.raises(ShcFormatError, match="num_levels=200"):
         read_file(too_many)
 
@@ -150,6 +164,10 @@ def test_run_case_classifies_outcomes(seeds: list[Seed]) -> None:
     assert outcome == "failure" and detail.startswith("too slow")
     outcome, _, _, detail, _ = run_case(12345)  # type: ignore[arg-type]  # not bytes: TypeError escapes
     assert outcome == "failure" and "TypeError" in detail
+    # what ShcReader did with the same bytes
+    assert check_case(seeds[0].data).reader == "whole: full, region and first level rendered"
+    assert check_case(b"not a file").reader == "refused at open"
+    assert check_case(seeds[0].data, reader=False).reader == ""
 
 
 def test_synthetic_seeds_cover_hashed_levels_and_big_tables() -> None:
@@ -171,7 +189,17 @@ def test_synthetic_seeds_cover_hashed_levels_and_big_tables() -> None:
     assert int(np.abs(context.context.w1).max()) == int(np.abs(context.context.w2).max()) == 1 << 20  # the bounds
     latents = file_latents(context)
     assert all(len(np.unique(latents[index])) > 5 for index in (1, 3)) and np.all(latents[5] == 2)
+    chunked = parsed["synthetic_chunked"]
+    layout = chunked.header.layout
+    assert chunked.header.level_cells == CHUNKED_CELLS and chunked.header.config.log2_hashmap_size == 18
+    assert [level.chunking is not None for level in layout.levels] == [False, False, True, True]
+    assert [(level.chunking.side, level.chunking.count, level.chunking.dense, level.chunking.chunk_rows)
+            for level in layout.levels[2:]] == [(256, 4, True, 0), (512, 6, False, 43690)]
+    assert len(layout.segments) == len(chunked.latent_segments) == 11 and layout.segments[0].levels == (0, 1)
+    assert [level.index for level in layout.context_levels] == [1]  # whole, as are its coarser levels
+    assert all(words.size > 0 for words in chunked.latent_segments)
     assert all(seed.data[4] == C.FORMAT_VERSION for seed in synthetic_seeds())
+    assert sum(len(seed.data) for seed in synthetic_seeds()) < 100_000  # small: the chunked one's latents are sparse
     assert [s.data for s in synthetic_seeds()] == [s.data for s in synthetic_seeds()]  # deterministic
 
 
@@ -250,7 +278,7 @@ def test_context_block_at_other_orders_is_the_same_file(seeds: list[Seed]) -> No
         context, tables = read_tabl(dict(sections)[b"TABL"], parsed.header)
         context.orders = [(3 * number + 5 * k) % (MAX_ORDER + 1) for k in range(4)]
         index = [tag for tag, _ in sections].index(b"TABL")
-        other = assemble(sections[:index] + [(b"TABL", pack_tabl(context, tables))] + sections[index + 1 :])
+        other = seed.rebuild(sections[:index] + [(b"TABL", pack_tabl(context, tables))] + sections[index + 1 :])
         assert other != seed.data
         reread = read_file(other)
         for name in ("w1", "b1", "w2", "level_bias", "level_low", "level_span"):
@@ -259,7 +287,7 @@ def test_context_block_at_other_orders_is_the_same_file(seeds: list[Seed]) -> No
             np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(decode_bytes(other), decode_bytes(seed.data))
         context.orders[1] = MAX_ORDER + 1
-        bad = assemble(sections[:index] + [(b"TABL", pack_tabl(context, tables))] + sections[index + 1 :])
+        bad = seed.rebuild(sections[:index] + [(b"TABL", pack_tabl(context, tables))] + sections[index + 1 :])
         with pytest.raises(ShcFormatError, match=rf"^TABL section: context b1 order {MAX_ORDER + 1} is above"):
             read_file(bad)
 
@@ -267,8 +295,10 @@ def test_context_block_at_other_orders_is_the_same_file(seeds: list[Seed]) -> No
 @pytest.mark.parametrize(
     ("mutator", "fragments"),
     [
-        ("table_field", ["do not match table", "histogram counts", "first and last symbols", "exceeds",
-                         "unexpected trailing bits", "symbols (allowed"]),
+        # counts moved between symbols: the latents decode with another model, and either words are left over
+        # (each segment's coder is checked first, version 7) or the latents contradict the histogram
+        ("table_field", ["do not match table|holds more data than its latents use", "histogram counts",
+                         "first and last symbols", "exceeds", "unexpected trailing bits", "symbols (allowed"]),
         ("special_weights", ["non-finite or negative weight scale", "is above 24", "weight outside [-32767, 32767]",
                              "truncated while reading", "unexpected trailing bits"]),
     ],
@@ -289,7 +319,7 @@ def test_bit_stream_mutators_reach_the_version_4_checks(seeds: list[Seed], mutat
     assert "decoded" in outcomes and "error" in outcomes
     joined = "\n".join(messages)
     for fragment in fragments:
-        assert fragment in joined, fragment
+        assert any(alternative in joined for alternative in fragment.split("|")), fragment
 
 
 def _mutated_outcomes(chosen: list[Seed], seeds: list[Seed], mutator: str, cases: int, key: int,
@@ -329,17 +359,20 @@ def test_context_mutator_reaches_the_context_checks(seeds: list[Seed]) -> None:
 
 
 def test_older_version_seeds_are_mutated_in_their_own_layout() -> None:
-    """Files of versions 2-5 given as seeds keep their version byte and their layout's mutators (the context
-    mutator falls back to the tables' before version 6); META inserted into versions before 5 is refused."""
+    """Files of versions 2-6 given as seeds keep their version byte and their layout's mutators (the context
+    mutator falls back to the tables' before version 6, the segment mutators to LATN's words and plain
+    truncations before version 7); META inserted into versions before 5 is refused."""
     compat = [Seed(path.name, path.read_bytes()) for path in sorted(COMPAT_DIR.glob("*.shc"))]
-    assert len(compat) == 12 and all(seed.sections is not None for seed in compat)
-    assert sorted(seed.version for seed in compat) == [2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5]
+    assert len(compat) == 17 and all(seed.sections is not None and seed.tail == b"" for seed in compat)
+    assert sorted(seed.version for seed in compat) == [2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6]
     report = run_fuzz(compat, cases=150, seed=4, case_seconds=30.0, max_pixels=1 << 18, memory_limit_mb=None)
     assert report.num_failures == 0, "\n".join(f.detail for f in report.failures[:3])
-    assert report.seeds_decoded == 12
+    assert report.seeds_decoded == 17
     by_name = {seed.name: seed for seed in compat}
-    for seed in (by_name["parrot_64x48_q1_v5.shc"], by_name["parrot_rgba_64x48_q3_v5.shc"]):
-        for name in ("table_field", "context_field", "special_weights", "head_field", "metadata"):
+    for seed in (by_name["parrot_64x48_q1_v5.shc"], by_name["parrot_rgba_64x48_q3_v5.shc"],
+                 by_name["lighthouse_96x128_q5_v6.shc"]):
+        for name in ("table_field", "context_field", "special_weights", "head_field", "metadata", "segment_index",
+                     "segment_bytes", "segment_truncate", "latent_words"):
             for case in range(4):
                 _, data = mutate(np.random.default_rng([4, case]), seed, compat, name=name)
                 assert data[:5] == seed.data[:5]
@@ -372,3 +405,67 @@ def test_metadata_mutator_reaches_the_meta_checks(seeds: list[Seed]) -> None:
     for fragment in ("unknown key", "occurs twice", "out of order", "entry declares", "not an ICC profile",
                      "does not start with Exif", "has no entries", "META section: truncated while reading"):
         assert fragment in joined, fragment
+
+
+# ---------------------------------------------------------------------------------------------- version 7: segments
+
+
+SEGMENT_FRAGMENTS = {
+    "segment_index": ["the index of", "is corrupted (CRC32 mismatch)", "more than the limit", "is not a multiple of 4",
+                      "the file is truncated", "holds more data than its latents use|could not be range-decoded",
+                      "float16 latents need"],
+    "segment_bytes": ["is corrupted (CRC32 mismatch)", "holds more data than its latents use",
+                      "could not be range-decoded", "context-coded latent falls outside", "float16 latents need"],
+    "segment_truncate": ["levels are complete: render them with --levels", "not even its first level is complete",
+                         "truncated while reading"],
+}
+
+
+@pytest.mark.parametrize("mutator", SEGMENT_FRAGMENTS)
+def test_segment_mutators_reach_the_segment_checks(seeds: list[Seed], mutator: str) -> None:
+    """The version-7 mutators of the LATN index, of the bytes inside one segment and of cuts at segment
+    boundaries get past the CRCs they re-fix to every check behind them (SPEC §6): the index's size and
+    lengths, each segment's CRC, length and decoder; ShcReader agrees on every case (check_reader); some
+    changed segments (a float16 value, bits the coder does not use) are valid files that decode."""
+    by_name = {s.name: s for s in seeds}
+    chosen = [by_name[name] for name in ("synthetic_chunked", "lighthouse_96x128_q5.shc", "synthetic_float16")]
+    outcomes, messages = _mutated_outcomes(chosen, seeds, mutator, 90, 11, keep_prefix=mutator != "segment_truncate")
+    assert outcomes.count("error") > 60
+    joined = "\n".join(messages)
+    for fragment in SEGMENT_FRAGMENTS[mutator]:
+        assert any(alternative in joined for alternative in fragment.split("|")), fragment
+    if mutator == "segment_bytes":
+        assert outcomes.count("decoded") > 5
+
+
+def test_truncation_points_are_every_boundary_and_a_byte_either_side(seeds: list[Seed]) -> None:
+    """The cuts of --sweep-boundaries: the end of the magic and version, of every section and of every
+    latent segment (from the LATN index), one byte before and after each, below the file's length."""
+    seed = {s.name: s for s in seeds}["synthetic_chunked"]
+    parsed = read_file(seed.data)
+    sections, tail = split_file(seed.data)
+    ends = [C.FILE_PREFIX_BYTES]
+    for _, payload in sections:
+        ends.append(ends[-1] + C.SECTION_FRAME_BYTES + len(payload))
+    for words in parsed.latent_segments:
+        ends.append(ends[-1] + 4 * words.size)
+    assert ends[-1] == len(seed.data) and len(ends) == 1 + 4 + 11
+    assert truncation_points(seed.data) == sorted({e + d for e in ends for d in (-1, 0, 1) if e + d < len(seed.data)})
+    assert truncation_points(b"not a file") == []
+    v6 = (COMPAT_DIR / "parrot_64x48_q1_v6.shc").read_bytes()  # before version 7: the sections only
+    assert max(truncation_points(v6)) == len(v6) - 1 and len(truncation_points(v6)) == 3 * 5 - 2  # not the end itself
+
+
+def test_boundary_sweep_of_the_chunked_seed_renders_every_complete_prefix(seeds: list[Seed]) -> None:
+    """Every cut of the chunked seed at a boundary (and a byte either side) is one clean ShcFormatError from
+    decode_image, and ShcReader renders the levels it holds whole once segment 0 (levels 0 and 1) is in:
+    the interrupted download of SPEC §6."""
+    seed = {s.name: s for s in seeds}["synthetic_chunked"]
+    points = truncation_points(seed.data)
+    report = run_fuzz([seed], cases=0, sweep_boundaries=True, case_seconds=30.0, memory_limit_mb=None)
+    assert report.num_failures == 0, "\n".join(f.detail for f in report.failures[:3])
+    assert report.cases == 1 + len(points) and report.per_mutator["boundary_sweep"]["error"] == len(points)
+    sections, tail = split_file(seed.data)
+    first_segment_end = len(seed.data) - len(tail) + segment_entries(sections[-1][1])[0][0]
+    assert report.reader_kinds["cut short: complete levels rendered"] == sum(p >= first_segment_end for p in points)
+    assert report.reader_kinds["cut short: complete levels rendered"] >= 3 * 10

@@ -2,35 +2,47 @@
 
 Usage::
 
-    python -m shc.tools.fuzz [--cases N] [--seed S] [--time-limit SECONDS] [FILES...]
+    python -m shc.tools.fuzz [--cases N] [--seed S] [--time-limit SECONDS] [--sweep-boundaries] [FILES...]
 
-Each case takes one seed file, mutates it and runs :func:`shc.format.decoder.decode_image` on the result.
-The outcome is one of:
+Each case takes one seed file, mutates it and runs :func:`shc.format.decoder.decode_image` on the result,
+then reads the same bytes with :class:`shc.format.reader.ShcReader` (:func:`check_reader`; ``--no-reader``
+skips it): a file that decodes must open whole and render the same pixels in full and in a region (from
+only the segments the region needs), and render from its first level; a file cut short in its latents must
+render its complete levels (or refuse with a ShcFormatError); any other refused file must be refused by
+the reader too. The outcome is one of:
 
 * ``error``: a clean :class:`~shc.format.errors.ShcFormatError` with a non-empty message;
 * ``decoded``: a uint8 ``(height, width, channels)`` image whose size and channels match the file's header,
   with the file's ICC profile and EXIF block (None or non-empty bytes);
-* ``failure``: anything else: another exception type, a wrong result, a case slower than ``--case-seconds``,
-  or one whose peak traced allocation exceeds ``--memory-limit-mb``.
+* ``failure``: anything else: another exception type (from the decoder or the reader), a wrong result, a
+  reader that disagrees with the decoder, a case slower than ``--case-seconds``, or one whose peak traced
+  allocation exceeds ``--memory-limit-mb``.
 
 The run exits non-zero if there was any failure, or if an unmutated seed did not decode.
 
-Most mutators re-fix the CRC32 of the section they touch, so the mutation reaches the parser and the range
-decoder instead of stopping at the checksum. Seeds are the files given on the command line, or by default the
-seed files shipped inside this package (``shc/tools/seeds/*.shc``, package data, so that any install finds
-them: byte-identical copies of the golden files ``tests/data/*.shc``, written together with them by
-``tests/data/make_golden.py`` and checked equal by ``tests/test_fuzz.py``) plus five small synthetic files
-built here: one with a hashed level, two latent dimensions, two groups and a one-symbol table; one with a
-4096-symbol table, no hidden layer and weights up to ``WEIGHT_CODE_MAX`` (the golden files only have dense
-levels and small tables); one with float16 latents (no entropy coding); one RGBA file (HEAD ``channels`` = 4)
-with a META section; one with a context network (SPEC §5a) over dense levels between hashed ones. Files of
-versions 2-5 given on the command line are mutated in their own layout (versions 2-3: u32 level cells, int8
-weights, count tables; 4-5: no context network); the default seeds are all version 6 (exp-Golomb weights and
-table histograms, SPEC §3, §5, whose mutators decode the bit streams, change the integers and re-pack them;
-the context block at the start of TABL, whose mutator does the same with the network's integers and level
-ranges, or adds a network to a file without one; the optional META section, whose mutator re-frames its
-entries, and inserts or removes the section). Case ``i`` of seed ``S`` is reproducible on its own:
-its random generator is ``numpy.random.default_rng([S, i])``, and ``--case i`` reruns just that case.
+Most mutators re-fix the CRC32 of the section they touch (and of a latent segment, in the version-7 index),
+so the mutation reaches the parser and the range decoder instead of stopping at the checksum. Seeds are the
+files given on the command line, or by default the seed files shipped inside this package
+(``shc/tools/seeds/*.shc``, package data, so that any install finds them: byte-identical copies of the golden
+files ``tests/data/*.shc``, written together with them by ``tests/data/make_golden.py`` and checked equal by
+``tests/test_fuzz.py``) plus six small synthetic files built here: one with a hashed level, two latent
+dimensions, two groups and a one-symbol table; one with a 4096-symbol table, no hidden layer and weights up
+to ``WEIGHT_CODE_MAX`` (the golden files only have dense levels and small tables); one with float16 latents
+(no entropy coding); one RGBA file (HEAD ``channels`` = 4) with a META section; one with a context network
+(SPEC §5a) over dense levels between hashed ones; one with chunked levels (SPEC §4a: a dense level in 4
+chunks, a hashed one in 6, eleven latent segments, :data:`CHUNKED_CELLS`). Files of versions 2-6 given on
+the command line are mutated in their own layout (versions 2-3: u32 level cells, int8 weights, count tables;
+4-5: no context network; 2-6: LATN holds the latents, no segments); the default seeds are all version 7
+(exp-Golomb weights and table histograms, SPEC §3, §5, whose mutators decode the bit streams, change the
+integers and re-pack them; the context block at the start of TABL, whose mutator does the same with the
+network's integers and level ranges, or adds a network to a file without one; the optional META section,
+whose mutator re-frames its entries, and inserts or removes the section; the LATN segment index and the
+segments after it, SPEC §6, whose mutators change lengths, CRCs and the number of entries, move the
+boundaries between segments, change bytes inside one segment, and cut the file at every boundary).
+Case ``i`` of seed ``S`` is reproducible on its own: its random generator is
+``numpy.random.default_rng([S, i])``, and ``--case i`` reruns just that case. ``--sweep-truncations``
+decodes every truncation of every seed, ``--sweep-boundaries`` the cuts at every section and segment
+boundary and one byte either side (:func:`truncation_points`).
 
 ``--max-pixels`` defaults to 2**20 rather than the library's default: a header mutation may legitimately
 ask for a large image, and a 1-megapixel decode of the golden files already takes about 3 s on 2 cores.
@@ -48,6 +60,7 @@ import time
 import tracemalloc
 import traceback
 import warnings
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -79,15 +92,20 @@ from shc.format.container import (
 )
 from shc.format.context import CONTEXT_INPUTS, MAX_BIAS, MAX_LEVEL_SPAN, MAX_WEIGHT, ContextParams
 from shc.format.decoder import DecodedImage, decode_image
-from shc.format.entropy import encode_latents, histogram_tables
+from shc.format.entropy import encode_latents, histogram_tables, pack_float16_latents
 from shc.format.errors import ShcFormatError
 from shc.format.expgolomb import MAX_ORDER, BitReader, best_order, pack, zigzag
+from shc.format.reader import ShcReader
 
 __all__ = [
+    "CHUNKED_CELLS",
+    "CaseRun",
     "ContextCodes",
     "FuzzReport",
     "HistogramTable",
     "Seed",
+    "check_case",
+    "check_reader",
     "default_seeds",
     "fake_exif",
     "fake_icc",
@@ -95,6 +113,7 @@ __all__ = [
     "meta_entries",
     "mutate",
     "pack_histograms",
+    "pack_index",
     "pack_meta",
     "pack_tabl",
     "random_context",
@@ -103,8 +122,12 @@ __all__ = [
     "read_tabl",
     "run_case",
     "run_fuzz",
+    "segment_entries",
+    "split_file",
+    "split_segments",
     "synthetic_seeds",
     "table_latents",
+    "truncation_points",
 ]
 
 SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
@@ -128,16 +151,19 @@ _PAYLOAD_AT = C.SECTION_TAG_BYTES + C.SECTION_LENGTH_BYTES
 """Offset of the payload inside a framed section."""
 
 
-def assemble(sections: Sections, prefix: bytes = PREFIX) -> bytes:
-    """A whole file from ``(tag, payload)`` pairs, every CRC correct."""
-    return prefix + b"".join(frame_section(tag, payload) for tag, payload in sections)
+def assemble(sections: Sections, prefix: bytes = PREFIX, tail: bytes = b"") -> bytes:
+    """A whole file from ``(tag, payload)`` pairs, every CRC correct, followed by ``tail`` (version 7: the
+    latent segments after LATN)."""
+    return prefix + b"".join(frame_section(tag, payload) for tag, payload in sections) + tail
 
 
-def split_sections(data: bytes) -> Sections | None:
+def split_file(data: bytes) -> tuple[Sections, bytes] | None:
     """The ``(tag, payload)`` pairs of a well-framed file of a readable version, with or (version 5) without
-    META, in the section order (CRCs not checked); or None."""
+    META, in the section order (CRCs not checked), and what follows LATN: a version-7 file's latent segments
+    (SPEC §6; empty before version 7, whose LATN ends the file); or None."""
     if data[: len(C.MAGIC)] != C.MAGIC or len(data) < C.FILE_PREFIX_BYTES or data[4] not in C.READABLE_VERSIONS:
         return None
+    segmented = data[4] >= C.SEGMENTED_VERSION
     pos, sections = C.FILE_PREFIX_BYTES, []
     while pos < len(data):
         if pos + _PAYLOAD_AT > len(data):
@@ -149,8 +175,60 @@ def split_sections(data: bytes) -> Sections | None:
             return None
         sections.append((tag, data[pos + _PAYLOAD_AT : end]))
         pos = end + C.SECTION_CRC_BYTES
+        if segmented and tag == C.SECTION_TAGS[-1]:
+            break
     tags = [tag for tag, _ in sections]
-    return sections if tags in (list(C.SECTION_TAGS), list(section_order(data[4]))) else None
+    return (sections, data[pos:]) if tags in (list(C.SECTION_TAGS), list(section_order(data[4]))) else None
+
+
+def split_sections(data: bytes) -> Sections | None:
+    """The sections of :func:`split_file` (without what follows LATN), or None."""
+    parts = split_file(data)
+    return None if parts is None else parts[0]
+
+
+def segment_entries(payload: bytes) -> list[tuple[int, int]] | None:
+    """The ``(length, crc32)`` entries of a version-7 LATN payload (the segment index, SPEC §6), or None
+    when it is not a whole number of 8-byte entries."""
+    if len(payload) % C.SEGMENT_INDEX_ENTRY_BYTES:
+        return None
+    return [struct.unpack_from("<II", payload, at) for at in range(0, len(payload), C.SEGMENT_INDEX_ENTRY_BYTES)]
+
+
+def pack_index(entries: Sequence[tuple[int, int]]) -> bytes:
+    """A LATN payload from ``(length, crc32)`` entries written as given (each clamped to a u32)."""
+    return b"".join(struct.pack("<II", length & 0xFFFFFFFF, crc & 0xFFFFFFFF) for length, crc in entries)
+
+
+def split_segments(payload: bytes, tail: bytes) -> list[bytes] | None:
+    """The segments' bytes: ``tail`` cut at the lengths of the index ``payload``; None unless they add up."""
+    entries = segment_entries(payload)
+    if entries is None or sum(length for length, _ in entries) != len(tail):
+        return None
+    out, at = [], 0
+    for length, _ in entries:
+        out.append(tail[at : at + length])
+        at += length
+    return out
+
+
+def truncation_points(data: bytes) -> list[int]:
+    """Lengths to cut a file at (each < ``len(data)``): the end of the prefix and of every section, and
+    (version 7) the start and end of every latent segment, each also one byte shorter and one longer; so
+    that every boundary a download can stop at is covered (SPEC §6: a file cut short)."""
+    parts = split_file(data)
+    if parts is None:
+        return []
+    sections, tail = parts
+    ends, pos = [C.FILE_PREFIX_BYTES], C.FILE_PREFIX_BYTES
+    for _, payload in sections:
+        pos += C.SECTION_FRAME_BYTES + len(payload)
+        ends.append(pos)
+    segments = split_segments(sections[-1][1], tail) if data[4] >= C.SEGMENTED_VERSION else None
+    for raw in segments or []:
+        pos += len(raw)
+        ends.append(pos)
+    return sorted({cut for end in ends for cut in (end - 1, end, end + 1) if 0 <= cut < len(data)})
 
 
 # ---------------------------------------------------------------------------------------------- header fields
@@ -375,6 +453,17 @@ class Seed:
         return split_sections(self.data)
 
     @property
+    def tail(self) -> bytes:
+        """What follows the LATN section: a version-7 file's latent segments (empty before version 7)."""
+        parts = split_file(self.data)
+        return b"" if parts is None else parts[1]
+
+    def rebuild(self, sections: Sections, prefix: bytes | None = None, tail: bytes | None = None) -> bytes:
+        """A file of ``sections`` (CRCs re-fixed) after this seed's magic and version (or ``prefix``),
+        followed by this seed's latent segments (or ``tail``)."""
+        return assemble(sections, self.prefix if prefix is None else prefix, self.tail if tail is None else tail)
+
+    @property
     def prefix(self) -> bytes:
         """Magic and version byte: mutated files keep the seed's version."""
         return self.data[: C.FILE_PREFIX_BYTES]
@@ -482,6 +571,30 @@ def _synthetic_context_file(rng: np.random.Generator) -> bytes:
     return write_file(header, weights, tables, encode_latents(header, tables, latents, context), context=context)
 
 
+CHUNKED_CELLS = ((10, 8), (100, 80), (400, 350), (1100, 900))
+"""The level cells of the chunked seed (SPEC §4a with T = 18): levels 0 and 1 whole (99 and 8,181 rows), level
+2 dense with 401 x 351 vertices (more than 2^17 rows) in 2 x 2 chunks of 256^2, level 3 hashed (1101 x 901
+vertices into 2^18 rows) in 3 x 2 chunks of 512^2 vertices with 43,690 rows each: 1 + 4 + 6 = 11 segments."""
+
+
+def _synthetic_chunked_file(rng: np.random.Generator) -> bytes:
+    """Version 7 with chunked levels (:data:`CHUNKED_CELLS`), 240 x 200 pixels, two groups, the B-spline and
+    a context network on level 1 (whole, as are its coarser levels: SPEC §5a): eleven segments. The
+    factorized latents are mostly 0 (the file is about 10 KB), the context level's spread."""
+    config = ModelConfig(num_levels=4, log2_hashmap_size=18, mlp_width=6, mlp_depth=1, num_groups=2,
+                         interpolation=C.INTERPOLATION_BSPLINE, context_width=4)
+    header = Header(240, 200, config, CHUNKED_CELLS)
+    header.validate()
+    sparse = np.array([0.002, 0.01, 0.976, 0.01, 0.002])
+    latents = table_latents(rng, header, [(sparse, -2), (sparse, -2)])
+    for level in header.layout.context_levels:
+        latents[level.index][:, 0] = np.clip(np.rint(rng.laplace(0.0, 1.0, level.rows)), -6, 6).astype(np.int32)
+    context = random_context(rng, header, latents)
+    tables = histogram_tables(header, latents)
+    weights = random_weights(rng, header)
+    return write_file(header, weights, tables, encode_latents(header, tables, latents, context), context=context)
+
+
 def synthetic_seeds() -> list[Seed]:
     """Five small valid files covering what the golden files do not (deterministic, built with numpy only):
     a hashed level with several tables, a 4096-symbol table (and weights up to ``WEIGHT_CODE_MAX``),
@@ -512,14 +625,16 @@ def synthetic_seeds() -> list[Seed]:
     raw_header = Header(20, 12, ModelConfig(num_levels=2, log2_hashmap_size=5, mlp_width=4, mlp_depth=1),
                         ((3, 2), (8, 5)), C.LATENTS_FLOAT16)
     raw_weights = random_weights(rng, raw_header)
-    raw = write_file(raw_header, raw_weights, (), rng.normal(0, 3, raw_header.total_latents))
+    raw_levels = [rng.normal(0, 3, (rows, 1)) for rows in raw_header.level_rows()]
+    raw = write_file(raw_header, raw_weights, (), pack_float16_latents(raw_header, raw_levels))
     rgba = _synthetic_file(
         rng, 12, 10, ModelConfig(num_levels=2, log2_hashmap_size=5, mlp_width=4, mlp_depth=1, channels=C.CHANNELS_RGBA),
         ((2, 2), (6, 5)), [(np.array([1, 4, 1.0]), -1)], icc_profile=fake_icc(rng), exif=fake_exif(rng),
     )
     context = _synthetic_context_file(rng)
+    chunked = _synthetic_chunked_file(rng)
     return [Seed("synthetic_hashed", hashed), Seed("synthetic_table4096", wide), Seed("synthetic_float16", raw),
-            Seed("synthetic_rgba_meta", rgba), Seed("synthetic_context", context)]
+            Seed("synthetic_rgba_meta", rgba), Seed("synthetic_context", context), Seed("synthetic_chunked", chunked)]
 
 
 def default_seeds() -> list[Seed]:
@@ -574,7 +689,7 @@ def _mutate_payload_bytes(rng, seed, change) -> bytes:
         for _ in range(rng.integers(1, 5)):
             pos = int(rng.integers(len(payload)))
             payload[pos] = change(payload[pos])
-    return assemble(_with_payload(sections, index, bytes(payload)), seed.prefix)
+    return seed.rebuild(_with_payload(sections, index, bytes(payload)))
 
 
 def _payload_bit_flip(rng, seed, seeds):
@@ -597,7 +712,7 @@ def _head_field(rng, seed, seeds):
     fields = head_fields(payload, seed.version)
     for _ in range(rng.integers(1, 4)):
         payload = _set_random_field(rng, payload, fields)
-    return assemble(_with_payload(sections, b"HEAD", payload), seed.prefix)
+    return seed.rebuild(_with_payload(sections, b"HEAD", payload))
 
 
 def _set_random_field(rng, payload: bytes, fields) -> bytes:
@@ -621,7 +736,7 @@ def _huge_header(rng, seed, seeds):
             payload = set_field(payload, code, offset, int(rng.choice(big + [4095, 65535, C.MAX_CELLS_U16 - 1])))
         elif name == "log2_hashmap_size" and roll < 0.5:
             payload = set_field(payload, code, offset, int(rng.choice([C.MAX_LOG2_HASHMAP_SIZE, 25, 255])))
-    return assemble(_with_payload(sections, b"HEAD", payload), seed.prefix)
+    return seed.rebuild(_with_payload(sections, b"HEAD", payload))
 
 
 def _table_field(rng, seed, seeds):
@@ -640,7 +755,7 @@ def _table_field(rng, seed, seeds):
     context, tables = parsed_tabl if parsed_tabl is not None else (None, None)
     if not tables:  # a float16 seed (no tables): junk in its empty TABL
         junk = bytes(rng.integers(0, 256, int(rng.integers(1, 5)), dtype=np.uint8))
-        return assemble(_with_payload(sections, b"TABL", payload + junk), seed.prefix)
+        return seed.rebuild(_with_payload(sections, b"TABL", payload + junk))
     coded = table_symbol_counts(header)
     for _ in range(int(rng.choice([1, 1, 1, 2, 3]))):
         index = int(rng.integers(len(tables)))
@@ -656,7 +771,7 @@ def _table_field(rng, seed, seeds):
     out = pack_tabl(context, tables, trailing)
     if roll > 0.97:
         out += b"\x00"  # a whole byte of zero padding
-    return assemble(_with_payload(sections, b"TABL", out), seed.prefix)
+    return seed.rebuild(_with_payload(sections, b"TABL", out))
 
 
 def _mutate_histogram(rng: np.random.Generator, tables: list[HistogramTable], index: int, coded: int) -> None:
@@ -731,7 +846,7 @@ def _context_field(rng, seed, seeds):
         width = int(rng.choice([0, 1, header.config.context_width - 1, header.config.context_width + 1,
                                 C.MAX_CONTEXT_WIDTH, C.MAX_CONTEXT_WIDTH + 1, 255]))
         head = set_field(head, *at, max(width, 0))
-        return assemble(_with_payload(sections, b"HEAD", head), seed.prefix)
+        return seed.rebuild(_with_payload(sections, b"HEAD", head))
     trailing: list[tuple[np.ndarray, int]] = []
     cut = 0
     for _ in range(int(rng.choice([1, 1, 2, 3]))):
@@ -762,7 +877,7 @@ def _context_field(rng, seed, seeds):
             codes = context.codes()
             codes[2 * tensor] = (np.array([int(rng.choice([0, 1, 2, 5, max(old - 1, 0), old + 1]))]), 0)
             stream = pack_histograms(tables, [], codes)
-            return assemble(_with_payload(sections, b"TABL", stream), seed.prefix)
+            return seed.rebuild(_with_payload(sections, b"TABL", stream))
         elif rng.random() < 0.5:  # the block cut short: the tables start where level ranges were expected
             cut = int(rng.integers(1, 2 * max(context.low.size, 1) + 1))
         else:
@@ -772,7 +887,7 @@ def _context_field(rng, seed, seeds):
         ranges, order = codes[-1]
         codes[-1] = (ranges[: max(ranges.size - cut, 0)], order)
     stream = pack_histograms(tables, trailing, codes)
-    return assemble(_with_payload(sections, b"TABL", stream), seed.prefix)
+    return seed.rebuild(_with_payload(sections, b"TABL", stream))
 
 
 def _add_context(rng, seed, header: Header, head: bytes, at: tuple[str, int], tables) -> bytes:
@@ -792,7 +907,7 @@ def _add_context(rng, seed, header: Header, head: bytes, at: tuple[str, int], ta
         old_keys = header.layout.table_keys
         tables = [tables[old_keys.index(key)] for key in new.layout.table_keys if key in old_keys]
     sections = _with_payload(seed.sections, b"HEAD", head)
-    return assemble(_with_payload(sections, b"TABL", pack_tabl(codes, tables)), seed.prefix)
+    return seed.rebuild(_with_payload(sections, b"TABL", pack_tabl(codes, tables)))
 
 
 def _count_table_field(rng, seed, sections):
@@ -800,7 +915,7 @@ def _count_table_field(rng, seed, sections):
     payload = _payload(sections, b"TABL")
     fields = count_table_fields(payload)
     if not fields:
-        return assemble(sections, seed.prefix)
+        return seed.rebuild(sections)
     if rng.random() < 0.4:
         counts = [f for f in fields if ".count" in f[0]]
         if len(counts) >= 2:
@@ -809,17 +924,18 @@ def _count_table_field(rng, seed, sections):
             move = int(rng.integers(0, va + 1))  # stored counts are count - 1, so moving <= va keeps a >= 1
             if vb + move <= 0xFFFF:
                 payload = set_field(set_field(payload, "H", a, va - move), "H", b, vb + move)
-            return assemble(_with_payload(sections, b"TABL", payload), seed.prefix)
-    return assemble(_with_payload(sections, b"TABL", _set_random_field(rng, payload, fields)), seed.prefix)
+            return seed.rebuild(_with_payload(sections, b"TABL", payload))
+    return seed.rebuild(_with_payload(sections, b"TABL", _set_random_field(rng, payload, fields)))
 
 
-def _bit_flips(rng, sections: Sections, where: int | bytes, prefix: bytes) -> bytes:
+def _bit_flips(rng, seed: Seed, where: int | bytes) -> bytes:
     """1-4 bits flipped in one section's payload (by position or tag), CRC re-fixed."""
+    sections = seed.sections
     index = _index(sections, where)
     payload = bytearray(sections[index][1])
     for _ in range(rng.integers(1, 5) if payload else 0):
         payload[int(rng.integers(len(payload)))] ^= 1 << int(rng.integers(8))
-    return assemble(_with_payload(sections, index, bytes(payload)), prefix)
+    return seed.rebuild(_with_payload(sections, index, bytes(payload)))
 
 
 def _is_valid(seed: Seed) -> bool:
@@ -841,7 +957,7 @@ def _section_length(rng, seed, seeds):
     part = bytearray(parts[index + 1])
     struct.pack_into("<I", part, _LENGTH_AT, min(max(value, 0), 0xFFFFFFFF))
     parts[index + 1] = bytes(part)
-    return b"".join(parts)
+    return b"".join(parts) + seed.tail
 
 
 def _section_resize(rng, seed, seeds):
@@ -855,20 +971,144 @@ def _section_resize(rng, seed, seeds):
         payload = payload[:pos] + payload[pos + count :]
     else:
         payload = payload[:pos] + bytes(rng.integers(0, 256, count, dtype=np.uint8)) + payload[pos:]
-    return assemble(_with_payload(sections, index, payload), seed.prefix)
+    return seed.rebuild(_with_payload(sections, index, payload))
 
 
-def _latent_words(rng, seed, seeds):
-    """The LATN payload replaced by random words (empty to twice as long), CRC re-fixed."""
-    sections = seed.sections
-    num_words = len(_payload(sections, b"LATN")) // 4
+def _random_words(rng, old: bytes) -> bytes:
+    """Random words in place of ``old`` (a range-coded stream): empty to twice as long, sometimes after a
+    prefix of the real words (which then decode further before they fail)."""
+    num_words = len(old) // 4
     choices = [0, 1, 2, num_words - 1, num_words, num_words + 1, int(rng.integers(2 * num_words + 2))]
     new_words = max(int(rng.choice(choices)), 0)  # a seed may have no words at all (one-symbol tables only)
     words = rng.integers(0, 1 << 32, new_words, dtype=np.uint64).astype("<u4")
-    if rng.random() < 0.3 and new_words:  # keep a prefix of the real data: decodes further before it fails
-        keep = np.frombuffer(_payload(sections, b"LATN"), dtype="<u4")[: int(rng.integers(new_words + 1))]
+    if rng.random() < 0.3 and new_words:
+        keep = np.frombuffer(old[: 4 * num_words], dtype="<u4")[: int(rng.integers(new_words + 1))]
         words[: keep.size] = keep
-    return assemble(_with_payload(sections, b"LATN", words.tobytes()), seed.prefix)
+    return words.tobytes()
+
+
+def _segments(seed: Seed) -> list[bytes] | None:
+    """A version-7 seed's latent segments (None for an older seed, or one whose index does not add up)."""
+    if seed.version < C.SEGMENTED_VERSION or seed.sections is None:
+        return None
+    return split_segments(_payload(seed.sections, b"LATN"), seed.tail)
+
+
+def _with_segments(seed: Seed, segments: Sequence[bytes], entries: Sequence[tuple[int, int]] | None = None) -> bytes:
+    """The seed with other latent segments after LATN and an index of ``entries`` (default: the true length
+    and CRC32 of each segment, so the mutation reaches the segment's decoder), LATN's CRC re-fixed."""
+    if entries is None:
+        entries = [(len(raw), zlib.crc32(raw)) for raw in segments]
+    sections = _with_payload(seed.sections, b"LATN", pack_index(entries))
+    return seed.rebuild(sections, tail=b"".join(segments))
+
+
+def _latent_words(rng, seed, seeds):
+    """Version 7: one latent segment replaced by random words (empty to twice as long), its index entry
+    (length and CRC32) re-fixed; before version 7 the LATN payload, its CRC re-fixed."""
+    segments = _segments(seed)
+    if segments is None:
+        sections = seed.sections
+        return seed.rebuild(_with_payload(sections, b"LATN", _random_words(rng, _payload(sections, b"LATN"))))
+    k = int(rng.integers(len(segments)))
+    segments[k] = _random_words(rng, segments[k])
+    return _with_segments(seed, segments)
+
+
+def _segment_index(rng, seed, seeds):
+    """Version 7: the LATN index (SPEC §6) changed, LATN's CRC re-fixed: a segment's length set to a
+    nearby, zero, unaligned, another segment's or a huge value (its CRC kept: truncation, misaligned or
+    CRC errors, trailing bytes); the boundary between two segments moved by whole words with both CRCs
+    re-fixed (each segment then decodes other words); a CRC changed; entries dropped, repeated or added
+    (another count than the layout's); two segments swapped, entries and bytes together; a partial entry;
+    every segment emptied. Before version 7: :func:`_latent_words`."""
+    segments = _segments(seed)
+    if segments is None:
+        return _latent_words(rng, seed, seeds)
+    entries = [(len(raw), zlib.crc32(raw)) for raw in segments]
+    k = int(rng.integers(len(entries)))
+    length, crc = entries[k]
+    choice = int(rng.choice(8, p=[0.25, 0.15, 0.1, 0.15, 0.1, 0.1, 0.1, 0.05]))
+    if choice == 0:  # a length that lies, the bytes as they are
+        other = entries[int(rng.integers(len(entries)))][0]
+        lies = [0, 1, length - 1, length + 1, length - 4, length + 4, length + 8, 2 * length, other,
+                C.MAX_SECTION_BYTES, C.MAX_SECTION_BYTES + 4, 0xFFFFFFFC, 0xFFFFFFFF, int(rng.integers(1 << 32))]
+        entries[k] = (max(int(rng.choice(lies)), 0), crc)
+        return _with_segments(seed, segments, entries)
+    if choice == 1 and len(segments) > 1:  # a boundary moved by whole words, both CRCs right
+        j = min(k, len(segments) - 2)
+        joined = segments[j] + segments[j + 1]
+        cut = min(max(len(segments[j]) + 4 * int(rng.choice([-2, -1, 1, 2])), 0), len(joined))
+        segments[j], segments[j + 1] = joined[:cut], joined[cut:]
+        return _with_segments(seed, segments)
+    if choice in (1, 2):  # a wrong CRC
+        entries[k] = (length, crc ^ (1 << int(rng.integers(32))))
+        return _with_segments(seed, segments, entries)
+    if choice == 3:  # another number of entries than the layout's segments
+        roll = rng.random()
+        if roll < 0.4:
+            del entries[k]
+        elif roll < 0.7:
+            entries.insert(k, entries[k])
+        else:
+            entries.append((0, 0))
+        return _with_segments(seed, segments, entries)
+    if choice == 4 and len(segments) > 1:  # two segments swapped: every CRC right, each decoded as the other
+        j = int(rng.integers(len(segments)))
+        segments[k], segments[j] = segments[j], segments[k]
+        return _with_segments(seed, segments)
+    if choice in (4, 5):  # a partial entry: not a whole number of 8-byte entries
+        payload = pack_index(entries)
+        cut = int(rng.integers(1, C.SEGMENT_INDEX_ENTRY_BYTES))
+        payload = payload[:-cut] if rng.random() < 0.5 else payload + bytes(C.SEGMENT_INDEX_ENTRY_BYTES - cut)
+        return seed.rebuild(_with_payload(seed.sections, b"LATN", payload))
+    if choice == 6:  # an entry from another seed, or the whole index of another seed with its segments
+        other = _segments(seeds[int(rng.integers(len(seeds)))])
+        if other:
+            if rng.random() < 0.5:
+                return _with_segments(seed, other)
+            segments[k] = other[int(rng.integers(len(other)))]
+            return _with_segments(seed, segments)
+    return _with_segments(seed, [b""] * len(segments))  # every segment empty
+
+
+def _segment_bytes(rng, seed, seeds):
+    """Version 7: bytes changed inside one latent segment: 1-4 bits flipped or bytes set, its CRC32 in the
+    index re-fixed (the segment's range decoder or float16 check meets them) or left (a CRC error naming
+    the segment); or its bytes cut short or extended by whole words, length and CRC re-fixed. Before
+    version 7: :func:`_latent_words`."""
+    segments = _segments(seed)
+    if segments is None:
+        return _latent_words(rng, seed, seeds)
+    filled = [k for k, raw in enumerate(segments) if raw] or [0]
+    k = int(rng.choice(filled))
+    raw = bytearray(segments[k])
+    entries = [(len(r), zlib.crc32(r)) for r in segments]
+    roll = rng.random()
+    if roll < 0.7 and raw:
+        for _ in range(int(rng.integers(1, 5))):
+            pos = int(rng.integers(len(raw)))
+            if rng.random() < 0.7:
+                raw[pos] ^= 1 << int(rng.integers(8))
+            else:
+                raw[pos] = int(rng.choice([0, 0xFF, 0x7C, 0x80, int(rng.integers(256))]))
+    elif roll < 0.85:
+        raw = raw[: max(len(raw) - 4 * int(rng.integers(1, 4)), 0)]
+    else:
+        raw += rng.integers(0, 256, 4 * int(rng.integers(1, 4)), dtype=np.uint8).tobytes()
+    segments[k] = bytes(raw)
+    if len(raw) != entries[k][0] or rng.random() < 0.6:
+        entries[k] = (len(raw), zlib.crc32(raw))
+    return _with_segments(seed, segments, entries)
+
+
+def _segment_truncate(rng, seed, seeds):
+    """Cut at a section or latent-segment boundary, or one byte before or after it
+    (:func:`truncation_points`; every one of them is covered by ``--sweep-boundaries``)."""
+    points = truncation_points(seed.data)
+    if not points:
+        return _truncate(rng, seed, seeds)
+    return seed.data[: int(rng.choice(points))]
 
 
 _SPECIAL_STEPS = [np.inf, -np.inf, np.nan, -0.0, -1.0, 3.0e38, float(np.finfo(np.float32).max), 1e-45, 0.0, 1e4]
@@ -884,7 +1124,7 @@ def _special_weights(rng, seed, seeds):
     if seed.version < C.COMPACT_SIDE_INFO_VERSION:
         return _special_int8_weights(rng, seed, sections)
     if not _is_valid(seed):
-        return _bit_flips(rng, sections, b"WGHT", seed.prefix)
+        return _bit_flips(rng, seed, b"WGHT")
     parsed = _parsed(seed.data)
     shapes = weight_shapes(parsed.header)
     heads = bytearray(_payload(sections, b"WGHT")[: 5 * len(shapes)])
@@ -914,14 +1154,14 @@ def _special_weights(rng, seed, seeds):
             trailing = [(np.array([int(rng.integers(0, 8))]), 0)]
     codes = [(zigzag(values[starts[i] : starts[i + 1]]), orders[i]) for i in range(len(shapes))]
     stream = pack(codes + trailing)
-    return assemble(_with_payload(sections, b"WGHT", bytes(heads) + stream[: len(stream) - truncate]), seed.prefix)
+    return seed.rebuild(_with_payload(sections, b"WGHT", bytes(heads) + stream[: len(stream) - truncate]))
 
 
 def _special_int8_weights(rng, seed, sections):
     """Versions 2-3: weight scales set to special floats, or int8 values set to -128."""
     payload = bytearray(_payload(sections, b"WGHT"))
     if not _is_valid(seed):
-        return _bit_flips(rng, sections, b"WGHT", seed.prefix)
+        return _bit_flips(rng, seed, b"WGHT")
     header = _parsed(seed.data).header
     starts, offset = [], 0
     for _, shape in weight_shapes(header):
@@ -933,7 +1173,7 @@ def _special_int8_weights(rng, seed, sections):
             payload[start : start + 4] = struct.pack("<f", _SPECIAL_STEPS[int(rng.integers(len(_SPECIAL_STEPS)))])
         elif offset > start + 4:
             payload[int(rng.integers(start + 4, offset))] = 0x80  # int8 -128, outside the allowed range
-    return assemble(_with_payload(sections, b"WGHT", bytes(payload)), seed.prefix)
+    return seed.rebuild(_with_payload(sections, b"WGHT", bytes(payload)))
 
 
 def _tag_version(rng, seed, seeds):
@@ -944,20 +1184,20 @@ def _tag_version(rng, seed, seeds):
     if choice == 0:
         prefix = bytearray(seed.prefix)
         prefix[int(rng.integers(len(C.MAGIC)))] ^= 1 << int(rng.integers(8))
-        return assemble(sections, bytes(prefix))
+        return seed.rebuild(sections, bytes(prefix))
     if choice == 1:
         version = int(rng.choice([0, 1, *C.READABLE_VERSIONS, C.FORMAT_VERSION + 1, 0x7F, 0xFF]))
-        return assemble(sections, C.MAGIC + bytes([version]))
+        return seed.rebuild(sections, C.MAGIC + bytes([version]))
     index = _pick_section(rng, sections)
     if choice == 2:
         tag = rng.choice([b"head", b"WGHT", b"XXXX", b"\0\0\0\0", bytes(rng.integers(0, 256, 4, dtype=np.uint8))])
         out = list(sections)
         out[index] = (bytes(tag), out[index][1])
-        return assemble(out, seed.prefix)
+        return seed.rebuild(out)
     other = _pick_section(rng, sections)
     out = list(sections)
     out[index], out[other] = out[other], out[index]
-    return assemble(out, seed.prefix)
+    return seed.rebuild(out)
 
 
 def _truncate(rng, seed, seeds):
@@ -975,7 +1215,8 @@ def _append(rng, seed, seeds):
 
 def _splice_sections(rng, seed, seeds):
     """Each section from this seed or another by tag (all CRCs valid): mismatched header, weights, tables,
-    latents; sometimes the other seed's META added."""
+    latents; sometimes the other seed's META added. A version-7 LATN index taken from the other seed comes
+    with its segments half of the time (an index that matches the bytes after it, not the header)."""
     other = seeds[int(rng.integers(len(seeds)))]
     mine, theirs = seed.sections, other.sections
     if theirs is None:
@@ -987,7 +1228,8 @@ def _splice_sections(rng, seed, seeds):
     out = [(tag, their[tag]) if pick and tag in their else (tag, payload) for pick, (tag, payload) in zip(picks, mine)]
     if C.META_TAG in their and C.META_TAG not in dict(mine) and rng.random() < 0.3:
         out.insert(1, (C.META_TAG, their[C.META_TAG]))
-    return assemble(out, seed.prefix)
+    took_latn = bool(picks[[tag for tag, _ in mine].index(b"LATN")])
+    return seed.rebuild(out, tail=other.tail if took_latn and rng.random() < 0.5 else None)
 
 
 def _splice_bytes(rng, seed, seeds):
@@ -997,18 +1239,19 @@ def _splice_bytes(rng, seed, seeds):
 
 
 def _random_bytes(rng, seed, seeds):
-    """Random bytes: raw, after a valid magic and version, or as four well-framed sections with random payloads."""
+    """Random bytes: raw, after a valid magic and version, or as four well-framed sections with random payloads
+    (a LATN of whole 8-byte index entries, then random bytes where the segments would be)."""
     choice = rng.integers(3)
     if choice == 0:
         return bytes(rng.integers(0, 256, int(rng.integers(0, 257)), dtype=np.uint8))
     if choice == 1:
         return PREFIX + bytes(rng.integers(0, 256, int(rng.integers(0, 257)), dtype=np.uint8))
     head_len = head_payload_bytes(int(rng.integers(0, 4)))
-    lengths = [head_len, int(rng.integers(0, 128)), int(rng.integers(0, 64)), 4 * int(rng.integers(0, 16))]
+    lengths = [head_len, int(rng.integers(0, 128)), int(rng.integers(0, 64)), 8 * int(rng.integers(0, 16))]
     sections = [(tag, bytes(rng.integers(0, 256, n, dtype=np.uint8))) for tag, n in zip(C.SECTION_TAGS, lengths)]
     if rng.random() < 0.3:  # and a META of random bytes
         sections.insert(1, (C.META_TAG, bytes(rng.integers(0, 256, int(rng.integers(0, 64)), dtype=np.uint8))))
-    return assemble(sections)
+    return assemble(sections, tail=bytes(rng.integers(0, 256, 4 * int(rng.integers(0, 32)), dtype=np.uint8)))
 
 
 def _metadata(rng, seed, seeds):
@@ -1023,7 +1266,7 @@ def _metadata(rng, seed, seeds):
         kept = [(key, value) for key, value in values if rng.random() < 0.7] or values[1:]
         sections.insert(1, (C.META_TAG, pack_meta([(key, len(value), value) for key, value in kept])))
         if rng.random() < 0.25:  # the valid insertion as it is
-            return assemble(sections, seed.prefix)
+            return seed.rebuild(sections)
     index = [tag for tag, _ in sections].index(C.META_TAG)
     entries = meta_entries(sections[index][1]) or [_exif_entry(rng)]
     at = int(rng.integers(len(entries)))
@@ -1032,7 +1275,7 @@ def _metadata(rng, seed, seeds):
     choice = int(rng.integers(10))
     if choice == 0:  # removed: a file without metadata
         del sections[index]
-        return assemble(sections, seed.prefix)
+        return seed.rebuild(sections)
     if choice == 1:
         keys = [b"iccp", b"XXXX", b"\0\0\0\0", b"ICCP", b"EXIF", bytes(rng.integers(0, 256, 4, dtype=np.uint8))]
         entries[at] = (keys[int(rng.integers(len(keys)))], length, value)
@@ -1064,12 +1307,12 @@ def _metadata(rng, seed, seeds):
         entries[at] = (key, length, bytes(flipped))
     elif choice == 7:
         junk = rng.integers(0, 256, int(rng.integers(1, 8)), dtype=np.uint8).tobytes()
-        return assemble(_with_payload(sections, index, pack_meta(entries) + junk), seed.prefix)
+        return seed.rebuild(_with_payload(sections, index, pack_meta(entries) + junk))
     elif choice == 8:
         entries = []
     elif choice == 9:
         entries[at] = (key, 0, b"")  # a zero-length entry
-    return assemble(_with_payload(sections, index, pack_meta(entries)), seed.prefix)
+    return seed.rebuild(_with_payload(sections, index, pack_meta(entries)))
 
 
 MUTATORS: dict[str, tuple[Mutator, float, bool]] = {
@@ -1092,6 +1335,9 @@ MUTATORS: dict[str, tuple[Mutator, float, bool]] = {
     "splice_sections": (_splice_sections, 1.0, True),
     "splice_bytes": (_splice_bytes, 0.5, False),
     "random_bytes": (_random_bytes, 1.0, False),
+    "segment_index": (_segment_index, 1.5, True),
+    "segment_bytes": (_segment_bytes, 1.5, True),
+    "segment_truncate": (_segment_truncate, 1.0, True),
 }
 
 
@@ -1119,6 +1365,21 @@ class CaseResult:
     detail: str  # the ShcFormatError message, the decoded size, or why it failed (with traceback)
     data: bytes = b""
     warnings: tuple[str, ...] = ()
+    reader: str = ""  # what ShcReader did (check_reader), "" when not checked
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """What one decode of a case gave (:func:`check_case`)."""
+
+    outcome: str  # "error", "decoded" or "failure"
+    seconds: float
+    peak_bytes: int
+    detail: str  # the ShcFormatError message, the decoded size, or why it failed (with traceback)
+    warnings: tuple[str, ...] = ()
+    reader: str = ""
+    """What :class:`~shc.format.reader.ShcReader` did with the same bytes (:func:`check_reader`); "" when
+    not checked."""
 
 
 def run_case(
@@ -1126,19 +1387,36 @@ def run_case(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     case_seconds: float = DEFAULT_CASE_SECONDS,
     memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT_MB << 20,
+    reader: bool = True,
 ) -> tuple[str, float, int, str, tuple[str, ...]]:
-    """Decode ``data`` once and classify it: ``(outcome, seconds, peak traced bytes, detail, warnings)``.
+    """Decode ``data`` once and classify it: ``(outcome, seconds, peak traced bytes, detail, warnings)``
+    (:func:`check_case`, which also says what ShcReader did)."""
+    run = check_case(data, max_pixels, case_seconds, memory_limit_bytes, reader)
+    return run.outcome, run.seconds, run.peak_bytes, run.detail, run.warnings
 
-    The peak allocation is measured only while :mod:`tracemalloc` is tracing (numpy reports its buffers
-    to it); otherwise it is 0 and ``memory_limit_bytes`` is not checked.
+
+def check_case(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    case_seconds: float = DEFAULT_CASE_SECONDS,
+    memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT_MB << 20,
+    reader: bool = True,
+) -> CaseRun:
+    """Decode ``data`` with :func:`~shc.format.decoder.decode_image`, then (``reader``) read it again with
+    :class:`~shc.format.reader.ShcReader` (:func:`check_reader`), and classify the case.
+
+    Time and the peak allocation cover both. The peak is measured only while :mod:`tracemalloc` is tracing
+    (numpy reports its buffers to it); otherwise it is 0 and ``memory_limit_bytes`` is not checked.
     """
     tracing = tracemalloc.is_tracing()
     if tracing:
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
     start = time.perf_counter()
+    note = ""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        image = None
         try:
             image = decode_image(data, max_pixels=max_pixels)
         except ShcFormatError as error:
@@ -1150,6 +1428,15 @@ def run_case(
             detail = f"{type(error).__module__}.{type(error).__qualname__} escaped:\n{traceback.format_exc()}"
         else:
             outcome, detail = _check_image(data, image, max_pixels)
+        if reader and outcome != "failure":
+            try:
+                outcome, detail, note = check_reader(data, outcome, detail, image)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as error:  # noqa: BLE001
+                outcome, note = "failure", "raised"
+                detail = (f"ShcReader: {type(error).__module__}.{type(error).__qualname__} escaped "
+                          f"(decode_image: {detail.splitlines()[0] if detail else ''}):\n{traceback.format_exc()}")
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] - base if tracing else 0
     if outcome != "failure" and seconds > case_seconds:
@@ -1157,7 +1444,77 @@ def run_case(
     if outcome != "failure" and memory_limit_bytes is not None and tracing and peak > memory_limit_bytes:
         limit_mib = memory_limit_bytes / 2**20
         outcome, detail = "failure", f"peak allocation {peak / 2**20:.0f} MiB > {limit_mib:.0f} MiB ({detail})"
-    return outcome, seconds, peak, detail, tuple(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
+    kinds = tuple(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
+    return CaseRun(outcome, seconds, peak, detail, kinds, note)
+
+
+PREFIX_RENDER_SIDE = 48
+"""Longest side of the rendering of what a truncated file holds (:func:`check_reader`): any size checks the
+same reads and decodes."""
+
+
+def check_reader(data: bytes, outcome: str, detail: str, decoded: DecodedImage | None) -> tuple[str, str, str]:
+    """Read ``data`` again with :class:`~shc.format.reader.ShcReader` and check it against what
+    :func:`~shc.format.decoder.decode_image` did (``outcome``, ``detail``, ``decoded``); returns the
+    possibly changed ``(outcome, detail)`` and a note of what the reader did.
+
+    - decoded: the reader opens it whole (not truncated, every level complete); its full rendering, the
+      bottom-right quarter rendered alone (the segments :func:`~shc.format.reader.region_segments` picks),
+      and a rendering from the first level alone (SPEC §6) succeed, the first two equal to the decoded pixels;
+    - refused, and the reader finds the file cut short in its latents (version 7): with ``complete_levels``
+      = K >= 1 it renders the prefix of K levels, or refuses with a ShcFormatError (a corrupted segment);
+      with K = 0 it refuses any prefix;
+    - refused otherwise: the reader refuses at open, or its full decode refuses too (unless decode_image
+      refused only the output size, which the reader does not check).
+
+    Any exception other than ShcFormatError propagates (the caller makes it a failure)."""
+    try:
+        reader = ShcReader(data)
+    except ShcFormatError as error:
+        if outcome == "decoded":
+            return "failure", f"decode_image decoded the file, ShcReader refused it: {error}", "refused a valid file"
+        return outcome, detail, "refused at open"
+    header = reader.header
+    levels = len(header.layout.levels)
+    width, height = header.width, header.height
+    if outcome == "decoded":
+        if reader.truncated or reader.complete_levels != levels:
+            return "failure", f"ShcReader found {reader.complete_levels} of {levels} levels in a whole file", "wrong"
+        pixels = decoded.pixels
+        with np.errstate(over="ignore", invalid="ignore"):  # as decode_image: weights that overflow float32
+            if not np.array_equal(reader.synthesis().render(width, height), pixels):
+                return "failure", "ShcReader's full rendering differs from decode_image's", "differs"
+            box = (width // 2, height // 2, width, height)
+            region = reader.synthesis(width, height, box=box).render(width, height, box)
+            if not np.array_equal(region, pixels[box[1] :, box[0] :]):
+                return "failure", f"ShcReader's rendering of region {box} differs from decode_image's", "differs"
+            side = _preview_size(width, height)
+            reader.synthesis(*side, levels=1).render(*side)
+        return outcome, detail, "whole: full, region and first level rendered"
+    if reader.truncated:
+        complete = reader.complete_levels
+        side = _preview_size(width, height)
+        try:
+            synthesis = reader.synthesis(*side, levels=max(complete, 1))
+        except ShcFormatError:
+            return outcome, detail, "cut short: prefix refused" if complete else "cut short: no complete level"
+        if not complete:
+            return "failure", "ShcReader rendered a level of a file that holds none whole", "rendered a missing level"
+        with np.errstate(over="ignore", invalid="ignore"):
+            synthesis.render(*side)
+        return outcome, detail, "cut short: complete levels rendered"
+    if "pixels exceeds the limit of" in detail:
+        return outcome, detail, "whole: output size refused"
+    try:
+        reader.synthesis()
+    except ShcFormatError:
+        return outcome, detail, "whole: refused too"
+    return "failure", f"ShcReader decoded a file that decode_image refused ({detail})", "decoded a refused file"
+
+
+def _preview_size(width: int, height: int) -> tuple[int, int]:
+    scale = PREFIX_RENDER_SIDE / max(width, height)
+    return max(1, min(width, round(width * scale))), max(1, min(height, round(height * scale)))
 
 
 def _check_image(data: bytes, decoded: object, max_pixels: int) -> tuple[str, str]:
@@ -1195,6 +1552,7 @@ class FuzzReport:
     seed_problems: list[str] = field(default_factory=list)
     per_mutator: dict[str, Counter] = field(default_factory=dict)
     error_kinds: Counter = field(default_factory=Counter)
+    reader_kinds: Counter = field(default_factory=Counter)
     warning_kinds: Counter = field(default_factory=Counter)
     cases_with_warnings: int = 0
     slowest: CaseResult | None = None
@@ -1220,6 +1578,8 @@ class FuzzReport:
             self.num_failures += 1
             if len(self.failures) < self.keep_failures:
                 self.failures.append(result)
+        if result.reader:
+            self.reader_kinds[result.reader] += 1
         if result.warnings:
             self.cases_with_warnings += 1
             self.warning_kinds.update(result.warnings)
@@ -1248,8 +1608,12 @@ def run_fuzz(
     keep_failures: int = 20,
     watchdog_seconds: float | None = None,
     progress: Callable[[FuzzReport], None] | None = None,
+    sweep_boundaries: bool = False,
+    reader: bool = True,
 ) -> FuzzReport:
-    """Decode every seed unmutated, then ``cases`` mutated cases (and optionally every truncation of every seed).
+    """Decode every seed unmutated, then ``cases`` mutated cases (and optionally every truncation of every
+    seed, or ``sweep_boundaries``: its cuts at every section and latent-segment boundary and one byte either
+    side, :func:`truncation_points`). ``reader``: check every case with ShcReader too (:func:`check_reader`).
 
     ``watchdog_seconds`` arms :func:`faulthandler.dump_traceback_later` around each case: a case that truly
     hangs then prints every thread's traceback and ends the process with exit status 1, rather than hanging.
@@ -1268,12 +1632,13 @@ def run_fuzz(
         if watchdog_seconds:
             faulthandler.dump_traceback_later(watchdog_seconds, exit=True)
         try:
-            outcome, seconds, peak, detail, caught = run_case(data, max_pixels, case_seconds, memory_limit)
+            run = check_case(data, max_pixels, case_seconds, memory_limit, reader)
         finally:
             if watchdog_seconds:
                 faulthandler.cancel_dump_traceback_later()
-        kept = data if outcome == "failure" else b""
-        return CaseResult(index, seed_obj.name, mutator, outcome, seconds, peak, detail, kept, caught)
+        kept = data if run.outcome == "failure" else b""
+        return CaseResult(index, seed_obj.name, mutator, run.outcome, run.seconds, run.peak_bytes, run.detail, kept,
+                          run.warnings, run.reader)
 
     try:
         for seed_obj in seeds:
@@ -1294,6 +1659,13 @@ def run_fuzz(
             report.add(one(index, seed_obj, mutator, data))
             if progress is not None and report.cases % 500 == 0:
                 progress(report)
+        if sweep_boundaries and not report.stopped_early:
+            for seed_obj in seeds:
+                for length in truncation_points(seed_obj.data):
+                    if time_limit is not None and time.perf_counter() - start > time_limit:
+                        report.stopped_early = True
+                        break
+                    report.add(one(length, seed_obj, "boundary_sweep", seed_obj.data[:length]))
         if sweep_truncations and not report.stopped_early:
             for seed_obj in seeds:
                 for length in range(len(seed_obj.data)):
@@ -1332,6 +1704,9 @@ def format_report(report: FuzzReport, seed: int, show_failures: int = 5) -> str:
     for name in sorted(report.per_mutator):
         c = report.per_mutator[name]
         lines.append(f"    {name:20s} {sum(c.values()):7d} {c['error']:8d} {c['decoded']:8d} {c['failure']:8d}")
+    if report.reader_kinds:
+        lines.append("  ShcReader on the same bytes (whole: full, region, prefix; cut short: the complete levels):")
+        lines += [f"    {count:6d}  {kind}" for kind, count in sorted(report.reader_kinds.items())]
     lines.append(f"  checks that fired ({len(report.error_kinds)} kinds, most frequent first):")
     lines += [f"    {count:6d}  {kind}" for kind, count in report.error_kinds.most_common(25)]
     for failure in report.failures[:show_failures]:
@@ -1352,6 +1727,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory-limit-mb", type=int, default=DEFAULT_MEMORY_LIMIT_MB,
                         help="a case whose peak traced allocation is larger is a failure (0: do not trace)")
     parser.add_argument("--sweep-truncations", action="store_true", help="also decode every truncation of every seed")
+    parser.add_argument("--sweep-boundaries", action="store_true",
+                        help="also decode each seed cut at every section and latent-segment boundary, and one byte "
+                             "before and after each")
+    parser.add_argument("--only-seed", action="append", default=None, metavar="NAME",
+                        help="use only the seed(s) of this name (repeatable; e.g. synthetic_chunked)")
+    parser.add_argument("--no-reader", action="store_true",
+                        help="do not check each case with ShcReader too (full, region, prefix and truncated reads)")
     parser.add_argument("--case", type=int, action="append", dest="only_cases", help="run only case i (repeatable)")
     parser.add_argument("--save-failures", type=Path, default=None, help="write each failing input into this folder")
     parser.add_argument("--no-synthetic", action="store_true", help="without FILES: use the shipped seed files only")
@@ -1363,6 +1745,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         seeds = default_seeds()
         if args.no_synthetic:
             seeds = [s for s in seeds if not s.name.startswith("synthetic_")]
+    if args.only_seed:
+        unknown = sorted(set(args.only_seed) - {s.name for s in seeds})
+        if unknown:
+            parser.error(f"no seed named {', '.join(unknown)} (seeds: {', '.join(s.name for s in seeds)})")
+        seeds = [s for s in seeds if s.name in args.only_seed]
     watchdog = max(60.0, 6 * args.case_seconds)
 
     def progress(report: FuzzReport) -> None:
@@ -1377,6 +1764,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_pixels=args.max_pixels,
         memory_limit_mb=args.memory_limit_mb or None,
         sweep_truncations=args.sweep_truncations,
+        sweep_boundaries=args.sweep_boundaries,
+        reader=not args.no_reader,
         only_cases=args.only_cases,
         watchdog_seconds=watchdog,
         progress=progress,
