@@ -12,20 +12,33 @@ import click
 from shc.cli.common import BadInputError, UsageError, read_input
 from shc.format.errors import ShcFormatError
 
-__all__ = ["tiles"]
+__all__ = ["tile_options", "tiles"]
+
+_TILE_OPTIONS = [
+    click.option("--tile-size", type=click.IntRange(16, 4096), default=254, show_default=True,
+                 help="Tile side in pixels."),
+    click.option("--overlap", type=click.IntRange(0, 16), default=1, show_default=True,
+                 help="Pixels shared by neighbours."),
+    click.option("--format", "fmt", type=click.Choice(["jpg", "png"]), default=None,
+                 help="Tile format [default: png for images with alpha, else jpg]."),
+    click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True,
+                 help="JPEG tile quality."),
+]
+
+
+def tile_options(command):
+    """The pyramid's options, ``tile_size``, ``overlap``, ``fmt`` and ``quality`` (``shc tiles`` and
+    ``shc serve``)."""
+    for option in reversed(_TILE_OPTIONS):
+        command = option(command)
+    return command
 
 
 @click.command()
 @click.argument("input_path", metavar="IN")
 @click.option("-o", "--output", required=True, metavar="DIR",
               help="Folder to create (index.html, image.dzi, tiles).")
-@click.option("--tile-size", type=click.IntRange(16, 4096), default=254, show_default=True,
-              help="Tile side in pixels.")
-@click.option("--overlap", type=click.IntRange(0, 16), default=1, show_default=True,
-              help="Pixels shared by neighbours.")
-@click.option("--format", "fmt", type=click.Choice(["jpg", "png"]), default=None,
-              help="Tile format [default: png for images with alpha, else jpg].")
-@click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG tile quality.")
+@tile_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--force", "-f", is_flag=True, help="Replace DIR if it exists.")
 def tiles(input_path, output, tile_size, overlap, fmt, quality, as_json, force) -> None:

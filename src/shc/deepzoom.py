@@ -13,6 +13,7 @@ overlap, format, size), ``image_files/<level>/<column>_<row>.<format>``, where l
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
@@ -28,7 +29,10 @@ from shc.format.container import read_file
 from shc.format.decoder import Synthesis
 from shc.format.entropy import file_latents
 
-__all__ = ["DeepZoomLevel", "deep_zoom_levels", "tile_boxes", "write_deep_zoom"]
+__all__ = [
+    "DeepZoomLevel", "deep_zoom_levels", "encode_tile", "tile_box", "tile_boxes", "tile_format", "tile_grid",
+    "viewer_page", "write_deep_zoom",
+]
 
 VIEWER = Path(__file__).parent / "viewer" / "openseadragon"
 """OpenSeadragon's script, images and licence (scripts/vendor_openseadragon.sh copies them from npm)."""
@@ -54,13 +58,25 @@ def tile_boxes(
 ) -> Iterator[tuple[int, int, tuple[int, int, int, int]]]:
     """``(column, row, (left, top, right, bottom))`` of every tile of ``level``: ``tile_size`` pixels plus
     ``overlap`` on each side that has a neighbour, clipped to the level."""
-    for row in range(-(-level.height // tile_size)):
-        for column in range(-(-level.width // tile_size)):
-            left = max(0, column * tile_size - overlap)
-            top = max(0, row * tile_size - overlap)
-            right = min(level.width, (column + 1) * tile_size + overlap)
-            bottom = min(level.height, (row + 1) * tile_size + overlap)
-            yield column, row, (left, top, right, bottom)
+    columns, rows = tile_grid(level, tile_size)
+    for row in range(rows):
+        for column in range(columns):
+            yield column, row, tile_box(level, column, row, tile_size, overlap)
+
+
+def tile_grid(level: DeepZoomLevel, tile_size: int) -> tuple[int, int]:
+    """``(columns, rows)``: how many tiles ``level`` has across and down."""
+    return -(-level.width // tile_size), -(-level.height // tile_size)
+
+
+def tile_box(level: DeepZoomLevel, column: int, row: int, tile_size: int, overlap: int) -> tuple[int, int, int, int]:
+    """``(left, top, right, bottom)`` of one tile of ``level`` (see :func:`tile_boxes`); the caller checks that
+    ``(column, row)`` is inside :func:`tile_grid`."""
+    left = max(0, column * tile_size - overlap)
+    top = max(0, row * tile_size - overlap)
+    right = min(level.width, (column + 1) * tile_size + overlap)
+    bottom = min(level.height, (row + 1) * tile_size + overlap)
+    return left, top, right, bottom
 
 
 def _dzi_xml(width: int, height: int, tile_size: int, overlap: int, fmt: str) -> str:
@@ -73,21 +89,28 @@ def _index_html(width: int, height: int, tile_size: int, overlap: int, fmt: str,
     # from a page opened as file://, but they do load its tiles as images.
     source = {"Image": {"xmlns": DZI_NAMESPACE, "Url": "image_files/", "Format": fmt, "Overlap": str(overlap),
                         "TileSize": str(tile_size), "Size": {"Width": str(width), "Height": str(height)}}}
+    return viewer_page(source, title)
+
+
+def viewer_page(tile_sources: dict | str, title: str) -> str:
+    """The OpenSeadragon page: ``tile_sources`` is an inline DZI description or the URL of a ``.dzi`` file;
+    the viewer's files are expected at ``openseadragon/`` next to the page, and the viewer is ``window.viewer``
+    (for scripts: scripts/deepzoom/screenshot.mjs waits on it)."""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>{title}</title>
+<title>{html.escape(title)}</title>
 <style>html, body {{ margin: 0; height: 100%; background: #222; }} #viewer {{ width: 100%; height: 100%; }}</style>
 <script src="openseadragon/openseadragon.min.js"></script>
 </head>
 <body>
 <div id="viewer"></div>
 <script>
-OpenSeadragon({{
+window.viewer = OpenSeadragon({{
   id: "viewer",
   prefixUrl: "openseadragon/images/",
-  tileSources: {json.dumps(source)},
+  tileSources: {json.dumps(tile_sources)},
   showNavigator: true,
   maxZoomPixelRatio: 2
 }});
@@ -95,6 +118,30 @@ OpenSeadragon({{
 </body>
 </html>
 """
+
+
+def tile_format(channels: int, fmt: str | None = None) -> str:
+    """The tile format: ``fmt`` checked (``jpg`` or ``png``; ValueError for JPEG with alpha), or by default
+    png for images with alpha (``channels == 4``), else jpg."""
+    fmt = fmt or ("png" if channels == 4 else "jpg")
+    if fmt not in ("jpg", "png"):
+        msg = f"tile format must be jpg or png, got {fmt!r}"
+        raise ValueError(msg)
+    if fmt == "jpg" and channels == 4:
+        msg = "JPEG tiles cannot hold alpha: use png"
+        raise ValueError(msg)
+    return fmt
+
+
+def encode_tile(pixels: np.ndarray, fmt: str, quality: int = 90, icc_profile: bytes | None = None) -> bytes:
+    """One tile's file: uint8 ``(rows, columns, 3 or 4)`` pixels as JPEG (``quality``) or PNG (fast zlib
+    level 1), with the image's ICC profile, so that a tile shows the colours the decoder's PNG would."""
+    save = {"jpg": {"format": "JPEG", "quality": quality}, "png": {"format": "PNG", "compress_level": 1}}[fmt]
+    if icc_profile:
+        save["icc_profile"] = icc_profile
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels), "RGBA" if pixels.shape[2] == 4 else "RGB").save(buffer, **save)
+    return buffer.getvalue()
 
 
 def write_deep_zoom(
@@ -108,16 +155,7 @@ def write_deep_zoom(
     synthesis = Synthesis(parsed, file_latents(parsed))
     width, height = parsed.header.width, parsed.header.height
     channels = parsed.header.config.channels
-    fmt = fmt or ("png" if channels == 4 else "jpg")
-    if fmt not in ("jpg", "png"):
-        msg = f"tile format must be jpg or png, got {fmt!r}"
-        raise ValueError(msg)
-    if fmt == "jpg" and channels == 4:
-        msg = "JPEG tiles cannot hold alpha: use png"
-        raise ValueError(msg)
-    save = {"jpg": {"format": "JPEG", "quality": quality}, "png": {"format": "PNG", "compress_level": 1}}[fmt]
-    if parsed.icc_profile:
-        save["icc_profile"] = parsed.icc_profile
+    fmt = tile_format(channels, fmt)
     levels = deep_zoom_levels(width, height)
     tiles = 0
     for level in levels:
@@ -125,9 +163,8 @@ def write_deep_zoom(
         folder.mkdir(parents=True)
         for column, row, box in tile_boxes(level, tile_size, overlap):
             pixels = synthesis.render(level.width, level.height, box)
-            buffer = io.BytesIO()
-            Image.fromarray(np.ascontiguousarray(pixels), "RGBA" if channels == 4 else "RGB").save(buffer, **save)
-            (folder / f"{column}_{row}.{fmt}").write_bytes(buffer.getvalue())
+            tile = encode_tile(pixels, fmt, quality, parsed.icc_profile)
+            (folder / f"{column}_{row}.{fmt}").write_bytes(tile)
             tiles += 1
     (out_dir / "image.dzi").write_text(_dzi_xml(width, height, tile_size, overlap, fmt))
     (out_dir / "index.html").write_text(_index_html(width, height, tile_size, overlap, fmt, title))
