@@ -1,5 +1,5 @@
-"""The ``shc`` command: encode, decode, info, inspect, tiles, bench — each in its own module, imported only
-when that command runs (``shc decode`` never imports the encoder's or the benchmark's modules).
+"""The ``shc`` command: encode, decode, info, inspect, tiles, serve, bench — each in its own module, imported
+only when that command runs (``shc decode`` never imports the encoder's or the benchmark's modules).
 
 Exit codes: 0 success, 1 usage error (bad option, existing output without --force), 2 bad input
 (unreadable image, malformed .shc file; in a batch: some file failed), 130 interrupted. Errors are one
@@ -22,6 +22,7 @@ COMMANDS = {
     "info": ("shc.cli.info_cmd", "info"),
     "inspect": ("shc.cli.inspect_cmd", "inspect"),
     "tiles": ("shc.cli.tiles_cmd", "tiles"),
+    "serve": ("shc.cli.serve_cmd", "serve"),
     "bench": ("shc.cli.bench", "bench"),
 }
 """Subcommand name -> (module, attribute): loaded on first use, so each command pays only for its imports."""
@@ -70,6 +71,7 @@ def cli() -> None:
     shc info photo.shc                         # header and bits per section
     shc inspect photo.shc -o levels.png        # bits and feature map of every grid level
     shc tiles big.shc -o big/                  # Deep Zoom pyramid + offline viewer (big/index.html)
+    shc serve big.shc                          # the same viewer over HTTP, tiles rendered on request
     shc encode *.png --out-dir shc/            # many files in one process (--json, --skip-existing)
     """
 

@@ -30,8 +30,8 @@ from shc.format.decoder import Synthesis
 from shc.format.entropy import file_latents
 
 __all__ = [
-    "DeepZoomLevel", "deep_zoom_levels", "encode_tile", "tile_box", "tile_boxes", "tile_format", "tile_grid",
-    "viewer_page", "write_deep_zoom",
+    "DeepZoomLevel", "deep_zoom_levels", "dzi_xml", "encode_tile", "tile_box", "tile_boxes", "tile_format",
+    "tile_grid", "viewer_page", "write_deep_zoom",
 ]
 
 VIEWER = Path(__file__).parent / "viewer" / "openseadragon"
@@ -79,7 +79,8 @@ def tile_box(level: DeepZoomLevel, column: int, row: int, tile_size: int, overla
     return left, top, right, bottom
 
 
-def _dzi_xml(width: int, height: int, tile_size: int, overlap: int, fmt: str) -> str:
+def dzi_xml(width: int, height: int, tile_size: int, overlap: int, fmt: str) -> str:
+    """The ``.dzi`` file: the Deep Zoom XML that names the tile size, overlap, format and full size."""
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Image xmlns="{DZI_NAMESPACE}" Format="{fmt}" '
             f'Overlap="{overlap}" TileSize="{tile_size}">\n  <Size Width="{width}" Height="{height}"/>\n</Image>\n')
 
@@ -166,7 +167,7 @@ def write_deep_zoom(
             tile = encode_tile(pixels, fmt, quality, parsed.icc_profile)
             (folder / f"{column}_{row}.{fmt}").write_bytes(tile)
             tiles += 1
-    (out_dir / "image.dzi").write_text(_dzi_xml(width, height, tile_size, overlap, fmt))
+    (out_dir / "image.dzi").write_text(dzi_xml(width, height, tile_size, overlap, fmt))
     (out_dir / "index.html").write_text(_index_html(width, height, tile_size, overlap, fmt, title))
     shutil.copytree(VIEWER, out_dir / "openseadragon")
     return {"width": width, "height": height, "levels": len(levels), "tiles": tiles, "format": fmt,
