@@ -40,7 +40,20 @@ def prefix_psnr(data: bytes, pixels: np.ndarray, levels: int) -> float:
     return psnr_from_mse(float(np.mean((decoded[..., :3].astype(np.float64) - pixels[..., :3]) ** 2)))
 
 
-def measure(path: Path, quality: float, fraction: float) -> dict:
+def preview_psnr(data: bytes, divisor: int) -> tuple[int, float]:
+    """A reduced rendering (1/``divisor`` of the size) from the prefix of levels that size needs (what Pillow's
+    draft reads), against the rendering of the whole file at that size: (levels used, PSNR in dB)."""
+    from shc.format.reader import ShcReader, preview_levels
+
+    reader = ShcReader(data)
+    width, height = max(1, reader.header.width // divisor), max(1, reader.header.height // divisor)
+    levels = preview_levels(reader.header, width, height)
+    prefix = reader.synthesis(width, height, levels=levels).render(width, height)
+    whole = ShcReader(data).synthesis().render(width, height)
+    return levels, psnr_from_mse(float(np.mean((prefix.astype(np.float64) - whole) ** 2)))
+
+
+def measure(path: Path, quality: float, fraction: float, keep: Path | None = None) -> dict:
     source = load_image(path, strip=True)
     height, width, _ = source.pixels.shape
     settings = dataclasses.replace(settings_for_image(settings_for("default", quality), width, height),
@@ -50,6 +63,12 @@ def measure(path: Path, quality: float, fraction: float) -> dict:
            "bpp": result.bpp, "psnr_db": round(result.psnr_db, 4), "seconds": round(result.encode_seconds, 1)}
     for levels in PREFIXES:
         row[f"psnr_prefix{levels}_db"] = round(prefix_psnr(result.data, source.pixels, levels), 3)
+    for divisor in (4, 8):
+        levels, psnr = preview_psnr(result.data, divisor)
+        row[f"preview_1_{divisor}"] = {"levels": levels, "psnr_vs_whole_db": round(psnr, 3)}
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / f"{path.stem}_q{quality:g}_f{fraction:g}.shc").write_bytes(result.data)
     return row
 
 
@@ -86,6 +105,8 @@ def main() -> None:
     parser.add_argument("--images", default="kodim01,kodim02,kodim05,kodim13,kodim15,kodim19,kodim21,kodim23")
     parser.add_argument("--qualities", default="3,1,5")
     parser.add_argument("--fraction", type=float, default=0.125)
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a prefix.jsonl whose prefix_fraction 0 rows serve as the baseline (this run encodes --fraction only)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
@@ -95,18 +116,21 @@ def main() -> None:
     log = args.out / "prefix.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     done = {(r["image"], r["quality"], r["prefix_fraction"]) for r in rows}
+    arms = (0.0, args.fraction) if args.baseline is None else (args.fraction,)
     for quality in (float(q) for q in args.qualities.split(",")):
         for name in args.images.split(","):
-            for fraction in (0.0, args.fraction):
+            for fraction in arms:
                 if (name, quality, fraction) in done:
                     continue
-                row = measure(args.images_dir / f"{name}.png", quality, fraction)
+                row = measure(args.images_dir / f"{name}.png", quality, fraction, args.out / "files")
                 row["machine"] = f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
                 print(json.dumps(row), flush=True)
                 with log.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
                 rows.append(row)
-                (args.out / "prefix.md").write_text(report(rows, args.fraction))
+                base = [] if args.baseline is None else [json.loads(line) for line in args.baseline.read_text().splitlines()]
+                (args.out / "prefix.md").write_text(report(rows + [r for r in base if r["prefix_fraction"] == 0.0],
+                                                           args.fraction))
 
 
 if __name__ == "__main__":

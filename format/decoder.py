@@ -77,11 +77,13 @@ class Synthesis:
     """Renders the continuous image that a parsed file describes, at any resolution (float32 numpy)."""
 
     def __init__(
-        self, shc_file: ShcFile, latents: list[np.ndarray], known_rows: list[np.ndarray | None] | None = None
+        self, shc_file: ShcFile, latents: list[np.ndarray], known_rows: list[np.ndarray | None] | None = None,
+        levels: int | None = None,
     ) -> None:
         """``shc_file``: a parsed file (only its header and weights are used), ``latents``: per level.
         ``known_rows``: per level, the rows a partial decode filled (None: all); a region renders from those
-        only, so the others' features are never computed (nor their memory touched)."""
+        only, so the others' features are never computed (nor their memory touched). ``levels``: render
+        from the first ``levels`` levels, the others' latents taken as 0 (SPEC §6)."""
         self.header = shc_file.header
         self.layout = self.header.layout
         params: dict[str, np.ndarray] = {}
@@ -97,7 +99,10 @@ class Synthesis:
         self.feature_tables_t = []  # per level (F, rows): channels first, like everything after it
         for index, lat in enumerate(latents):
             rows = None if known_rows is None else known_rows[index]
-            if rows is None:
+            if levels is not None and index >= levels:
+                # a level outside the prefix: zero latents, whose features are the bias (w * 0 + b), read-only
+                self.feature_tables_t.append(np.broadcast_to(dec_b[:, None], (dec_b.size, lat.shape[0])))
+            elif rows is None:
                 self.feature_tables_t.append(_feature_table(dec_w, dec_b, lat))
             else:
                 table = np.zeros((dec_w.shape[0], lat.shape[0]), dtype=np.float32)  # pages untouched stay unmapped

@@ -136,8 +136,9 @@ def level_stats(shc_file: ShcFile, latents: list[np.ndarray]) -> list[LevelStats
 
 
 def latent_payload_bytes(shc_file: ShcFile) -> int:
-    """Bytes of the LATN payload, framing excluded: what :func:`level_bits` sums to, up to the coder's flush."""
-    return shc_file.section_bytes["latents"] - C.SECTION_FRAME_BYTES
+    """Bytes of the coded latents, without LATN's framing and (version 7) its segment index: what
+    :func:`level_bits` sums to, up to each segment coder's flush."""
+    return sum(int(values.nbytes) for values in shc_file.latent_segments)
 
 
 def file_num_bytes(shc_file: ShcFile) -> int:

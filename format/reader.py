@@ -195,4 +195,4 @@ class ShcReader:
                     known[piece.level.index].append(piece.level.piece_rows(piece.chunk))
         rows = [None if parts is None else np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
                 for parts in known]
-        return Synthesis(self.file, self.latents(needed, levels), rows)
+        return Synthesis(self.file, self.latents(needed, levels), rows, levels)

@@ -104,9 +104,6 @@ def test_latent_payload_bytes_of_a_version_6_file_are_its_latn_payload() -> None
     assert latent_payload_bytes(parsed) == segment_bytes(parsed) == parsed.section_bytes["latents"] - 12
 
 
-@pytest.mark.xfail(strict=True, reason="format/inspect.py latent_payload_bytes still counts the version-7 LATN "
-                   "index (8 bytes per segment) with the coded latents (reported; the assertion is the documented "
-                   "behaviour: what level_bits sums to, up to each coder's flush)")
 def test_latent_payload_bytes_of_a_version_7_file_are_its_segments() -> None:
     _, parsed, _ = parse(PARROT)
     assert latent_payload_bytes(parsed) == segment_bytes(parsed)
