@@ -94,6 +94,7 @@ class Synthesis:
             params[name] = flat[offset : offset + count].reshape(shape)
             offset += count
         dec_w, dec_b = params["latent_decoder.weight"], params["latent_decoder.bias"]
+        self.latent_decoder = (dec_w, dec_b)
         # The latent decoder is linear, so it is applied once per stored row rather than per pixel.
         # The bias is added in place: a temporary copy would double the peak memory of large tables.
         self.feature_tables_t = []  # per level (F, rows): channels first, like everything after it
@@ -103,10 +104,10 @@ class Synthesis:
                 # a level outside the prefix: zero latents, whose features are the bias (w * 0 + b), read-only
                 self.feature_tables_t.append(np.broadcast_to(dec_b[:, None], (dec_b.size, lat.shape[0])))
             elif rows is None:
-                self.feature_tables_t.append(_feature_table(dec_w, dec_b, lat))
+                self.feature_tables_t.append(feature_table(dec_w, dec_b, lat))
             else:
                 table = np.zeros((dec_w.shape[0], lat.shape[0]), dtype=np.float32)  # pages untouched stay unmapped
-                table[:, rows] = _feature_table(dec_w, dec_b, lat[rows])
+                table[:, rows] = feature_table(dec_w, dec_b, lat[rows])
                 self.feature_tables_t.append(table)
         num_layers = (len(params) - 2) // 2
         self.layers = [(params[f"mlp.{k}.weight"], params[f"mlp.{k}.bias"][:, None]) for k in range(num_layers)]
@@ -243,7 +244,7 @@ class Synthesis:
             yield y0, strip
 
 
-def _feature_table(dec_w: np.ndarray, dec_b: np.ndarray, lat: np.ndarray) -> np.ndarray:
+def feature_table(dec_w: np.ndarray, dec_b: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """The latent decoder on stored rows: ``(F, rows)`` float32 (SPEC §7 step 2)."""
     if lat.shape[1] == 1:  # D = 1: one product per value, as the matrix product computes it, ~10x faster
         table = dec_w[:, :1] * lat[:, 0].astype(np.float32)[None, :]

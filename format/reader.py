@@ -30,7 +30,7 @@ from shc.format.errors import ShcFormatError
 from shc.format.grid import axis_taps
 from shc.format.layout import LatentLayout
 
-__all__ = ["ShcReader", "preview_levels", "region_segments"]
+__all__ = ["RegionRenderer", "ShcReader", "preview_levels", "region_segments"]
 
 PREVIEW_CELLS_PER_PIXEL = 2
 """A preview keeps the levels with at most this many cells per output pixel along each axis: finer ones
@@ -196,3 +196,56 @@ class ShcReader:
         rows = [None if parts is None else np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
                 for parts in known]
         return Synthesis(self.file, self.latents(needed, levels), rows, levels)
+
+
+class RegionRenderer:
+    """Renders any number of regions of one file (a tile server, a viewer), decoding each segment once: the
+    whole levels when it opens, a chunk of a large level the first time a region needs it. ``render`` may
+    be called from several threads.
+
+    Memory grows with what has been looked at: the latents and features of the chunks decoded so far (the
+    rest of a large table is allocated but never touched).
+    """
+
+    def __init__(self, reader: ShcReader) -> None:
+        import threading
+
+        from shc.format.decoder import Synthesis
+
+        self.reader = reader
+        self.header = reader.header
+        layout = self.header.layout
+        whole = [segment.index for segment in layout.segments if all(p.chunk is None for p in segment.pieces)]
+        self._latents = reader.latents(whole)
+        known = [None if level.chunking is None else np.zeros(0, dtype=np.int64) for level in layout.levels]
+        self._synthesis = Synthesis(reader.file, self._latents, known)
+        self._decoded = set(whole)
+        self._lock = threading.Lock()
+
+    @property
+    def segments_decoded(self) -> int:
+        return len(self._decoded)
+
+    def _decode(self, segments: list[int]) -> None:
+        from shc.format.decoder import feature_table
+
+        with self._lock:
+            new = [k for k in segments if k not in self._decoded]
+            if not new:
+                return
+            latents = self.reader.latents(new)
+            dec_w, dec_b = self._synthesis.latent_decoder
+            for k in new:
+                for piece in self.header.layout.segments[k].pieces:
+                    level, rows = piece.level.index, piece.level.piece_rows(piece.chunk)
+                    self._latents[level][rows] = latents[level][rows]
+                    self._synthesis.feature_tables_t[level][:, rows] = feature_table(dec_w, dec_b, latents[level][rows])
+                self._decoded.add(k)
+
+    def render(self, width: int, height: int, box: tuple[int, int, int, int]) -> np.ndarray:
+        """uint8 ``(bottom - top, right - left, channels)``: ``box = (left, top, right, bottom)`` of the image
+        rendered at ``width x height`` (the pixels of a full decode)."""
+        layout = self.header.layout
+        self._decode(region_segments(layout, width, height, box, None, self.header.config.interpolation))
+        with np.errstate(over="ignore", invalid="ignore"):  # overflowing weights: see decoder.to_uint8
+            return self._synthesis.render(width, height, box)

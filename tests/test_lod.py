@@ -138,3 +138,23 @@ def test_preview_levels() -> None:
     assert preview_levels(header, 600, 500) == 4  # 1100 cells <= 2 x 600
     assert preview_levels(header, 300, 250) == 3
     assert preview_levels(header, 5, 4) == 1  # never fewer than one level
+
+
+def test_region_renderer_decodes_each_chunk_once_and_renders_the_full_decodes_pixels() -> None:
+    """The tile server's renderer: the whole levels on opening, a chunk when a region first needs it; every
+    region equal to the same box of a full decode, at the native size and at a pyramid level's."""
+    from shc.format.reader import RegionRenderer
+
+    data = _chunked_file()
+    renderer = RegionRenderer(ShcReader(data))
+    assert renderer.segments_decoded == 1  # the segment of the two whole levels
+    full = decode_bytes(data)
+    seen = []
+    for box in [(0, 0, 254, 254), (100, 100, 300, 300), (500, 400, 760, 660), (946, 746, 1200, 1000)]:
+        left, top, right, bottom = box
+        np.testing.assert_array_equal(renderer.render(1200, 1000, box), full[top:bottom, left:right])
+        seen.append(renderer.segments_decoded)
+    assert seen[0] == seen[1] < seen[2] < 11  # (100..300) needs no chunk that (0..254) did not
+    small = decode_bytes(data, size=(150, 125))
+    np.testing.assert_array_equal(renderer.render(150, 125, (0, 0, 150, 125)), small)
+    assert renderer.segments_decoded == 11

@@ -33,9 +33,7 @@ import numpy as np
 from shc.deepzoom import (
     VIEWER, deep_zoom_levels, dzi_xml, encode_tile, tile_box, tile_format, tile_grid, viewer_page,
 )
-from shc.format.container import read_file
-from shc.format.decoder import Synthesis
-from shc.format.entropy import file_latents
+from shc.format.reader import RegionRenderer, ShcReader
 
 __all__ = ["CACHE_TILES", "RENDER_THREADS", "TileRenderer", "TileServer", "make_server"]
 
@@ -50,25 +48,26 @@ results/deepzoom/README.md)."""
 
 class TileRenderer:
     """Everything the server reads from the file: its size, channels and ICC profile, and any region of the
-    image rendered at any level's size. Today it parses the whole file and decodes every latent up front
-    (:class:`shc.format.decoder.Synthesis`); a reader that seeks to the latents a region needs can replace
-    this class's insides without the server noticing. ``render`` may be called from several threads.
+    image rendered at any level's size. It reads the file's front and its whole (coarse) levels on opening,
+    then each chunk of a large level the first time a tile needs it (:class:`shc.format.reader.RegionRenderer`):
+    the first screen of a gigapixel file costs what its tiles cost. ``render`` may be called from several
+    threads.
 
     Raises :class:`shc.ShcFormatError` for a malformed file, OSError for an unreadable one.
     """
 
     def __init__(self, path: str | Path) -> None:
-        parsed = read_file(Path(path).read_bytes())
-        self._synthesis = Synthesis(parsed, file_latents(parsed))
-        self.width: int = parsed.header.width
-        self.height: int = parsed.header.height
-        self.channels: int = parsed.header.config.channels
-        self.icc_profile: bytes | None = parsed.icc_profile
+        self._regions = RegionRenderer(ShcReader(Path(path)))
+        header = self._regions.header
+        self.width: int = header.width
+        self.height: int = header.height
+        self.channels: int = header.config.channels
+        self.icc_profile: bytes | None = self._regions.reader.icc_profile
 
     def render(self, level_width: int, level_height: int, box: tuple[int, int, int, int]) -> np.ndarray:
         """uint8 ``(bottom - top, right - left, channels)``: the region ``box = (left, top, right, bottom)`` of
         the image rendered at ``level_width x level_height``."""
-        return self._synthesis.render(level_width, level_height, box)
+        return self._regions.render(level_width, level_height, box)
 
 
 class _TileCache:
