@@ -121,10 +121,10 @@ def test_pillow_draft_renders_from_the_prefix_it_needs() -> None:
     data = _chunked_file()
     header = read_file(data).header
     with Image.open(io.BytesIO(data)) as im:
-        im.draft("RGB", (150, 125))
+        im.draft("RGB", (75, 62))
         im.load()
         levels = preview_levels(header, *im.size)
-        assert im.size == (150, 125) and levels == 2  # the 400 x 350 cells level is too fine for 150 px
+        assert im.size == (75, 63) and levels == 2  # the 400 x 350 cells level is too fine for 75 px
         assert im.info["shc_levels"] == levels and im.info["shc_bytes_read"] < len(data) // 10
         np.testing.assert_array_equal(np.asarray(im), decode_bytes(data, size=im.size, levels=levels))
     with Image.open(io.BytesIO(data)) as im:
@@ -135,8 +135,9 @@ def test_pillow_draft_renders_from_the_prefix_it_needs() -> None:
 def test_preview_levels() -> None:
     header = read_file(_chunked_file()).header
     assert preview_levels(header, 1200, 1000) == 4
-    assert preview_levels(header, 600, 500) == 4  # 1100 cells <= 2 x 600
-    assert preview_levels(header, 300, 250) == 3
+    assert preview_levels(header, 300, 250) == 4  # 1100 x 900 cells <= 4 x (300 x 250)
+    assert preview_levels(header, 150, 125) == 3
+    assert preview_levels(header, 75, 62) == 2
     assert preview_levels(header, 5, 4) == 1  # never fewer than one level
 
 
