@@ -58,10 +58,12 @@ class EncoderSettings:
     """Learning rates decay (cosine) to this fraction of their start by the last step."""
     batch_pixels: int = 1 << 14
     """Pixels per training step: a fresh random subset of columns x rows of larger images at each step."""
-    prefix_fraction: float = 0.0
+    prefix_fraction: float = 1 / 32
     """Share of each batch's pixels rendered from a random prefix of the levels (the coarser 1 .. L-1, the
     others' latents taken as 0, as a level-of-detail preview decodes them: SPEC §6, ``shc decode --levels``),
-    so that the network learns to render well from any prefix of the file; 0: full renders only."""
+    so that the network learns to render from any prefix of the file; 0: full renders only. 1/32 costs
+    +0.30 % BD-rate on eight Kodak images (q1-q5) and lifts prefix renders by 0.5-1.3 dB (3 levels: up to
+    4.9 dB); 1/8 cost +3.3 % (results/lod/)."""
     eval_every: int = 100
     """Steps between hard-quantized rate-distortion evaluations that pick the state to keep."""
     score_pixels: int = 1 << 20

@@ -256,7 +256,7 @@ _SETTINGS_DEFAULTS = {
     "interpolation": 1,  # version 4: the cubic B-spline (the paper preset keeps bilinear)
     "score_pixels": 1048576,  # 0.6.0: larger images are scored on a 1 M-pixel sample (Kodak photos whole)
     "context_width": 8, "context_fit_steps": 400,  # 0.7.0: a context network fitted after training (§5a)
-    "prefix_fraction": 0.0,  # format version 7: share of batches rendered from a prefix of the levels (off)
+    "prefix_fraction": 1 / 32,  # format version 7: share of batch pixels rendered from a prefix of the levels
 }
 _FAST = {"steps": 800, "eval_every": 40}
 _PAPER = {"num_levels": 16, "num_groups": 16, "max_res_scale": 1.0, "steps": 60000, "batch_pixels": 4194304,
