@@ -54,6 +54,7 @@ def _psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
 def _classic(rgb: np.ndarray, codec: str, quality: int) -> tuple[int, float, float]:
     from PIL import Image
 
+    Image.MAX_IMAGE_PIXELS = None  # our own photo, re-read after encoding (200 MP is above Pillow's bomb limit)
     options = {"jpeg": {"format": "JPEG", "quality": quality, "optimize": True},
                "webp": {"format": "WEBP", "quality": quality, "method": 4},
                "avif": {"format": "AVIF", "quality": quality, "speed": 8}}[codec]
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps instead of the preset's")
     parser.add_argument("--keep", action="store_true", help="copy each .shc into the output folder")
     parser.add_argument("--skip-full-decode", action="store_true", help="no streamed decode of the whole image")
+    parser.add_argument("--classic-only", action="store_true", help="only the classic codecs (shc already measured)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "large.csv"
@@ -98,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
             height, width = rgb.shape[:2]
             pixels = width * height
             encoded = Path(tmp) / f"{image.stem}.shc"
+            if args.classic_only:
+                _classic_rows(args, image, rgb, record)
+                continue
             steps = ["--steps", str(args.steps)] if args.steps else []
             seconds, rss, out = _timed([*shc, "encode", str(image), "-o", str(encoded), "-q", args.quality, "--json",
                                         "--preset", args.preset, "--quiet", "--max-pixels", str(1 << 30), "--force",
@@ -140,15 +145,20 @@ def main(argv: list[str] | None = None) -> None:
                         "bytes": (Path(tmp) / "full.png").stat().st_size, "bpp": "", "psnr_db": "", "seconds": seconds,
                         "peak_rss_mb": round(rss), "note": "whole process"})
                 (Path(tmp) / "full.png").unlink()
-            for pair in filter(None, args.classic.split(",")):
-                codec, quality = pair.split(":")
-                if codec == "webp" and max(width, height) > 16383:
-                    continue
-                num_bytes, seconds, psnr = _classic(rgb, codec, int(quality))
-                record({"image": image.name, "pixels": pixels, "codec": codec, "setting": f"q{quality}",
-                        "bytes": num_bytes, "bpp": round(num_bytes * 8 / pixels, 5), "psnr_db": round(psnr, 3),
-                        "seconds": round(seconds, 2), "peak_rss_mb": "", "note": "Pillow, in process"})
+            _classic_rows(args, image, rgb, record)
             del rgb
+
+
+def _classic_rows(args, image: Path, rgb: np.ndarray, record) -> None:
+    height, width = rgb.shape[:2]
+    for pair in filter(None, args.classic.split(",")):
+        codec, quality = pair.split(":")
+        if codec == "webp" and max(width, height) > 16383:
+            continue
+        num_bytes, seconds, psnr = _classic(rgb, codec, int(quality))
+        record({"image": image.name, "pixels": width * height, "codec": codec, "setting": f"q{quality}",
+                "bytes": num_bytes, "bpp": round(num_bytes * 8 / (width * height), 5), "psnr_db": round(psnr, 3),
+                "seconds": round(seconds, 2), "peak_rss_mb": "", "note": "Pillow, in process"})
 
 
 if __name__ == "__main__":

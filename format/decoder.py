@@ -10,6 +10,7 @@ the output resolution beyond the image itself.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,6 +112,15 @@ class Synthesis:
                 self.feature_tables_t.append(table)
         num_layers = (len(params) - 2) // 2
         self.layers = [(params[f"mlp.{k}.weight"], params[f"mlp.{k}.bias"][:, None]) for k in range(num_layers)]
+
+    def prefix(self, levels: int) -> Synthesis:
+        """This synthesis from its first ``levels`` levels only (SPEC §6: the others' latents 0, so their
+        features are the latent decoder's bias); shares the tables, copies nothing large."""
+        view = copy.copy(self)
+        bias = self.latent_decoder[1][:, None]
+        view.feature_tables_t = [table if index < levels else np.broadcast_to(bias, table.shape)
+                                 for index, table in enumerate(self.feature_tables_t)]
+        return view
 
     def features(self, width: int, height: int, columns: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Concatenated level features ``(num_levels * feat_dim, n)`` (channels first) of the ``n`` pixels

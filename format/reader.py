@@ -244,10 +244,16 @@ class RegionRenderer:
                     self._synthesis.feature_tables_t[level][:, rows] = feature_table(dec_w, dec_b, latents[level][rows])
                 self._decoded.add(k)
 
-    def render(self, width: int, height: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    def render(
+        self, width: int, height: int, box: tuple[int, int, int, int], levels: int | None = None
+    ) -> np.ndarray:
         """uint8 ``(bottom - top, right - left, channels)``: ``box = (left, top, right, bottom)`` of the image
-        rendered at ``width x height`` (the pixels of a full decode)."""
+        rendered at ``width x height`` (the pixels of a full decode), or from its first ``levels`` levels
+        (what ``ShcReader.synthesis(levels=...)`` renders), decoding only the chunks of those."""
         layout = self.header.layout
-        self._decode(region_segments(layout, width, height, box, None, self.header.config.interpolation))
+        if levels is not None and levels >= len(layout.levels):
+            levels = None
+        self._decode(region_segments(layout, width, height, box, levels, self.header.config.interpolation))
+        synthesis = self._synthesis if levels is None else self._synthesis.prefix(levels)
         with np.errstate(over="ignore", invalid="ignore"):  # overflowing weights: see decoder.to_uint8
-            return self._synthesis.render(width, height, box)
+            return synthesis.render(width, height, box)

@@ -18,6 +18,7 @@ from shc.deepzoom import DZI_NAMESPACE, deep_zoom_levels, tile_boxes, write_deep
 from shc.format.container import read_file
 from shc.format.decoder import Synthesis
 from shc.format.entropy import file_latents
+from shc.format.reader import preview_levels
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "parrot_128x96_q3.shc"
@@ -60,7 +61,8 @@ def test_every_tile_is_the_native_rendering_of_its_region(tmp_path, path, fmt):
     width, height = parsed.header.width, parsed.header.height
     count = 0
     for level in deep_zoom_levels(width, height):
-        native = synthesis.render(level.width, level.height)
+        # a reduced level is the rendering from the prefix of grid levels its size needs (SPEC §6)
+        native = synthesis.prefix(preview_levels(parsed.header, level.width, level.height)).render(level.width, level.height)
         for column, row, (left, top, right, bottom) in tile_boxes(level, 32, 2):
             with Image.open(out / "image_files" / str(level.index) / f"{column}_{row}.{fmt}") as tile:
                 pixels = np.asarray(tile)

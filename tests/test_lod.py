@@ -159,3 +159,16 @@ def test_region_renderer_decodes_each_chunk_once_and_renders_the_full_decodes_pi
     small = decode_bytes(data, size=(150, 125))
     np.testing.assert_array_equal(renderer.render(150, 125, (0, 0, 150, 125)), small)
     assert renderer.segments_decoded == 11
+
+
+def test_a_synthesis_prefix_and_the_region_renderer_render_what_the_readers_prefix_renders() -> None:
+    from shc.format.reader import RegionRenderer
+
+    data = _chunked_file()
+    whole = Synthesis(read_file(data), file_latents(read_file(data)))
+    renderer = RegionRenderer(ShcReader(data))
+    for levels in (1, 2, 3):
+        expected = ShcReader(data).synthesis(300, 250, levels=levels).render(300, 250)
+        np.testing.assert_array_equal(whole.prefix(levels).render(300, 250), expected)
+        np.testing.assert_array_equal(renderer.render(300, 250, (40, 30, 200, 190), levels), expected[30:190, 40:200])
+    assert renderer.segments_decoded < 11  # the chunks of level 3 were never needed

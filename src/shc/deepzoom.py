@@ -28,6 +28,7 @@ from PIL import Image
 from shc.format.container import read_file
 from shc.format.decoder import Synthesis
 from shc.format.entropy import file_latents
+from shc.format.reader import preview_levels
 
 __all__ = [
     "DeepZoomLevel", "deep_zoom_levels", "dzi_xml", "encode_tile", "tile_box", "tile_boxes", "tile_format",
@@ -162,8 +163,10 @@ def write_deep_zoom(
     for level in levels:
         folder = out_dir / "image_files" / str(level.index)
         folder.mkdir(parents=True)
+        # a reduced level renders from the prefix of grid levels its size needs, as `shc serve` does
+        level_synthesis = synthesis.prefix(preview_levels(parsed.header, level.width, level.height))
         for column, row, box in tile_boxes(level, tile_size, overlap):
-            pixels = synthesis.render(level.width, level.height, box)
+            pixels = level_synthesis.render(level.width, level.height, box)
             tile = encode_tile(pixels, fmt, quality, parsed.icc_profile)
             (folder / f"{column}_{row}.{fmt}").write_bytes(tile)
             tiles += 1

@@ -33,7 +33,7 @@ import numpy as np
 from shc.deepzoom import (
     VIEWER, deep_zoom_levels, dzi_xml, encode_tile, tile_box, tile_format, tile_grid, viewer_page,
 )
-from shc.format.reader import RegionRenderer, ShcReader
+from shc.format.reader import RegionRenderer, ShcReader, preview_levels
 
 __all__ = ["CACHE_TILES", "RENDER_THREADS", "TileRenderer", "TileServer", "make_server"]
 
@@ -66,8 +66,10 @@ class TileRenderer:
 
     def render(self, level_width: int, level_height: int, box: tuple[int, int, int, int]) -> np.ndarray:
         """uint8 ``(bottom - top, right - left, channels)``: the region ``box = (left, top, right, bottom)`` of
-        the image rendered at ``level_width x level_height``."""
-        return self._regions.render(level_width, level_height, box)
+        the image rendered at ``level_width x level_height``, from the prefix of grid levels that size needs
+        (:func:`shc.format.reader.preview_levels`, as ``shc tiles``): a zoomed-out view reads no fine chunk."""
+        levels = preview_levels(self._regions.header, level_width, level_height)
+        return self._regions.render(level_width, level_height, box, levels)
 
 
 class _TileCache:
