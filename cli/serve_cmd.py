@@ -54,11 +54,17 @@ def serve(input_path, port, host, tile_size, overlap, fmt, quality, verbose) -> 
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     click.echo(f"Serving {input_path} ({renderer.width}x{renderer.height}, {server.format} tiles) at {server.url}"
                " (Ctrl-C stops)")
+    # the server runs in a thread of its own and the main thread only waits, so a signal never lands inside
+    # the server's loop (or a render): it ends the wait, and shutdown() stops the loop between requests
+    worker = threading.Thread(target=server.serve_forever, name="shc-serve", daemon=True)
+    worker.start()
     try:
-        server.serve_forever()
+        while worker.is_alive():
+            worker.join(0.5)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
     finally:
+        server.shutdown()
         server.server_close()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
