@@ -52,13 +52,15 @@ def serve(input_path, port, host, tile_size, overlap, fmt, quality, verbose) -> 
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:  # `kill PID` stops the server as Ctrl-C does (a script's background job ignores SIGINT)
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    click.echo(f"Serving {input_path} ({renderer.width}x{renderer.height}, {server.format} tiles) at {server.url}"
-               " (Ctrl-C stops)")
+        # a blocked signal mask is inherited from whoever started us (a test runner, a job system): unblock
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     # the server runs in a thread of its own and the main thread only waits, so a signal never lands inside
     # the server's loop (or a render): it ends the wait, and shutdown() stops the loop between requests
     worker = threading.Thread(target=server.serve_forever, name="shc-serve", daemon=True)
     worker.start()
     try:
+        click.echo(f"Serving {input_path} ({renderer.width}x{renderer.height}, {server.format} tiles) at "
+                   f"{server.url} (Ctrl-C stops)")
         while worker.is_alive():
             worker.join(0.5)
     except KeyboardInterrupt:

@@ -281,3 +281,18 @@ def test_the_page_draws_in_headless_chromium(tmp_path):
         assert shot.format == "PNG" and shot.size == (1024, 768)
         pixels = np.asarray(shot.convert("RGB"))
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1000  # the parrot, not a flat page
+
+
+def test_sigterm_stops_the_server_even_when_its_parent_blocked_it():
+    """A signal mask is inherited across exec: a server started by a process that blocks SIGTERM (a test
+    runner, a job system) must still stop on `kill`."""
+    process = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(GOLDEN), "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}))
+    try:
+        assert re.search(r"http://127\.0\.0\.1:\d+/", process.stdout.readline())
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 0 and "stopped" in err
+    finally:
+        process.kill()
