@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
                     from shc.format.reader import preview_levels
 
                     out_w, out_h = (int(v) for v in options[1].split("x"))
-                    header = read_header(encoded.read_bytes()[:4096])
+                    with encoded.open("rb") as handle:  # the header is in the first bytes
+                        header = read_header(handle.read(4096))
                     options = [*options[:3], str(preview_levels(header, out_w, out_h))]
                 walls = []
                 for _ in range(3):

@@ -63,13 +63,11 @@ def file_report(input_path: str) -> dict:
 def _prefix_bytes(parsed) -> list[int]:
     """Bytes of the file up to the end of each level's segments: what ``--levels K`` reads (K = 1 .. L)."""
     layout = parsed.header.layout
-    front = sum(parsed.section_bytes.values()) - sum(values.nbytes for values in parsed.latent_segments)
-    ends, total = [], front
     sizes = [values.nbytes for values in parsed.latent_segments]
-    for count in range(1, len(layout.levels) + 1):
-        needed = layout.segments_for_levels(count)
-        ends.append(front + sum(sizes[: max(needed) + 1]) if needed else total)
-    return ends
+    front = sum(parsed.section_bytes.values()) - sum(sizes)
+    # segments are coarse to fine, so a prefix's segments are the first ones up to its last
+    return [front + sum(sizes[: max(layout.segments_for_levels(count)) + 1])
+            for count in range(1, len(layout.levels) + 1)]
 
 
 def _echo_text(report: dict) -> None:

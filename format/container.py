@@ -729,6 +729,10 @@ class SegmentIndex:
         """The file's length: right after the last segment."""
         return self.offsets[-1] + self.lengths[-1] if self.offsets else 0
 
+    def arrived(self, segment: int, size: int) -> bool:
+        """Whether a file of ``size`` bytes holds all of ``segment`` (one cut short may not)."""
+        return self.offsets[segment] + self.lengths[segment] <= size
+
 
 def _parse_segment_index(payload: bytes, header: Header, start: int) -> SegmentIndex:
     """Version 7's LATN payload: per segment of the layout a u32 length and a u32 CRC-32 (SPEC §6)."""
@@ -759,7 +763,7 @@ def complete_levels(header: Header, index: SegmentIndex, size: int) -> int:
     """How many levels, coarse to fine, a file of ``size`` bytes holds whole (all unless it was cut short)."""
     layout = header.layout
     for count in range(len(layout.levels), 0, -1):
-        if all(index.offsets[k] + index.lengths[k] <= size for k in layout.segments_for_levels(count)):
+        if all(index.arrived(k, size) for k in layout.segments_for_levels(count)):
             return count
     return 0
 
@@ -945,7 +949,7 @@ def read_file(data: bytes) -> ShcFile:
     else:
         raws = []
         for segment, (offset, length) in enumerate(zip(index.offsets, index.lengths)):
-            if offset + length > len(data):
+            if not index.arrived(segment, len(data)):
                 raise truncation_error(front.header, index, len(data))
             raw = data[offset : offset + length]
             check_segment(index, segment, raw)

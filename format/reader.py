@@ -127,16 +127,13 @@ class ShcReader:
     def truncated(self) -> bool:
         return self.size < self.index.end
 
-    def segment_complete(self, segment: int) -> bool:
-        return self.index.offsets[segment] + self.index.lengths[segment] <= self.size
-
     @property
     def complete_levels(self) -> int:
         """How many levels, coarse to fine, a file holds whole (all of them unless it was cut short)."""
         return complete_levels(self.header, self.index, self.size)
 
     def _require(self, segments: Iterable[int]) -> None:
-        if not all(self.segment_complete(k) for k in segments):
+        if not all(self.index.arrived(k, self.size) for k in segments):
             raise truncation_error(self.header, self.index, self.size)
 
     def segment(self, segment: int) -> np.ndarray:
