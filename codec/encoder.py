@@ -100,6 +100,7 @@ def encode_image(
     rate_target: RateTarget | None = None,
     strip: bool = False,
     background: tuple[int, int, int] | None = None,
+    step_hook: Callable[[int, Any, Any], None] | None = None,
 ) -> EncodeResult:
     """Encode ``image`` (path, PIL image, ``(H, W, 3 | 4)`` uint8 array or :class:`shc.images.SourceImage`)
     and check the result by decoding it.
@@ -135,7 +136,7 @@ def encode_image(
     if rate_target is not None and header.range_coded:
         controller = LambdaController(_without_metadata(rate_target, source, width * height), settings.lmbda,
                                       settings.steps)
-    result = train(model, prior, grid, target, settings, progress, seed, controller)
+    result = train(model, prior, grid, target, settings, progress, seed, controller, step_hook)
 
     weight_steps = None
     if header.range_coded:

@@ -31,6 +31,9 @@ class EncoderSettings:
     min_res: int = 16
     max_res_scale: float = 0.5
     """The finest level has ``max_res_scale`` x the long image side in cells (coarser grids, fewer latents)."""
+    square_levels: bool = False
+    """Give both image axes the long side's cell count, as the paper's [0, 1]^2 grids do (more vertices along
+    the short side of a non-square photo); False: cells in proportion to each side."""
     log2_hashmap_size: int = 15
     latent_dim: int = 1
     feat_dim: int = 1
@@ -53,6 +56,9 @@ class EncoderSettings:
     lmbda: float = 8e-3
     lr_latents: float = 2e-2
     lr_network: float = 1e-2
+    """Learning rate of the latent decoder, and of the MLP unless ``lr_mlp`` is set."""
+    lr_mlp: float | None = None
+    """Learning rate of the synthesis MLP when it differs from the latent decoder's (the paper: 1e-3)."""
     lr_prior: float = 1e-2
     lr_final: float = 0.02
     """Learning rates decay (cosine) to this fraction of their start by the last step."""
@@ -138,6 +144,9 @@ class Preset:
     quality_sets_architecture: bool = True
     """Whether the quality level also picks the grid extent (``max_res_scale``) and the MLP width; when
     False it sets only the table size and λ, and the preset keeps its own grid extent and MLP."""
+    quality_sets_table: bool = True
+    """Whether the quality level picks the hash-table size; when False (and ``quality_sets_architecture``
+    False) the quality sets λ only and the preset's grid is fixed, as in the paper's configuration."""
 
 
 # Encode times of each preset on a Kodak photo: results/presets-kodim23/README.md.
@@ -145,11 +154,17 @@ PRESETS: tuple[Preset, ...] = (
     Preset("fast", "tens of seconds per photo on a CPU, for demos and tests",
            EncoderSettings(steps=800, eval_every=40)),
     Preset("default", "minutes per photo on a CPU, smaller files (the one to pick)", EncoderSettings()),
-    # the paper's Kodak settings (appendix): 16 levels, MLP 16 x 2, D = F = 1, 60,000 full-image steps
-    Preset("paper", "the paper's Kodak settings, 60,000 full-image steps (use a GPU)",
-           EncoderSettings(num_levels=16, num_groups=16, max_res_scale=1.0, steps=60000, eval_every=500,
-                           batch_pixels=1 << 22, interpolation=INTERPOLATION_BILINEAR),
-           quality_sets_architecture=False),
+    # The authors' public Kodak configuration (results/paper/README.md says where shc differs): 24 levels of
+    # 2^11 rows (coarse levels dense, the rest hashed), square grids of 16 .. 512 cells per side (512 is 2/3
+    # of Kodak's long side), D = F = 1, MLP 16 x 2, bilinear, Adam with latents 0.01, MLP 1e-3, latent decoder
+    # 0.01, probability model 1e-4, annealing over 0.95 of 60,000 full-image steps, no level-of-detail training.
+    # The quality sets λ only.
+    Preset("paper", "the paper's Kodak configuration, 60,000 full-image steps (hours on a CPU: use a GPU)",
+           EncoderSettings(num_levels=24, num_groups=24, log2_hashmap_size=11, min_res=16, max_res_scale=2 / 3,
+                           square_levels=True, mlp_width=16, mlp_depth=2, steps=60000, eval_every=500,
+                           lr_latents=1e-2, lr_network=1e-2, lr_mlp=1e-3, lr_prior=1e-4,
+                           batch_pixels=1 << 22, interpolation=INTERPOLATION_BILINEAR, prefix_fraction=0.0),
+           quality_sets_architecture=False, quality_sets_table=False),
 )
 
 
@@ -215,7 +230,9 @@ def settings_for(
     knob = quality_level(DEFAULT_QUALITY if quality is None else quality)
     if architecture is not None:
         knob = replace(quality_level(architecture), lmbda=knob.lmbda)
-    settings = replace(chosen.settings, log2_hashmap_size=knob.log2_hashmap_size, lmbda=knob.lmbda)
+    settings = replace(chosen.settings, lmbda=knob.lmbda)
+    if chosen.quality_sets_table:
+        settings = replace(settings, log2_hashmap_size=knob.log2_hashmap_size)
     if chosen.quality_sets_architecture:
         settings = replace(settings, max_res_scale=knob.max_res_scale, mlp_width=knob.mlp_width)
     if steps is not None:
@@ -254,7 +271,10 @@ def settings_for_image(settings: EncoderSettings, width: int, height: int) -> En
 def level_cells(settings: EncoderSettings, width: int, height: int) -> list[tuple[int, int]]:
     """Each level's cells for an image: the preset's levels, the finest capped at the image's own resolution."""
     max_res = max(2, round(settings.max_res_scale * max(width, height)))
-    return choose_level_cells(width, height, settings.num_levels, max(1, min(settings.min_res, max_res)), max_res)
+    cells = choose_level_cells(width, height, settings.num_levels, max(1, min(settings.min_res, max_res)), max_res)
+    if settings.square_levels:
+        cells = [(max(nx, ny), max(nx, ny)) for nx, ny in cells]
+    return cells
 
 
 def _grid_values(settings: EncoderSettings, width: int, height: int, log2_hashmap_size: int) -> int:

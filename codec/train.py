@@ -204,6 +204,7 @@ def train(
     progress: Callable[[int, HardScore | None, float], None] | None = None,
     seed: int = 0,
     controller: LambdaController | None = None,
+    step_hook: Callable[[int, torch.Tensor, GridINR], None] | None = None,
 ) -> TrainResult:
     """Fit ``model`` and ``prior`` to ``target`` (the image's 8-bit values ``(pixels, channels)``, uint8);
     leaves them in the best scored state.
@@ -212,7 +213,8 @@ def train(
     when it is smaller); the rate term covers every latent, or, on large images, estimates the rate of all
     from the batch's vertices (:mod:`shc.codec.blend`, :class:`LazyAdam`). With a rate ``controller``, λ follows
     the controller (starting from its own λ, not ``settings.lmbda``) and the state kept is the one it
-    prefers (the best that meets its target) instead of the lowest RD cost.
+    prefers (the best that meets its target) instead of the lowest RD cost. ``step_hook(step, mse, model)``
+    sees every step's training MSE before the update (the paper's way of counting: :mod:`shc.bench.paper`).
     """
     rng = np.random.default_rng(seed + 1_000_003 * distributed.rank())  # each process its own batches
     sample = grid.scoring_sample(settings.score_pixels)
@@ -230,8 +232,11 @@ def train(
     eval_every = settings.eval_every
     if gathered and controller is None:
         eval_every = max(eval_every, -(-settings.steps // LARGE_IMAGE_SCORES))
+    network = model.network_parameters()
+    lr_mlp = settings.lr_network if settings.lr_mlp is None else settings.lr_mlp
     groups = [
-        {"params": model.network_parameters(), "lr": settings.lr_network},
+        {"params": network[:LATENT_DECODER_TENSORS], "lr": settings.lr_network},
+        {"params": network[LATENT_DECODER_TENSORS:], "lr": lr_mlp},
         {"params": prior.parameters(), "lr": settings.lr_prior},
     ]
     latent_adam = LazyAdam(model.latents.data, settings.lr_latents) if gathered else None
@@ -268,6 +273,8 @@ def train(
             bpp = mse.new_zeros(())
         lmbda = settings.lmbda if controller is None else controller.lmbda
         loss = mse + lmbda * bpp
+        if step_hook is not None:
+            step_hook(step, mse.detach(), model)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(p for group in optimizer.param_groups for p in group["params"])

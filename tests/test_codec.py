@@ -13,7 +13,9 @@ import torch
 
 from shc.codec.encoder import encode_image, make_header
 from shc.codec.model import GridINR, PixelGrid
-from shc.codec.presets import DEFAULT_QUALITY, PRESETS, QUALITIES, preset_named, quality_level, settings_for
+from shc.codec.presets import (
+    DEFAULT_QUALITY, PRESETS, QUALITIES, level_cells, preset_named, quality_level, settings_for,
+)
 from shc.codec.prior import FactorizedPrior
 from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
 from shc.codec.tables import build_tables, integer_latents, table_bits
@@ -257,10 +259,13 @@ _SETTINGS_DEFAULTS = {
     "score_pixels": 1048576,  # 0.6.0: larger images are scored on a 1 M-pixel sample (Kodak photos whole)
     "context_width": 8, "context_fit_steps": 400,  # 0.7.0: a context network fitted after training (§5a)
     "prefix_fraction": 1 / 32,  # format version 7: share of batch pixels rendered from a prefix of the levels
+    "square_levels": False, "lr_mlp": None,  # 0.9.0: the paper preset's square grids and MLP learning rate
 }
 _FAST = {"steps": 800, "eval_every": 40}
-_PAPER = {"num_levels": 16, "num_groups": 16, "max_res_scale": 1.0, "steps": 60000, "batch_pixels": 4194304,
-          "eval_every": 500, "interpolation": 0}
+# 0.9.0: the authors' public Kodak configuration (issue 21); the quality sets λ only
+_PAPER = {"num_levels": 24, "num_groups": 24, "log2_hashmap_size": 11, "max_res_scale": 2 / 3, "square_levels": True,
+          "steps": 60000, "batch_pixels": 4194304, "eval_every": 500, "interpolation": 0, "lr_latents": 0.01,
+          "lr_mlp": 0.001, "lr_prior": 0.0001, "prefix_fraction": 0.0}
 _SETTINGS_TABLE = {
     ("fast", 1): {"log2_hashmap_size": 13, "mlp_width": 12, "lmbda": 0.032, **_FAST},
     ("fast", 2): {"log2_hashmap_size": 14, "lmbda": 0.016, **_FAST},
@@ -278,15 +283,15 @@ _SETTINGS_TABLE = {
     ("default", 6): {"max_res_scale": 0.75, "log2_hashmap_size": 17, "lmbda": 0.001},
     ("default", 7): {"max_res_scale": 1.0, "log2_hashmap_size": 19, "lmbda": 0.0005},
     ("default", 8): {"max_res_scale": 1.0, "log2_hashmap_size": 19, "lmbda": 0.00025},
-    # the paper preset keeps its grid extent and MLP width at every quality
-    ("paper", 1): {**_PAPER, "log2_hashmap_size": 13, "lmbda": 0.032},
-    ("paper", 2): {**_PAPER, "log2_hashmap_size": 14, "lmbda": 0.016},
+    # the paper preset keeps its grid (tables, extent) and MLP width at every quality
+    ("paper", 1): {**_PAPER, "lmbda": 0.032},
+    ("paper", 2): {**_PAPER, "lmbda": 0.016},
     ("paper", 3): {**_PAPER},
-    ("paper", 4): {**_PAPER, "log2_hashmap_size": 16, "lmbda": 0.004},
-    ("paper", 5): {**_PAPER, "log2_hashmap_size": 16, "lmbda": 0.002},
-    ("paper", 6): {**_PAPER, "log2_hashmap_size": 17, "lmbda": 0.001},
-    ("paper", 7): {**_PAPER, "log2_hashmap_size": 19, "lmbda": 0.0005},
-    ("paper", 8): {**_PAPER, "log2_hashmap_size": 19, "lmbda": 0.00025},
+    ("paper", 4): {**_PAPER, "lmbda": 0.004},
+    ("paper", 5): {**_PAPER, "lmbda": 0.002},
+    ("paper", 6): {**_PAPER, "lmbda": 0.001},
+    ("paper", 7): {**_PAPER, "lmbda": 0.0005},
+    ("paper", 8): {**_PAPER, "lmbda": 0.00025},
 }
 
 
@@ -312,6 +317,19 @@ def test_settings_for_rejects_unknown_preset_quality_and_steps():
     with pytest.raises(ValueError, match="steps must be >= 1"):
         settings_for("default", 3, 0)
     assert preset_named("paper").quality_sets_architecture is False
+    assert preset_named("paper").quality_sets_table is False
+
+
+def test_paper_preset_builds_the_papers_kodak_grid():
+    """24 levels of 2^11 rows, square grids of 16 .. 512 cells per side on a 768 x 512 photo: the coarse
+    levels dense, the fine ones hashed (the authors' public Kodak configuration)."""
+    settings = settings_for("paper", 4)
+    cells = level_cells(settings, 768, 512)
+    assert len(cells) == 24 and cells[0] == (16, 16) and cells[-1] == (512, 512)
+    assert all(nx == ny for nx, ny in cells)
+    header = make_header(768, 512, settings)
+    rows = [level.rows for level in header.layout.levels]
+    assert max(rows) == 2**11 and rows[0] == 17 * 17 and rows.count(2**11) > 12
     assert quality_level(3).lmbda == 8e-3
 
 
