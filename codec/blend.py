@@ -33,7 +33,7 @@ import torch
 
 from shc.format.grid import axis_taps
 
-__all__ = ["BatchBlend", "BlendPlan", "gather_rows"]
+__all__ = ["BatchBlend", "BlendPlan", "Jitter", "gather_rows"]
 
 ALL_VERTICES_LIMIT = 1 << 22
 """Images whose padded vertex matrix ``G`` has at most this many entries keep all vertices in it."""
@@ -51,7 +51,7 @@ class BlendPlan:
     images) the padded vertex matrix of all levels."""
 
     def __init__(self, layout, width: int, height: int, kernel: int, device: torch.device) -> None:
-        self.width, self.height, self.device = width, height, device
+        self.width, self.height, self.device, self.kernel = width, height, device, kernel
         self.levels = layout.levels
         taps = [(axis_taps(width, lv.nx, np.arange(width), kernel), axis_taps(height, lv.ny, np.arange(height), kernel))
                 for lv in self.levels]
@@ -74,10 +74,17 @@ class BlendPlan:
             self._full = self.batch(np.arange(self.width), np.arange(self.height))
         return self._full
 
-    def batch(self, columns: np.ndarray, rows: np.ndarray) -> BatchBlend:
-        """The blend of the product set ``rows x columns`` (sorted int arrays) of this image's pixels."""
-        vx, wx = self.vx[columns], self.wx[columns]  # (w, L, T)
-        vy, wy = self.vy[rows], self.wy[rows]  # (h, L, T)
+    def batch(self, columns: np.ndarray, rows: np.ndarray, jitter: Jitter | None = None) -> BatchBlend:
+        """The blend of the product set ``rows x columns`` (sorted int arrays) of this image's pixels, at their
+        centres or, with ``jitter``, at a sub-pixel position per column and per row."""
+        if jitter is None:
+            vx, wx = self.vx[columns], self.wx[columns]  # (w, L, T)
+            vy, wy = self.vy[rows], self.wy[rows]  # (h, L, T)
+        else:
+            vx, wx = _subpixel_taps(self.width, [lv.nx for lv in self.levels], columns, jitter.subpixels,
+                                    jitter.columns, self.kernel)
+            vy, wy = _subpixel_taps(self.height, [lv.ny for lv in self.levels], rows, jitter.subpixels,
+                                    jitter.rows, self.kernel)
         if self.all_vertices:
             vertices, vertex_rows = self._vertices, self._vertices_t
             px, py = vx, vy
@@ -94,6 +101,31 @@ class BlendPlan:
         wy_m = _csr(y_cols, wy.transpose(1, 0, 2), (levels * h, levels * ymax), self.device)
         return BatchBlend(vertex_rows, vertices.num_columns, ymax, wx_m, wy_m, levels, taps, w, h,
                           torch.from_numpy(vertices.rate_weights).to(self.device))
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """Sub-pixel sample positions of a batch: pixel ``i`` of an axis is sampled at ``(j + 1/2) / subpixels``
+    of its width (``j`` per column and per row, ``0 .. subpixels - 1``), so the field learns each pixel over
+    its area and renders between pixel centres (``--scale 2``) as the image would look there. ``subpixels``
+    is odd: its middle position is the pixel centre, where the decoder samples at native size."""
+
+    subpixels: int
+    columns: np.ndarray
+    rows: np.ndarray
+
+    @classmethod
+    def draw(cls, subpixels: int, num_columns: int, num_rows: int, rng: np.random.Generator) -> Jitter:
+        return cls(subpixels, rng.integers(0, subpixels, num_columns), rng.integers(0, subpixels, num_rows))
+
+
+def _subpixel_taps(size: int, cells: list[int], pixels: np.ndarray, subpixels: int, offsets: np.ndarray, kernel: int):
+    """Taps ``(n, L, T)`` of sub-pixel ``offsets`` of ``pixels``: the exact positions of the axis subdivided
+    ``subpixels`` times (SPEC §7's integer geometry, so the middle offset gives the centre taps exactly)."""
+    fine = subpixels * np.asarray(pixels, dtype=np.int64) + offsets
+    taps = [axis_taps(size * subpixels, n, fine, kernel) for n in cells]
+    return (np.stack([t[0] for t in taps], 1).transpose(2, 1, 0).copy(),
+            np.stack([t[1] for t in taps], 1).transpose(2, 1, 0).copy())
 
 
 class _VertexSet:

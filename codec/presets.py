@@ -70,6 +70,10 @@ class EncoderSettings:
     so that the network learns to render from any prefix of the file; 0: full renders only. 1/32 costs
     +0.30 % BD-rate on eight Kodak images (q1-q5) and lifts prefix renders by 0.5-1.3 dB (3 levels: up to
     4.9 dB); 1/8 cost +3.3 % (results/lod/)."""
+    subpixels: int = 1
+    """Odd; above 1, each training batch samples every column and row at one of ``subpixels`` random
+    sub-pixel positions within the pixel (1: pixel centres only), so that the field is trained over each
+    pixel's area and renders between the centres (``--scale`` > 1) as the photo would look there."""
     eval_every: int = 100
     """Steps between hard-quantized rate-distortion evaluations that pick the state to keep."""
     score_pixels: int = 1 << 20

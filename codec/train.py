@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from shc.codec import distributed
+from shc.codec.blend import Jitter
 from shc.codec.lazy_adam import LazyAdam
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings
@@ -254,10 +255,12 @@ def train(
     for step in range(1, settings.steps + 1):
         if whole_image:
             columns, rows = np.arange(grid.width), np.arange(grid.height)
-            batch = plan.full()
         else:
             columns, rows = grid.random_columns_rows(settings.batch_pixels, rng, grid.batch_run)
-            batch = plan.batch(columns, rows)
+        if settings.subpixels > 1:
+            batch = plan.batch(columns, rows, Jitter.draw(settings.subpixels, columns.size, rows.size, rng))
+        else:
+            batch = plan.full() if whole_image else plan.batch(columns, rows)
         if gathered:
             raw = model.latents.detach().index_select(0, batch.vertex_rows).requires_grad_()
             channels, rate_weights = model.latent_channels.index_select(0, batch.vertex_rows), batch.rate_weights

@@ -171,3 +171,27 @@ def test_training_through_per_batch_vertices_fits_the_image(monkeypatch):
     # at 1.396 bpp (on a 64 x 48 image the per-batch path's runs of 8 are a large share of the image)
     assert results[True].psnr_db > results[False].psnr_db - 1.2
     assert results[True].psnr_db > 29.2
+
+
+@pytest.mark.parametrize("interpolation", [INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE])
+def test_jitter_middle_subpixel_is_the_pixel_centre_and_others_lie_within_the_pixel(interpolation):
+    """The middle of an odd sub-pixel division gives exactly the centre taps; the sub-pixel positions
+    0 .. S - 1 of pixel i match the same axis subdivided S times (sampling at (S i + j + 1/2) / (S size))."""
+    from shc.codec.blend import BlendPlan, Jitter
+
+    settings = EncoderSettings(num_levels=4, num_groups=4, min_res=3, max_res_scale=1.0, log2_hashmap_size=6,
+                               interpolation=interpolation)
+    header = make_header(23, 17, settings)
+    plan = BlendPlan(header.layout, 23, 17, interpolation, torch.device("cpu"))
+    columns, rows = np.array([0, 5, 22]), np.array([1, 16])
+    table = torch.randn(header.layout.total_rows, 1)
+    centre = plan.batch(columns, rows)
+    middle = plan.batch(columns, rows, Jitter(3, np.full(3, 1), np.full(2, 1)))
+    values = table[centre.vertex_rows]
+    assert torch.equal(centre(values), middle(values))
+    fine = BlendPlan(header.layout, 23 * 3, 17 * 3, interpolation, torch.device("cpu"))
+    jx, jy = np.array([0, 2, 1]), np.array([2, 0])
+    shifted = plan.batch(columns, rows, Jitter(3, jx, jy))
+    reference = fine.batch(3 * columns + jx, 3 * rows + jy)
+    assert torch.allclose(shifted(table[shifted.vertex_rows]), reference(table[reference.vertex_rows]), atol=1e-6)
+    assert not torch.allclose(shifted(table[shifted.vertex_rows]), centre(values))

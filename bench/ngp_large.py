@@ -1,0 +1,114 @@
+"""shc against its Instant-NGP-style baseline on a large photo (the paper's appendix §6: "similar PSNR to
+Instant-NGP while ~9x smaller").
+
+The baseline is the same grid and MLP without quantization or entropy coding (float16 latents stored raw,
+``shc encode --no-entropy``). Each side is encoded at several quality levels (for the baseline, the quality
+picks the grid: table size, extent, MLP width); the baseline's size at shc's PSNR is interpolated (log size
+linear in PSNR between its two neighbouring points), and JPEG is added at shc's file size (Pillow's
+highest quality not larger). One JSON line per encode in ``ngp_large.jsonl`` (a rerun skips done points);
+the table ``ngp_large.md``.
+
+    python -m shc.bench.ngp_large IMAGE -o DIR [--shc 2,3,4] [--ngp 1,2,3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def encode_row(image: Path, codec: str, quality: float) -> dict:
+    from shc.codec.encoder import encode_image
+
+    result = encode_image(image, quality=quality, entropy_coding=codec == "shc", strip=True)
+    pixels = result.width * result.height
+    return {"image": image.name, "codec": codec, "quality": quality, "bytes": len(result.data),
+            "bpp": len(result.data) * 8 / pixels, "psnr_db": result.psnr_db,
+            "encode_seconds": round(result.encode_seconds, 1), "steps": result.training.steps_run,
+            "table_log2": result.settings.log2_hashmap_size, "mlp_width": result.settings.mlp_width}
+
+
+def interpolate_bytes(points: list[dict], psnr: float) -> float | None:
+    """Bytes at ``psnr`` on the curve ``points`` (log bytes linear in PSNR between neighbours); None outside."""
+    ordered = sorted(points, key=lambda p: p["psnr_db"])
+    for low, high in zip(ordered, ordered[1:]):
+        if low["psnr_db"] <= psnr <= high["psnr_db"]:
+            t = (psnr - low["psnr_db"]) / max(high["psnr_db"] - low["psnr_db"], 1e-9)
+            return math.exp((1 - t) * math.log(low["bytes"]) + t * math.log(high["bytes"]))
+    return None
+
+
+def jpeg_at(image: Path, max_bytes: int) -> dict | None:
+    from shc.bench.classic import CLASSIC_CODECS
+    from shc.bench.same_size import best_quality_within
+    from shc.images import load_rgb
+    from shc.metrics import psnr_db
+
+    rgb = load_rgb(image)
+    codec = CLASSIC_CODECS["jpeg420"]
+    found = best_quality_within(codec, rgb, max_bytes)
+    if found is None:
+        return None
+    quality, data = found
+    return {"quality": quality, "bytes": len(data), "psnr_db": psnr_db(codec.decode(data), rgb)}
+
+
+def table(rows: list[dict], image: Path, with_jpeg: bool) -> str:
+    shc = [r for r in rows if r["codec"] == "shc"]
+    ngp = [r for r in rows if r["codec"] == "ngp"]
+    lines = ["| codec | quality | bytes | bpp | PSNR (dB) | encode (s) |", "|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["codec"], r["quality"])):
+        lines.append(f"| {r['codec']} | {r['quality']:g} | {r['bytes']:,} | {r['bpp']:.4f} | {r['psnr_db']:.2f} | "
+                     f"{r['encode_seconds']} |")
+    lines += ["", "| shc quality | shc bytes | PSNR | baseline bytes at that PSNR | ratio | JPEG at shc's size |",
+              "|---|---|---|---|---|---|"]
+    for r in sorted(shc, key=lambda r: r["quality"]):
+        matched = interpolate_bytes(ngp, r["psnr_db"])
+        ratio = f"{matched / r['bytes']:.1f}x" if matched else "outside the baseline's range"
+        jpeg = jpeg_at(image, r["bytes"]) if with_jpeg else None
+        jpeg_text = f"q{jpeg['quality']}: {jpeg['bytes']:,} B, {jpeg['psnr_db']:.2f} dB" if jpeg else "none that small"
+        lines.append(f"| {r['quality']:g} | {r['bytes']:,} | {r['psnr_db']:.2f} | "
+                     f"{f'{matched:,.0f}' if matched else '-'} | {ratio} | {jpeg_text} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shc.bench.ngp_large", description=__doc__.split("\n\n")[0])
+    parser.add_argument("image", type=Path)
+    parser.add_argument("-o", "--out-dir", type=Path, required=True)
+    parser.add_argument("--shc", default="2,3,4", help="quality levels of shc")
+    parser.add_argument("--ngp", default="1,2,3", help="quality levels of the no-entropy baseline")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-jpeg", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    log = args.out_dir / "ngp_large.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line] if log.exists() else []
+    done = {(r["image"], r["codec"], r["quality"]) for r in rows}
+    for codec, levels in (("shc", args.shc), ("ngp", args.ngp)):
+        for quality in (float(q) for q in levels.split(",")):
+            if (args.image.name, codec, quality) in done:
+                continue
+            row = encode_row(args.image, codec, quality)
+            rows.append(row)
+            with log.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    mine = [r for r in rows if r["image"] == args.image.name]
+    text = table(mine, args.image, not args.no_jpeg)
+    (args.out_dir / "ngp_large.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
