@@ -107,8 +107,8 @@ class BlendPlan:
 class Jitter:
     """Sub-pixel sample positions of a batch: pixel ``i`` of an axis is sampled at ``(j + 1/2) / subpixels``
     of its width (``j`` per column and per row, ``0 .. subpixels - 1``), so the field learns each pixel over
-    its area and renders between pixel centres (``--scale 2``) as the image would look there. ``subpixels``
-    is odd: its middle position is the pixel centre, where the decoder samples at native size."""
+    its area and renders between pixel centres (``--scale 2``) as the image would look there. With an odd
+    ``subpixels`` the middle position is the pixel centre, where the decoder samples at native size."""
 
     subpixels: int
     columns: np.ndarray
@@ -116,7 +116,13 @@ class Jitter:
 
     @classmethod
     def draw(cls, subpixels: int, num_columns: int, num_rows: int, rng: np.random.Generator) -> Jitter:
+        """A random position per column and per row."""
         return cls(subpixels, rng.integers(0, subpixels, num_columns), rng.integers(0, subpixels, num_rows))
+
+    @classmethod
+    def box(cls, subpixels: int, num_columns: int, num_rows: int) -> Jitter:
+        """Every position of every column and row, for columns and rows each repeated ``subpixels`` times."""
+        return cls(subpixels, np.tile(np.arange(subpixels), num_columns), np.tile(np.arange(subpixels), num_rows))
 
 
 def _subpixel_taps(size: int, cells: list[int], pixels: np.ndarray, subpixels: int, offsets: np.ndarray, kernel: int):

@@ -71,9 +71,12 @@ class EncoderSettings:
     +0.30 % BD-rate on eight Kodak images (q1-q5) and lifts prefix renders by 0.5-1.3 dB (3 levels: up to
     4.9 dB); 1/8 cost +3.3 % (results/lod/)."""
     subpixels: int = 1
-    """Odd; above 1, each training batch samples every column and row at one of ``subpixels`` random
-    sub-pixel positions within the pixel (1: pixel centres only), so that the field is trained over each
-    pixel's area and renders between the centres (``--scale`` > 1) as the photo would look there."""
+    """Above 1, training sees each pixel over its area rather than at its centre (1), so that the field
+    renders between pixel centres (``--scale`` > 1) as the photo would look there; how: ``subpixel_mode``."""
+    subpixel_mode: str = "jitter"
+    """``"jitter"`` (``subpixels`` odd): every batch column and row at one of ``subpixels`` random sub-pixel
+    positions; ``"box"``: the field rendered at ``subpixels x subpixels`` positions per pixel and their mean
+    compared with the pixel (a box-filtered pre-image; the batch then holds 1/subpixels^2 as many pixels)."""
     eval_every: int = 100
     """Steps between hard-quantized rate-distortion evaluations that pick the state to keep."""
     score_pixels: int = 1 << 20

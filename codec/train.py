@@ -225,7 +225,6 @@ def train(
     # the rate of those is weighted into an unbiased estimate of the whole table's). Otherwise every latent.
     # (Data-parallel training averages dense gradients: it keeps the dense path.)
     gathered = not plan.all_vertices and distributed.world_size() == 1
-    whole_image = settings.batch_pixels >= grid.num_pixels
     num_pixels = target.shape[0]
     num_levels = model.header.config.num_levels
     # A large image's score (range-coding millions of latents, rendering a million pixels) costs ~100 of its
@@ -248,6 +247,12 @@ def train(
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     start = time.perf_counter()
     soft_steps = int(settings.anneal * settings.steps)
+    if settings.subpixel_mode not in ("jitter", "box"):
+        msg = f"subpixel_mode must be 'jitter' or 'box', got {settings.subpixel_mode!r}"
+        raise ValueError(msg)
+    box = settings.subpixels if settings.subpixel_mode == "box" else 1
+    batch_pixels = max(1, settings.batch_pixels // (box * box))  # box training renders box^2 samples a pixel
+    whole_image = batch_pixels >= grid.num_pixels
     noise_steps = int(settings.noise * settings.steps)
     best: HardScore | None = None
     best_state = None
@@ -256,8 +261,10 @@ def train(
         if whole_image:
             columns, rows = np.arange(grid.width), np.arange(grid.height)
         else:
-            columns, rows = grid.random_columns_rows(settings.batch_pixels, rng, grid.batch_run)
-        if settings.subpixels > 1:
+            columns, rows = grid.random_columns_rows(batch_pixels, rng, grid.batch_run)
+        if box > 1:
+            batch = plan.batch(np.repeat(columns, box), np.repeat(rows, box), Jitter.box(box, columns.size, rows.size))
+        elif settings.subpixels > 1:
             batch = plan.batch(columns, rows, Jitter.draw(settings.subpixels, columns.size, rows.size, rng))
         else:
             batch = plan.full() if whole_image else plan.batch(columns, rows)
@@ -267,8 +274,10 @@ def train(
         else:
             raw, channels, rate_weights = model.latents, model.latent_channels, None
         q = quantize_latents(raw, step, noise_steps, soft_steps, entropy_coded)
-        levels_kept = prefix_levels(settings.prefix_fraction, columns.size * rows.size, num_levels, rng, q.device)
+        levels_kept = prefix_levels(settings.prefix_fraction, batch.num_pixels, num_levels, rng, q.device)
         x_hat = model.render(q, batch, gathered, quantize_weights=step > soft_steps, levels_kept=levels_kept)
+        if box > 1:  # each pixel: the mean of its box x box sub-pixel samples
+            x_hat = x_hat.view(rows.size, box, columns.size, box, -1).mean(dim=(1, 3)).reshape(-1, x_hat.shape[1])
         mse = torch.mean((x_hat - as_unit(target[grid.pixel_indices(columns, rows)])) ** 2)
         if entropy_coded:
             bpp = prior.tabulated_bits(q, channels, weights=rate_weights) / num_pixels

@@ -260,7 +260,7 @@ _SETTINGS_DEFAULTS = {
     "context_width": 8, "context_fit_steps": 400,  # 0.7.0: a context network fitted after training (§5a)
     "prefix_fraction": 1 / 32,  # format version 7: share of batch pixels rendered from a prefix of the levels
     "square_levels": False, "lr_mlp": None,  # 0.9.0: the paper preset's square grids and MLP learning rate
-    "subpixels": 1,  # 0.9.0: sub-pixel jitter of training batches (off)
+    "subpixels": 1, "subpixel_mode": "jitter",  # 0.9.0: area training (off)
 }
 _FAST = {"steps": 800, "eval_every": 40}
 # 0.9.0: the authors' public Kodak configuration (issue 21); the quality sets λ only

@@ -36,3 +36,27 @@ def test_interpolate_bytes_is_log_linear_between_neighbours_and_none_outside():
     assert interpolate_bytes(curve, 32.0) == pytest.approx(2000)
     assert interpolate_bytes(curve, 31.0) == pytest.approx(math.sqrt(1000 * 2000))
     assert interpolate_bytes(curve, 29.9) is None and interpolate_bytes(curve, 34.1) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("subpixels", "mode"), [(3, "jitter"), (2, "box")])
+def test_area_training_modes_encode_a_photo_that_decodes_above_a_floor(subpixels, mode):
+    """Training at sub-pixel positions (jitter) or on box means of sub-pixel samples still fits the photo:
+    the file decodes (at native size and 2x) and its native PSNR clears a floor."""
+    import dataclasses
+    from pathlib import Path
+
+    from shc.codec.encoder import encode_image
+    from shc.codec.presets import settings_for
+    from shc.format.decoder import decode_bytes
+    from shc.images import load_rgb
+    from shc.metrics import psnr_db
+
+    rgb = load_rgb(Path(__file__).parent / "data" / "parrot_64x48.png")
+    settings = dataclasses.replace(settings_for("fast", 5, 200), subpixels=subpixels, subpixel_mode=mode)
+    result = encode_image(rgb, settings=settings)
+    assert psnr_db(decode_bytes(result.data), rgb) == pytest.approx(result.psnr_db, abs=1e-6)
+    assert result.psnr_db > 22.0
+    assert decode_bytes(result.data, scale=2).shape == (96, 128, 3)
+    with pytest.raises(ValueError, match="subpixel_mode"):
+        encode_image(rgb, settings=dataclasses.replace(settings, subpixel_mode="gauss"))
