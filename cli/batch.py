@@ -19,7 +19,7 @@ import click
 
 from shc.cli.common import UsageError, refuse_existing
 
-__all__ = ["Job", "plan_jobs", "run_jobs"]
+__all__ = ["BatchReport", "Job", "plan_jobs", "run_jobs"]
 
 EXISTING_ALTERNATIVE = " (or --skip-existing)"
 
@@ -65,6 +65,68 @@ def plan_jobs(inputs: Sequence[str], output: str | None, out_dir: str | None, su
     return jobs
 
 
+class BatchReport:
+    """The lines, counts, summary and exit status of a batch, apart from the order its files finish in:
+    :func:`run_jobs` finishes them in order, ``shc encode --cluster ray`` (:mod:`shc.cli.cluster`) as they
+    come back.
+
+    ``single`` (one input named with ``-o``): a failure is raised as it is (one ``Error:`` line and the
+    command's exit status). Otherwise each failure is one ``Error: FILE: ...`` line on stderr (and a JSON
+    line with ``"status": "failed"``), the batch goes on, and :meth:`finish` prints a summary and exits with
+    the largest of the failures' exit statuses.
+    """
+
+    def __init__(self, command: str, jobs: Sequence[Job], *, as_json: bool, quiet: bool, single: bool) -> None:
+        self.command = command
+        self.total = len(jobs)
+        self.as_json = as_json
+        self.quiet = quiet
+        self.single = single
+        self.data_on_stdout = any(job.output == "-" for job in jobs)
+        self.counts = {"done": 0, "skipped": 0, "failed": 0}
+        self.worst = 0
+
+    def _emit(self, report: dict, text: str | None) -> None:
+        if self.as_json:
+            click.echo(json.dumps(report), err=self.data_on_stdout)
+        elif text is not None and not self.quiet:
+            click.echo(text, err=self.data_on_stdout)
+
+    def skip_if_exists(self, job: Job, skip_existing: bool) -> bool:
+        """With ``skip_existing``, report a job whose output exists as skipped; whether it was."""
+        if not (skip_existing and job.output != "-" and Path(job.output).exists()):
+            return False
+        self.counts["skipped"] += 1
+        self._emit({"input": job.source, "output": job.output, "status": "skipped"}, f"{job.output}: exists, skipped")
+        return True
+
+    def failed(self, job: Job, error: click.ClickException) -> None:
+        """Report ``error`` as this job's failure (raise it for a single job)."""
+        if self.single:
+            raise error
+        self.counts["failed"] += 1
+        self.worst = max(self.worst, error.exit_code)
+        message = error.format_message()
+        if not message.startswith(job.source):
+            message = f"{job.source}: {message}"
+        click.echo(f"Error: {message}", err=True)
+        if self.as_json:
+            click.echo(json.dumps({"input": job.source, "output": job.output, "status": "failed", "error": message}),
+                       err=self.data_on_stdout)
+
+    def done(self, report: dict, text: str) -> None:
+        self.counts["done"] += 1
+        self._emit({**report, "status": "ok"}, text)
+
+    def finish(self) -> None:
+        """The summary line (batches only, not with ``quiet``), then the exit status of the worst failure."""
+        if not self.single and not self.quiet:
+            summary = ", ".join(f"{n} {name}" for name, n in self.counts.items())
+            print(f"shc {self.command}: {self.total} file(s): {summary}", file=sys.stderr)
+        if self.worst:
+            raise click.exceptions.Exit(self.worst)
+
+
 def run_jobs(
     command: str,
     jobs: list[Job],
@@ -77,54 +139,22 @@ def run_jobs(
     force: bool,
     single: bool,
 ) -> None:
-    """Run ``work`` on each job and report it: ``describe(report)`` as text, or the report as JSON.
+    """Run ``work`` on each job, in order, and report it (:class:`BatchReport`): ``describe(report)`` as
+    text, or the report as JSON.
 
     A job whose output exists is skipped with ``skip_existing``, and otherwise fails before ``work`` starts
-    unless ``force``.
-
-    ``single`` (one input named with ``-o``): errors propagate as they are (one ``Error:`` line and the
-    command's exit status). Otherwise each failure is one ``Error: FILE: ...`` line on stderr (and a JSON
-    line with ``"status": "failed"``), the batch goes on, a summary follows, and the exit status is the
-    largest of the failures'. Ctrl-C stops the batch.
+    unless ``force``. A failure (a :class:`click.ClickException`) stops a single job and only its own file
+    in a batch. Ctrl-C stops the batch.
     """
-    data_on_stdout = any(job.output == "-" for job in jobs)
-    counts = {"done": 0, "skipped": 0, "failed": 0}
-    worst = 0
-
-    def emit(report: dict, text: str | None) -> None:
-        if as_json:
-            click.echo(json.dumps(report), err=data_on_stdout)
-        elif text is not None and not quiet:
-            click.echo(text, err=data_on_stdout)
-
+    batch = BatchReport(command, jobs, as_json=as_json, quiet=quiet, single=single)
     for job in jobs:
-        if skip_existing and job.output != "-" and Path(job.output).exists():
-            counts["skipped"] += 1
-            emit({"input": job.source, "output": job.output, "status": "skipped"},
-                 f"{job.output}: exists, skipped")
+        if batch.skip_if_exists(job, skip_existing):
             continue
-        if single:
+        try:
             refuse_existing(job.output, force, EXISTING_ALTERNATIVE)
             report = work(job)
-        else:
-            try:
-                refuse_existing(job.output, force, EXISTING_ALTERNATIVE)
-                report = work(job)
-            except click.ClickException as error:
-                counts["failed"] += 1
-                worst = max(worst, error.exit_code)
-                message = error.format_message()
-                if not message.startswith(job.source):
-                    message = f"{job.source}: {message}"
-                click.echo(f"Error: {message}", err=True)
-                if as_json:
-                    click.echo(json.dumps({"input": job.source, "output": job.output, "status": "failed",
-                                           "error": message}), err=data_on_stdout)
-                continue
-        counts["done"] += 1
-        emit({**report, "status": "ok"}, describe(report))
-    if not single and not quiet:
-        summary = ", ".join(f"{n} {name}" for name, n in counts.items())
-        print(f"shc {command}: {len(jobs)} file(s): {summary}", file=sys.stderr)
-    if worst:
-        raise click.exceptions.Exit(worst)
+        except click.ClickException as error:
+            batch.failed(job, error)
+            continue
+        batch.done(report, describe(report))
+    batch.finish()

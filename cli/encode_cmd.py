@@ -8,7 +8,9 @@ import math
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,11 +29,13 @@ from shc.codec.presets import DEFAULT_QUALITY, PRESETS, QUALITIES  # no torch
 from shc.format.constants import INTERPOLATION_BILINEAR, INTERPOLATION_BSPLINE
 from shc.images import ImageInputError
 
-__all__ = ["INTERPOLATIONS", "INTERPOLATION_NAMES", "encode"]
+__all__ = ["INTERPOLATIONS", "INTERPOLATION_NAMES", "MAX_INPUT_BYTES", "EncodePlan", "encode", "encode_photo"]
 
 INTERPOLATIONS = {"bspline": INTERPOLATION_BSPLINE, "bilinear": INTERPOLATION_BILINEAR}
 """``--interpolation`` names of the HEAD ``interpolation`` values (also how reports name them)."""
 INTERPOLATION_NAMES = {value: name for name, value in INTERPOLATIONS.items()}
+MAX_INPUT_BYTES = 1 << 31
+"""The largest input file ``shc encode`` reads."""
 
 
 def resolve_device(device: str) -> str:
@@ -115,8 +119,9 @@ class Progress:
             signal.signal(signal.SIGINT, previous)
 
 
-def _rate_target(target_size: str | None, target_bpp: float | None, target_psnr: float | None, no_entropy: bool):
-    """The one rate target asked for, as a factory of the image's pixel count (the size needs it), or None."""
+def _rate_target(target_size: str | None, target_bpp: float | None, target_psnr: float | None,
+                 no_entropy: bool) -> tuple[str, float] | None:
+    """The one rate target asked for, as ``("size", bytes)``, ``("bpp", value)`` or ``("psnr", dB)``, or None."""
     given = [name for name, value in (("--target-size", target_size), ("--target-bpp", target_bpp),
                                       ("--target-psnr", target_psnr)) if value is not None]
     if not given:
@@ -127,14 +132,78 @@ def _rate_target(target_size: str | None, target_bpp: float | None, target_psnr:
     if no_entropy:
         msg = f"{given[0]} steers the entropy coder's rate weight; --no-entropy has none"
         raise UsageError(msg)
-    from shc.codec.ratecontrol import RateTarget
-
     if target_size is not None:
-        num_bytes = parse_byte_size(target_size)
-        return lambda pixels: RateTarget.size(num_bytes, pixels)
+        return ("size", parse_byte_size(target_size))
     if target_bpp is not None:
-        return lambda pixels: RateTarget("bpp", target_bpp)
-    return lambda pixels: RateTarget("psnr", target_psnr)
+        return ("bpp", target_bpp)
+    return ("psnr", target_psnr)
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodePlan:
+    """Everything a photo's encode needs besides the photo and the device, worked out and checked once:
+    plain data, so that a Ray worker (:mod:`shc.cli.cluster`) encodes exactly as this process would."""
+
+    preset: str
+    quality: float | None
+    steps: int | None
+    settings: Any  # EncoderSettings; None: the rate target picks the architecture for each image
+    interpolation: str | None
+    no_entropy: bool
+    target: tuple[str, float] | None  # _rate_target's spec
+    seed: int
+    strip: bool
+    background: tuple[int, int, int] | None
+    max_pixels: int | None
+
+    def rate_target(self, pixels: int):
+        """The :class:`~shc.codec.ratecontrol.RateTarget` for an image of ``pixels`` pixels, or None."""
+        if self.target is None:
+            return None
+        from shc.codec.ratecontrol import RateTarget
+
+        metric, value = self.target
+        return RateTarget.size(value, pixels) if metric == "size" else RateTarget(metric, value)
+
+
+def encode_photo(job: Job, source, plan: EncodePlan, device: str, threads: int | None = None,
+                 progress: Callable[[int], Progress] | None = None) -> tuple[bytes, dict]:
+    """Encode one photo (a path or its bytes) without writing anything: the file's bytes and its report.
+
+    ``progress(steps)`` makes the bar for an encode of that many steps. Bad input is a :class:`BadInputError`;
+    no torch, a :class:`shc.cli.encoder.MissingEncoderError`."""
+    from shc.cli.encoder import encode_image  # without torch: one line naming shc[encode]
+    from shc.codec.presets import settings_for_image
+    from shc.images import load_image
+
+    try:
+        image = load_image(source, background=plan.background, strip=plan.strip, max_pixels=plan.max_pixels)
+    except ImageInputError as error:
+        raise BadInputError(str(error)) from None
+    height, width = image.pixels.shape[:2]
+    rate_target = plan.rate_target(width * height)
+    chosen, start_quality = plan.settings, plan.quality
+    if chosen is None:  # a rate target without --quality: the architecture fits the target and the image
+        from shc.codec.ratecontrol import start_settings
+
+        chosen, start_quality = start_settings(rate_target, image.pixels, plan.preset, plan.steps,
+                                               not plan.no_entropy)
+        if plan.interpolation is not None:
+            chosen = dataclasses.replace(chosen, interpolation=INTERPOLATIONS[plan.interpolation])
+    chosen = settings_for_image(chosen, width, height)  # tables and MLP that fit the image's size
+    bar = None if progress is None else progress(chosen.steps)
+    try:
+        with contextlib.nullcontext() if bar is None else bar.deferring_interrupts():
+            result = encode_image(image, settings=chosen, device=device, seed=plan.seed, progress=bar,
+                                  rate_target=rate_target, threads=threads)
+        if bar is not None and bar.interrupted:  # Ctrl-C after the last step: still no output
+            raise KeyboardInterrupt
+    except ValueError as error:  # a size cap below the smallest file this image can have
+        raise BadInputError(f"{job.source}: {error}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return result.data, _report(job, result, plan.preset, start_quality, chosen, device, rate_target)
 
 
 @click.command()
@@ -179,9 +248,15 @@ def _rate_target(target_size: str | None, target_bpp: float | None, target_psnr:
 @click.option("--interpolation", type=click.Choice(list(INTERPOLATIONS)), default=None,
               help="How each grid level is blended: the smooth cubic B-spline (default presets) or bilinear, "
                    "as in the paper (the paper preset) [default: the preset's].")
+@click.option("--cluster", type=click.Choice(["ray"]), default=None,
+              help="Encode the photos on a Ray cluster, one task per photo with --threads CPUs (and a GPU with "
+                   "--device cuda); this process sends each photo and writes each file (docs/scaling.md).")
+@click.option("--cluster-address", default=None, metavar="ADDRESS",
+              help="The Ray cluster to use (host:port, ray://host:port, auto) [default: $RAY_ADDRESS, else a "
+                   "local Ray started for this command].")
 def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, target_psnr, steps, device, threads,
            seed, max_pixels, strip, background, as_json, force, skip_existing, quiet, progress, no_entropy,
-           interpolation) -> None:
+           interpolation, cluster, cluster_address) -> None:
     """Encode images (PNG, JPEG, ...; - for stdin) to .shc files.
 
     The encoder trains a small network on each image, writes the file, then decodes that file and
@@ -192,9 +267,16 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
     shc encode photo.png -o photo.shc                  # default preset, quality 3
     shc encode photo.png -o photo.shc --target-size 20KB
     shc encode *.png --out-dir shc/ --skip-existing --json
+    shc encode *.png --out-dir shc/ --skip-existing --json --cluster ray --threads 2
     """
-    from shc.codec.presets import settings_for, settings_for_image
+    from shc.codec.presets import settings_for
 
+    if cluster_address is not None and cluster is None:
+        raise UsageError("--cluster-address needs --cluster ray")
+    if cluster is not None:
+        from shc.cli.cluster import import_ray
+
+        import_ray()  # without Ray: one line naming shc[cluster], before any work
     jobs = plan_jobs(inputs, output, out_dir, ".shc")
     single = output is not None
     if single and not skip_existing:
@@ -205,8 +287,8 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
         raise UsageError(str(error)) from None
     if interpolation is not None:
         settings = dataclasses.replace(settings, interpolation=INTERPOLATIONS[interpolation])
-    make_target = _rate_target(target_size, target_bpp, target_psnr, no_entropy)
-    if make_target is not None and quality is None:
+    target = _rate_target(target_size, target_bpp, target_psnr, no_entropy)
+    if target is not None and quality is None:
         settings = None  # the target picks the architecture (encode_image's start quality)
     from shc.images import parse_background
 
@@ -214,50 +296,8 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
         flatten = None if background is None else parse_background(background)
     except ValueError as error:
         raise UsageError(f"--background: {error}") from None
-    from shc.cli.encoder import encode_image, join_process_group  # without torch: one line naming shc[encode]
-
-    device = resolve_device(device)
-    rank = join_process_group(device)  # under torchrun: data-parallel training, process 0 writes and reports
-    quiet = quiet or rank > 0
-    limit_threads(threads)
-    show_progress = not quiet and (sys.stderr.isatty() if progress is None else progress)
-
-    def work(job: Job) -> dict:
-        try:
-            if job.source == "-":
-                source = read_input(job.source)
-            else:
-                check_input(job.source, max_bytes=1 << 31)  # existence, directory and size, without reading it
-                source = job.source
-            from shc.images import load_image
-
-            image = load_image(source, background=flatten, strip=strip, max_pixels=max_pixels)
-        except ImageInputError as error:
-            raise BadInputError(str(error)) from None
-        height, width = image.pixels.shape[:2]
-        rate_target = None if make_target is None else make_target(width * height)
-        chosen, start_quality = settings, quality
-        if chosen is None:  # a rate target without --quality: the architecture fits the target and the image
-            from shc.codec.ratecontrol import start_settings
-
-            chosen, start_quality = start_settings(rate_target, image.pixels, preset, steps, not no_entropy)
-            if interpolation is not None:
-                chosen = dataclasses.replace(chosen, interpolation=INTERPOLATIONS[interpolation])
-        chosen = settings_for_image(chosen, width, height)  # tables and MLP that fit the image's size
-        bar = Progress(chosen.steps, show_progress, Path(job.source).name if len(jobs) > 1 else "encode")
-        try:
-            with bar.deferring_interrupts():
-                result = encode_image(image, settings=chosen, device=device, seed=seed, progress=bar,
-                                      rate_target=rate_target)
-            if bar.interrupted:  # Ctrl-C after the last step: still no output
-                raise KeyboardInterrupt
-        except ValueError as error:  # a size cap below the smallest file this image can have
-            raise BadInputError(f"{job.source}: {error}") from None
-        finally:
-            bar.close()
-        if rank == 0:
-            write_output(job.output, result.data, force)
-        return _report(job, result, preset, start_quality, chosen, device, rate_target)
+    plan = EncodePlan(preset, quality, steps, settings, interpolation, no_entropy, target, seed, strip, flatten,
+                      max_pixels)
 
     def describe(report: dict) -> str:
         alpha = "" if report["psnr_alpha_db"] is None else f", alpha {report['psnr_alpha_db']:.2f} dB"
@@ -265,6 +305,34 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
         return (f"{report['output']}: {report['bytes']} bytes, {report['bpp']:.4f} bpp, PSNR {psnr} dB{alpha} "
                 f"({report['width']}x{report['height']}, {report['preset']} q{report['quality']:g}, "
                 f"{report['steps']} steps, {report['encode_seconds']:.1f} s on {report['device']})")
+
+    if cluster is not None:
+        from shc.cli.cluster import run_on_ray
+
+        run_on_ray(jobs, plan, describe, address=cluster_address, device=device, threads=threads,
+                   as_json=as_json, quiet=quiet, skip_existing=skip_existing, force=force, single=single)
+        return
+
+    from shc.cli.encoder import join_process_group  # without torch: one line naming shc[encode]
+
+    device = resolve_device(device)
+    rank = join_process_group(device)  # under torchrun: data-parallel training, process 0 writes and reports
+    quiet = quiet or rank > 0
+    limit_threads(threads)  # numpy now; torch once it is imported (encode_image)
+    show_progress = not quiet and (sys.stderr.isatty() if progress is None else progress)
+
+    def work(job: Job) -> dict:
+        if job.source == "-":
+            source = read_input(job.source)
+        else:
+            check_input(job.source, max_bytes=MAX_INPUT_BYTES)  # existence, directory and size, without reading it
+            source = job.source
+        name = Path(job.source).name if len(jobs) > 1 else "encode"
+        data, report = encode_photo(job, source, plan, device, threads,
+                                    progress=lambda steps: Progress(steps, show_progress, name))
+        if rank == 0:
+            write_output(job.output, data, force)
+        return report
 
     run_jobs("encode", jobs, work, describe, as_json=as_json and rank == 0, quiet=quiet,
              skip_existing=skip_existing, force=force, single=single)

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from shc._optional import TorchMissingError, load_encoder, missing_torch_message, torch_installed
-from shc.cli.common import EXIT_BAD_INPUT
+from shc.cli.common import EXIT_BAD_INPUT, limit_threads
 
 __all__ = ["MissingEncoderError", "encode_image", "join_process_group"]
 
@@ -28,12 +28,16 @@ if not torch_installed():
     raise MissingEncoderError(missing_torch_message())
 
 
-def encode_image(*args: Any, **kwargs: Any) -> Any:
-    """:func:`shc.codec.encoder.encode_image`; a torch that fails to import is a :class:`MissingEncoderError`."""
+def encode_image(*args: Any, threads: int | None = None, **kwargs: Any) -> Any:
+    """:func:`shc.codec.encoder.encode_image`; a torch that fails to import is a :class:`MissingEncoderError`.
+
+    ``threads`` (``--threads``) is applied once torch is imported: set before, it would not reach torch's
+    own thread pool."""
     try:
         encode = load_encoder()
     except TorchMissingError as error:
         raise MissingEncoderError(str(error)) from None
+    limit_threads(threads)
     return encode(*args, **kwargs)
 
 
