@@ -24,6 +24,7 @@ COMMANDS = {
     "tiles": ("shc.cli.tiles_cmd", "tiles"),
     "serve": ("shc.cli.serve_cmd", "serve"),
     "bench": ("shc.cli.bench", "bench"),
+    "sweep": ("shc.cli.sweep_cmd", "sweep"),
 }
 """Subcommand name -> (module, attribute): loaded on first use, so each command pays only for its imports."""
 
