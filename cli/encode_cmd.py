@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import signal
 import sys
 import threading
@@ -274,6 +275,8 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
     if cluster_address is not None and cluster is None:
         raise UsageError("--cluster-address needs --cluster ray")
     if cluster is not None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UsageError("--cluster ray spreads many photos, torchrun one photo's training: use one of them")
         from shc.cli.cluster import import_ray
 
         import_ray()  # without Ray: one line naming shc[cluster], before any work

@@ -141,6 +141,13 @@ def test_cluster_address_needs_cluster(photos, tmp_path):
     assert "--cluster-address needs --cluster ray" in result.stderr
 
 
+def test_cluster_under_torchrun_is_refused(photos, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = invoke("encode", photos[0], "--out-dir", tmp_path / "out", *FAST, "--cluster", "ray")
+    assert result.exit_code == 1 and "torchrun" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_cli_and_decoding_never_import_ray(tmp_path):
     code = (
         "import sys\nfrom shc.cli.main import main\nimport shc.cli.encode_cmd, shc.cli.decode_cmd\n"
