@@ -66,7 +66,8 @@ def test_writes_rows_plot_and_reports_then_resumes(tmp_path: Path, image: Path, 
     assert result.exit_code == 0, result.output
     rows = read_rows(out)
     assert len(encodes) == 4
-    assert sorted((r["value"], r["log2_hashmap_size"]) for r in rows) == [("1", "5"), ("1", "6"), ("2", "5"), ("2", "6")]
+    points = sorted((r["value"], r["log2_hashmap_size"]) for r in rows)
+    assert points == [("1", "5"), ("1", "6"), ("2", "5"), ("2", "6")]
     for row in rows:
         assert row["param"] == "mlp_depth" and row["image"] == "tiny" and row["steps"] == "2"
         assert float(row["bpp"]) == pytest.approx(int(row["bytes"]) * 8 / (32 * 24), abs=1e-6)  # the real file
@@ -155,7 +156,8 @@ def test_other_settings_in_the_folder_need_force(tmp_path: Path, image: Path, en
 @pytest.mark.parametrize(("options", "message"), [
     (["--param", "hidden_size", "--values", "1"], "unknown --param 'hidden_size'; choose one of latent_dim"),
     (["--param", "latent_dim", "--values", "1,x"], "--values: 'x' is not a number"),
-    (["--param", "latent_dim", "--values", "9"], "latent_dim=9 is outside what the .shc format and encoder take (1 .. 8)"),
+    (["--param", "latent_dim", "--values", "9"], "latent_dim=9 is outside what the .shc format and encoder take "
+                                                 "(1 .. 8)"),
     (["--param", "num_levels", "--values", "2.5"], "num_levels takes whole numbers"),
     (["--param", "mlp_depth", "--values", ","], "--values is empty"),
     (["--param", "anneal", "--values", "1.5"], "anneal=1.5 is outside"),
