@@ -482,9 +482,28 @@ def _curves(rows: Sequence[dict[str, str]], param: str, values: Sequence[str] | 
     return curves
 
 
+def _linear_deltas(anchor_bpp: Sequence[float], anchor_psnr: Sequence[float], test_bpp: Sequence[float],
+                   test_psnr: Sequence[float]) -> tuple[float, float]:
+    """BD-rate (%) and BD-PSNR (dB) with straight-line fits instead of cubics: log-rate against PSNR (and PSNR
+    against log-rate) by least squares, averaged over the overlap. Five points of short, noisy training do not
+    pin a cubic down (its ends swing, and BD-rate with them); a line only asks for the trend."""
+    log_a, log_t = np.log(anchor_bpp), np.log(test_bpp)
+    psnr_a, psnr_t = np.asarray(anchor_psnr, float), np.asarray(test_psnr, float)
+
+    def mean_gap(x_a: np.ndarray, y_a: np.ndarray, x_t: np.ndarray, y_t: np.ndarray) -> float:
+        low, high = max(x_a.min(), x_t.min()), min(x_a.max(), x_t.max())
+        if not high > low:
+            return float("nan")
+        middle = (low + high) / 2  # a line's mean over an interval is its value in the middle
+        return float(np.polyval(np.polyfit(x_t, y_t, 1), middle) - np.polyval(np.polyfit(x_a, y_a, 1), middle))
+
+    rate = mean_gap(psnr_a, log_a, psnr_t, log_t)
+    return float((np.exp(rate) - 1.0) * 100.0), mean_gap(log_a, psnr_a, log_t, psnr_t)
+
+
 def _bd_rows(rows: Sequence[dict[str, str]], runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """BD-rate and BD-PSNR of every value against its parameter's baseline value (the setting of the other
-    parameters' sweeps), for every parameter in ``runs``."""
+    parameters' sweeps), for every parameter in ``runs``: cubic (VCEG-M33, as ``shc bench``) and linear."""
     from shc.bench.bdrate import bd_psnr, bd_rate
 
     table = []
@@ -493,13 +512,15 @@ def _bd_rows(rows: Sequence[dict[str, str]], runs: dict[str, dict[str, Any]]) ->
         baseline = curves.get(f"{param}={run['baseline']}")
         for name, curve in curves.items():
             entry = {"param": param, "value": name.split("=", 1)[1], "baseline": run["baseline"],
-                     "points": len(curve.bpp), "bd_rate_pct": float("nan"), "bd_psnr_db": float("nan"),
-                     "bpp_min": min(curve.bpp), "bpp_max": max(curve.bpp), "psnr_max": max(curve.psnr)}
-            if baseline is not None and curve is not baseline and len(curve.bpp) >= 2 and len(baseline.bpp) >= 2:
-                entry["bd_rate_pct"] = bd_rate(baseline.bpp, baseline.psnr, curve.bpp, curve.psnr)
-                entry["bd_psnr_db"] = bd_psnr(baseline.bpp, baseline.psnr, curve.bpp, curve.psnr)
-            elif curve is baseline:
-                entry["bd_rate_pct"], entry["bd_psnr_db"] = 0.0, 0.0
+                     "points": len(curve.bpp), "bpp_min": min(curve.bpp), "bpp_max": max(curve.bpp),
+                     "psnr_max": max(curve.psnr)}
+            deltas = [float("nan")] * 4
+            if curve is baseline:
+                deltas = [0.0] * 4
+            elif baseline is not None and len(curve.bpp) >= 2 and len(baseline.bpp) >= 2:
+                curves_args = (baseline.bpp, baseline.psnr, curve.bpp, curve.psnr)
+                deltas = [bd_rate(*curves_args), bd_psnr(*curves_args), *_linear_deltas(*curves_args)]
+            entry.update(zip(("bd_rate_pct", "bd_psnr_db", "bd_rate_linear_pct", "bd_psnr_linear_db"), deltas))
             table.append(entry)
     return table
 
@@ -534,24 +555,28 @@ def write_reports(out_dir: Path, rows: Sequence[dict[str, str]], param: str, val
     table = _bd_rows(rows, runs)
     with _atomic(out_dir / "bd_rates.csv") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["param", "value", "baseline", "points", "bd_rate_pct", "bd_psnr_db", "bpp_min", "bpp_max",
-                         "psnr_max"])
+        writer.writerow(["param", "value", "baseline", "points", "bd_rate_pct", "bd_psnr_db", "bd_rate_linear_pct",
+                         "bd_psnr_linear_db", "bpp_min", "bpp_max", "psnr_max"])
         for e in table:
             writer.writerow([e["param"], e["value"], e["baseline"], e["points"], f"{e['bd_rate_pct']:.2f}",
-                             f"{e['bd_psnr_db']:.3f}", f"{e['bpp_min']:.4f}", f"{e['bpp_max']:.4f}",
+                             f"{e['bd_psnr_db']:.3f}", f"{e['bd_rate_linear_pct']:.2f}",
+                             f"{e['bd_psnr_linear_db']:.3f}", f"{e['bpp_min']:.4f}", f"{e['bpp_max']:.4f}",
                              f"{e['psnr_max']:.2f}"])
     lines = [
         "# BD-rate of each value against the baseline value", "",
         "Each parameter's curves (PSNR against bpp over the table sizes) against the curve of its baseline value "
         "(the setting every other parameter's sweep uses): BD-rate < 0: fewer bits than the baseline for the "
-        "same PSNR; BD-PSNR > 0: higher PSNR at the same bpp (cubic fit, VCEG-M33, over the overlapping range; "
-        "n/a: no overlap).", "",
-        "| param | value | baseline | points | BD-rate (%) | BD-PSNR (dB) | bpp range | best PSNR (dB) |",
-        "|---|---:|---:|---:|---:|---:|---|---:|",
+        "same PSNR; BD-PSNR > 0: higher PSNR at the same bpp; averaged over the overlapping range (n/a: none). "
+        "*cubic*: VCEG-M33 as `shc bench` reports it; *linear*: the same with straight-line fits, steadier when "
+        "a few noisy points leave a cubic free to swing.", "",
+        "| param | value | baseline | points | BD-rate cubic (%) | BD-PSNR cubic (dB) | BD-rate linear (%) | "
+        "BD-PSNR linear (dB) | bpp range | best PSNR (dB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     lines += [f"| {e['param']} | {e['value']} | {e['baseline']} | {e['points']} | {_signed(e['bd_rate_pct'], 1)} | "
-              f"{_signed(e['bd_psnr_db'], 2)} | {e['bpp_min']:.3f} .. {e['bpp_max']:.3f} | {e['psnr_max']:.2f} |"
-              for e in table]
+              f"{_signed(e['bd_psnr_db'], 2)} | {_signed(e['bd_rate_linear_pct'], 1)} | "
+              f"{_signed(e['bd_psnr_linear_db'], 2)} | {e['bpp_min']:.3f} .. {e['bpp_max']:.3f} | "
+              f"{e['psnr_max']:.2f} |" for e in table]
     with _atomic(out_dir / "bd_rates.md") as handle:
         handle.write("\n".join(lines) + "\n")
     written += [out_dir / "bd_rates.csv", out_dir / "bd_rates.md"]
