@@ -14,6 +14,7 @@ decode path imports this module. The driver needs no torch; the workers need ``s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -32,6 +33,8 @@ __all__ = ["CLUSTER_INSTALL_HINT", "RETRIES", "ClusterError", "encode_task", "im
 CLUSTER_INSTALL_HINT = 'pip install "shc[cluster]"'
 RETRIES = 3
 """How often Ray runs a photo's task again after its worker died (killed, out of memory, node lost)."""
+WAIT_SECONDS = 0.25
+"""How long the loop waits for a task at a time before it looks whether a stop was asked for."""
 TASKS_PER_SLOT = 2
 """Tasks in flight per task the cluster can run at once: enough to keep workers busy while the driver writes,
 few enough that a 100,000-photo batch does not hold every photo in the object store."""
@@ -68,12 +71,11 @@ def encode_task(job: Job, photo: bytes, plan: Any, device: str, threads: int, ve
 
 
 def _connect(ray: Any, address: str | None) -> bool:
-    """Connect to ``address`` (or ``$RAY_ADDRESS``), else start a local Ray for this command; whether this
-    call started or joined Ray (and so must shut it down). A Ray already initialised in this process (a
-    notebook, a test) is used as it is."""
+    """Connect to ``address``, or without one start a local Ray for this command; whether this call started
+    or joined Ray (and so must shut it down). A Ray already initialised in this process (a notebook, a test)
+    is used as it is."""
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
     if address is None:  # "local": a new Ray of this machine's CPUs, never some other cluster found in /tmp/ray
         options.update(address="local", include_dashboard=False)
@@ -93,10 +95,13 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
-def _task_resources(ray: Any, device: str, threads: int | None) -> tuple[str, dict[str, float], int]:
+def _task_resources(ray: Any, device: str, threads: int | None, *, local: bool,
+                    quiet: bool) -> tuple[str, dict[str, float], int]:
     """The workers' device, what a task asks Ray for, and how many such tasks the cluster runs at once.
 
-    ``auto`` is cuda when the cluster has GPUs, else cpu; Ray picks the GPU (``cuda``, not ``cuda:N``)."""
+    ``auto`` is cuda when the cluster has GPUs, else cpu; Ray picks the GPU (``cuda``, not ``cuda:N``). A
+    task no node can take would wait forever: refused on the ``local`` Ray started for this command, a
+    warning on a cluster, where such a node may still join."""
     resources = ray.cluster_resources()
     gpus = resources.get("GPU", 0)
     if device == "auto":
@@ -108,6 +113,15 @@ def _task_resources(ray: Any, device: str, threads: int | None) -> tuple[str, di
         raise ClusterError("--device cuda: the Ray cluster has no GPU")
     cpus = threads or 1
     request = {"num_cpus": cpus, "num_gpus": 1 if device == "cuda" else 0}
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    if not any(node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= request["num_gpus"] for node in nodes):
+        largest = max((node.get("CPU", 0) for node in nodes), default=0)
+        msg = f"--threads {cpus}: no node of the Ray cluster has {cpus} CPUs{' and a GPU' * request['num_gpus']} " \
+              f"(the largest has {largest:g} CPUs)"
+        if local:
+            raise UsageError(msg)
+        if not quiet:
+            click.echo(f"Warning: {msg}; the tasks wait until such a node joins", err=True)
     slots = resources.get("CPU", 0) // cpus
     if device == "cuda":
         slots = min(slots, gpus)
@@ -142,54 +156,69 @@ def run_on_ray(
     import shc
 
     ray = import_ray()
+    address = address or os.environ.get("RAY_ADDRESS") or None
     started = _connect(ray, address)
-    previous = _sigterm_interrupts()
     try:
-        device, request, slots = _task_resources(ray, device, threads)
+        device, request, slots = _task_resources(ray, device, threads, local=started and address is None,
+                                                  quiet=quiet)
         task = ray.remote(encode_task).options(max_retries=RETRIES, retry_exceptions=False, **request)
         batch = BatchReport("encode", jobs, as_json=as_json, quiet=quiet, single=single)
         pending: dict[Any, Job] = {}
         waiting: Iterator[Job] = iter(jobs)
         try:
-            while True:
-                while len(pending) < TASKS_PER_SLOT * slots and (job := next(waiting, None)) is not None:
-                    if batch.skip_if_exists(job, skip_existing):
-                        continue
-                    try:
-                        refuse_existing(job.output, force, EXISTING_ALTERNATIVE)
-                        photo = read_input(job.source, max_bytes=MAX_INPUT_BYTES)
-                    except click.ClickException as error:
-                        batch.failed(job, error)
-                        continue
-                    pending[task.remote(job, photo, plan, device, threads or 1, shc.__version__)] = job
-                if not pending:
-                    break
-                finished, _ = ray.wait(list(pending), num_returns=1)
-                for ref in finished:
-                    _finish(ray, ref, pending.pop(ref), batch, describe, force)
+            with _stopping_between_waits() as stop_asked:
+                while True:
+                    if stop_asked():
+                        raise KeyboardInterrupt
+                    while len(pending) < TASKS_PER_SLOT * slots and (job := next(waiting, None)) is not None:
+                        if batch.skip_if_exists(job, skip_existing):
+                            continue
+                        try:
+                            refuse_existing(job.output, force, EXISTING_ALTERNATIVE)
+                            photo = read_input(job.source, max_bytes=MAX_INPUT_BYTES)
+                        except click.ClickException as error:
+                            batch.failed(job, error)
+                            continue
+                        pending[task.remote(job, photo, plan, device, threads or 1, shc.__version__)] = job
+                    if not pending:
+                        break
+                    finished, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
+                    for ref in finished:
+                        _finish(ray, ref, pending.pop(ref), batch, describe, force)
         except BaseException:  # Ctrl-C, or a single job's failure: stop what still runs; nothing half-written
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
         batch.finish()
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         if started:
             ray.shutdown()
 
 
-def _sigterm_interrupts() -> Any:
-    """Make SIGTERM (a scheduler pre-empting the job) stop the batch as Ctrl-C does, with the tasks cancelled
-    and Ray shut down, instead of Ray's fault handler's stack dump; the previous handler, or None off the main
-    thread."""
+@contextlib.contextmanager
+def _stopping_between_waits() -> Iterator[Callable[[], bool]]:
+    """While the batch runs, Ctrl-C and SIGTERM (a scheduler pre-empting the job) only set a flag, which the
+    loop turns into KeyboardInterrupt between its waits: raised inside one of Ray's own calls, it could hang
+    the shutdown, and SIGTERM would get Ray's stack dump. A second signal interrupts at once. Yields whether
+    a stop was asked for (always False off the main thread, where signals cannot be handled)."""
+    asked = []
     if threading.current_thread() is not threading.main_thread():
-        return None
+        yield lambda: False
+        return
 
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(signum)
 
-    return signal.signal(signal.SIGTERM, handler)
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    for number in previous:
+        signal.signal(number, handler)
+    try:
+        yield lambda: bool(asked)
+    finally:
+        for number, before in previous.items():  # None: a handler not set from Python (Ray's own)
+            signal.signal(number, signal.SIG_DFL if before is None else before)
 
 
 def _finish(ray: Any, ref: Any, job: Job, batch: BatchReport, describe: Callable[[dict], str], force: bool) -> None:

@@ -26,6 +26,7 @@ from PIL import Image
 
 import shc
 from shc.cli.batch import Job
+from shc.cli.common import UsageError
 from shc.cli.cluster import encode_task
 from shc.cli.main import cli
 
@@ -124,6 +125,24 @@ def _wait_for(condition, timeout: float = 120.0):
     return None
 
 
+def _invoke_killing_a_worker(*args):
+    """``invoke(*args)`` while a thread SIGKILLs the first Ray worker of this process's Ray seen running a
+    photo's task (Ray titles a worker so while it runs one); the result, and the pid killed (None: none seen)."""
+    killed: list[int] = []
+
+    def kill_one_worker() -> None:
+        workers = _wait_for(lambda: _encoding_workers(os.getpid()))
+        if workers:
+            os.kill(workers[0], signal.SIGKILL)
+            killed.append(workers[0])
+
+    killer = threading.Thread(target=kill_one_worker, daemon=True)
+    killer.start()
+    result = invoke(*args)
+    killer.join(timeout=5)
+    return result, (killed[0] if killed else None)
+
+
 # --- without a cluster --------------------------------------------------------------------------------------
 
 
@@ -199,24 +218,32 @@ def test_a_batch_on_ray_decodes_and_equals_the_local_mode(ray_address, photos, l
 @pytest.mark.slow
 def test_a_worker_killed_mid_task_is_retried_and_every_file_written_once(ray_address, photos, local_files,
                                                                          tmp_path):
-    killed: list[int] = []
-
-    def kill_one_worker() -> None:
-        workers = _wait_for(lambda: _encoding_workers(os.getpid()))
-        if workers:  # Ray titles a worker so while it runs the task: kill it there
-            os.kill(workers[0], signal.SIGKILL)
-            killed.append(workers[0])
-
-    killer = threading.Thread(target=kill_one_worker, daemon=True)
-    killer.start()
     out = tmp_path / "out"
-    result = invoke("encode", *photos, "--out-dir", out, *FAST, "--cluster", "ray", "--json")
-    killer.join(timeout=5)
-    assert killed, "no worker was seen running a task"
-    assert not _alive(killed[0])
+    result, killed = _invoke_killing_a_worker("encode", *photos, "--out-dir", out, *FAST, "--cluster", "ray",
+                                              "--json")
+    assert killed is not None, "no worker was seen running a task"
+    assert not _alive(killed)
     assert result.exit_code == 0, result.output
     assert by_name(json_lines(result.stdout)) == {"a.png": "ok", "b.png": "ok", "c.png": "ok"}
     assert {p.name: p.read_bytes() for p in out.iterdir()} == local_files  # no temp file, nothing twice
+
+
+@pytest.mark.slow
+def test_a_task_whose_worker_dies_every_time_is_reported_and_the_rest_go_on(ray_address, photos, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setattr("shc.cli.cluster.RETRIES", 0)  # the first death is the last: no retry left
+    out = tmp_path / "out"
+    result, killed = _invoke_killing_a_worker("encode", *photos, "--out-dir", out, *FAST, "--cluster", "ray",
+                                              "--json")
+    assert killed is not None, "no worker was seen running a task"
+    assert result.exit_code == 2, result.output
+    reports = json_lines(result.stdout)
+    statuses = by_name(reports)
+    failed = [name for name, status in statuses.items() if status == "failed"]
+    assert len(failed) == 1 and sorted(statuses) == ["a.png", "b.png", "c.png"]
+    assert "the Ray task failed" in next(r["error"] for r in reports if r["status"] == "failed")
+    assert sorted(p.name for p in out.iterdir()) == sorted(n[:-4] + ".shc" for n in statuses if n not in failed)
+    assert "3 file(s): 2 done, 0 skipped, 1 failed" in result.stderr
 
 
 @pytest.mark.slow
@@ -261,6 +288,33 @@ def test_devices_a_cluster_cannot_run_are_refused(ray_address, photos, tmp_path)
     cuda = invoke("encode", photos[0], "--out-dir", tmp_path, *FAST, "--cluster", "ray", "--device", "cuda")
     assert cuda.exit_code == 2 and "no GPU" in cuda.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+class _FakeRay:
+    """What :func:`shc.cli.cluster._task_resources` asks Ray: a cluster of two 2-CPU nodes (one with a GPU)
+    and a dead 64-CPU one."""
+
+    @staticmethod
+    def cluster_resources():
+        return {"CPU": 4.0, "GPU": 1.0}
+
+    @staticmethod
+    def nodes():
+        return [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": True, "Resources": {"CPU": 2.0, "GPU": 1.0}},
+                {"Alive": False, "Resources": {"CPU": 64.0}}]
+
+
+def test_tasks_ask_ray_for_threads_and_a_gpu_and_no_node_that_cannot_come(capsys):
+    from shc.cli.cluster import _task_resources
+
+    assert _task_resources(_FakeRay, "cpu", None, local=True, quiet=False) == (
+        "cpu", {"num_cpus": 1, "num_gpus": 0}, 4)
+    assert _task_resources(_FakeRay, "auto", 2, local=True, quiet=False) == (
+        "cuda", {"num_cpus": 2, "num_gpus": 1}, 1)  # GPUs in the cluster: auto takes one
+    with pytest.raises(UsageError, match="--threads 3: no node of the Ray cluster has 3 CPUs"):
+        _task_resources(_FakeRay, "cpu", 3, local=True, quiet=False)  # a Ray of its own: it would wait forever
+    assert _task_resources(_FakeRay, "cpu", 3, local=False, quiet=False)[2] == 1  # a cluster: a node may join
+    assert "Warning: --threads 3: no node" in capsys.readouterr().err
 
 
 @pytest.mark.slow
