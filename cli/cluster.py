@@ -35,6 +35,8 @@ RETRIES = 3
 """How often Ray runs a photo's task again after its worker died (killed, out of memory, node lost)."""
 WAIT_SECONDS = 0.25
 """How long the loop waits for a task at a time before it looks whether a stop was asked for."""
+BYTES_NAME = "input: "
+"""How :func:`shc.images.load_image`'s errors name an image given as bytes."""
 TASKS_PER_SLOT = 2
 """Tasks in flight per task the cluster can run at once: enough to keep workers busy while the driver writes,
 few enough that a 100,000-photo batch does not hold every photo in the object store."""
@@ -67,7 +69,10 @@ def encode_task(job: Job, photo: bytes, plan: Any, device: str, threads: int, ve
     try:
         return encode_photo(job, photo, plan, device, threads)
     except click.ClickException as error:  # bad image, size cap too small, no torch on this node
-        return (error.format_message(), error.exit_code)
+        message = error.format_message()
+        if message.startswith(BYTES_NAME):  # the image reader names bytes "input": name the photo
+            message = f"{job.source}: {message[len(BYTES_NAME):]}"
+        return (message, error.exit_code)
 
 
 def _connect(ray: Any, address: str | None) -> bool:
@@ -106,9 +111,6 @@ def _task_resources(ray: Any, device: str, threads: int | None, *, local: bool,
     gpus = resources.get("GPU", 0)
     if device == "auto":
         device = "cuda" if gpus > 0 else "cpu"
-    if device not in ("cpu", "cuda"):
-        msg = f"--device {device}: with --cluster ray use cpu, cuda or auto (Ray chooses each task's GPU)"
-        raise UsageError(msg)
     if device == "cuda" and gpus == 0:
         raise ClusterError("--device cuda: the Ray cluster has no GPU")
     cpus = threads or 1
@@ -155,6 +157,9 @@ def run_on_ray(
     they finish."""
     import shc
 
+    if device not in ("cpu", "cuda", "auto"):  # before Ray starts
+        msg = f"--device {device}: with --cluster ray use cpu, cuda or auto (Ray chooses each task's GPU)"
+        raise UsageError(msg)
     ray = import_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None
     started = _connect(ray, address)

@@ -184,7 +184,7 @@ def test_a_worker_reports_its_photos_failure_instead_of_raising(photos):
     job = Job(str(photos[0]), "a.shc")
     plan = _plan()
     message, status = encode_task(job, b"not an image", plan, "cpu", 1, shc.__version__)
-    assert status == 2 and "cannot read image" in message
+    assert status == 2 and message.startswith(f"{photos[0]}: cannot read image")
     message, status = encode_task(job, photos[0].read_bytes(), plan, "cpu", 1, "0.0.1")
     assert status == 2 and "shc 0.0.1" in message and shc.__version__ in message
 
