@@ -14,6 +14,7 @@ the table ``ngp_large.md``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
@@ -74,6 +75,12 @@ def table(rows: list[dict], image: Path, with_jpeg: bool) -> str:
         jpeg_text = f"q{jpeg['quality']}: {jpeg['bytes']:,} B, {jpeg['psnr_db']:.2f} dB" if jpeg else "none that small"
         lines.append(f"| {r['quality']:g} | {r['bytes']:,} | {r['psnr_db']:.2f} | "
                      f"{f'{matched:,.0f}' if matched else '-'} | {ratio} | {jpeg_text} |")
+    lines += ["", "| baseline quality | baseline bytes | PSNR | shc bytes at that PSNR | ratio |", "|---|---|---|---|---|"]
+    for r in sorted(ngp, key=lambda r: r["quality"]):
+        matched = interpolate_bytes(shc, r["psnr_db"])
+        ratio = f"{r['bytes'] / matched:.1f}x" if matched else "outside shc's range"
+        lines.append(f"| {r['quality']:g} | {r['bytes']:,} | {r['psnr_db']:.2f} | "
+                     f"{f'{matched:,.0f}' if matched else '-'} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
@@ -94,10 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     log = args.out_dir / "ngp_large.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines() if line] if log.exists() else []
     done = {(r["image"], r["codec"], r["quality"]) for r in rows}
-    for codec, levels in (("shc", args.shc), ("ngp", args.ngp)):
-        for quality in (float(q) for q in levels.split(",")):
-            if (args.image.name, codec, quality) in done:
-                continue
+    shc_points = [("shc", float(q)) for q in args.shc.split(",")]
+    ngp_points = [("ngp", float(q)) for q in args.ngp.split(",")]
+    # alternate the two sides, so that an interrupted run still has points of both
+    order = [p for pair in itertools.zip_longest(shc_points, ngp_points) for p in pair if p is not None]
+    for codec, quality in order:
+        if (args.image.name, codec, quality) not in done:
             row = encode_row(args.image, codec, quality)
             rows.append(row)
             with log.open("a") as handle:

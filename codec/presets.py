@@ -166,7 +166,7 @@ PRESETS: tuple[Preset, ...] = (
     # of Kodak's long side), D = F = 1, MLP 16 x 2, bilinear, Adam with latents 0.01, MLP 1e-3, latent decoder
     # 0.01, probability model 1e-4, annealing over 0.95 of 60,000 full-image steps, no level-of-detail training.
     # The quality sets λ only.
-    Preset("paper", "the paper's Kodak configuration, 60,000 full-image steps (hours on a CPU: use a GPU)",
+    Preset("paper", "the paper's Kodak configuration, 60,000 steps on the whole image (hours on a CPU: use a GPU)",
            EncoderSettings(num_levels=24, num_groups=24, log2_hashmap_size=11, min_res=16, max_res_scale=2 / 3,
                            square_levels=True, mlp_width=16, mlp_depth=2, steps=60000, eval_every=500,
                            lr_latents=1e-2, lr_network=1e-2, lr_mlp=1e-3, lr_prior=1e-4,
