@@ -23,12 +23,20 @@ from pathlib import Path
 import numpy as np
 
 
-def encode_row(image: Path, codec: str, quality: float) -> dict:
+def encode_row(image: Path, codec: str, quality: float, architecture: float | None = None) -> dict:
+    """One encode at the default preset; ``architecture``: the grid and MLP of that quality level (with
+    ``quality``'s λ), to compare shc and the baseline on the same grid."""
     from shc.codec.encoder import encode_image
+    from shc.codec.presets import settings_for, settings_for_image
+    from shc.images import load_image
 
-    result = encode_image(image, quality=quality, entropy_coding=codec == "shc", strip=True)
+    source = load_image(image, strip=True)
+    height, width, _ = source.pixels.shape
+    settings = settings_for("default", quality, entropy_coding=codec == "shc", architecture=architecture)
+    result = encode_image(source, settings=settings_for_image(settings, width, height))
     pixels = result.width * result.height
-    return {"image": image.name, "codec": codec, "quality": quality, "bytes": len(result.data),
+    return {"image": image.name, "codec": codec, "quality": quality, "architecture": architecture,
+            "bytes": len(result.data),
             "bpp": len(result.data) * 8 / pixels, "psnr_db": result.psnr_db,
             "encode_seconds": round(result.encode_seconds, 1), "steps": result.training.steps_run,
             "table_log2": result.settings.log2_hashmap_size, "mlp_width": result.settings.mlp_width}
@@ -64,7 +72,8 @@ def table(rows: list[dict], image: Path, with_jpeg: bool) -> str:
     ngp = [r for r in rows if r["codec"] == "ngp"]
     lines = ["| codec | quality | bytes | bpp | PSNR (dB) | encode (s) |", "|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["codec"], r["quality"])):
-        lines.append(f"| {r['codec']} | {r['quality']:g} | {r['bytes']:,} | {r['bpp']:.4f} | {r['psnr_db']:.2f} | "
+        grid = f" (grid of q{r['architecture']:g})" if r.get("architecture") else ""
+        lines.append(f"| {r['codec']} | {r['quality']:g}{grid} | {r['bytes']:,} | {r['bpp']:.4f} | {r['psnr_db']:.2f} | "
                      f"{r['encode_seconds']} |")
     lines += ["", "| shc quality | shc bytes | PSNR | baseline bytes at that PSNR | ratio | JPEG at shc's size |",
               "|---|---|---|---|---|---|"]
@@ -75,12 +84,16 @@ def table(rows: list[dict], image: Path, with_jpeg: bool) -> str:
         jpeg_text = f"q{jpeg['quality']}: {jpeg['bytes']:,} B, {jpeg['psnr_db']:.2f} dB" if jpeg else "none that small"
         lines.append(f"| {r['quality']:g} | {r['bytes']:,} | {r['psnr_db']:.2f} | "
                      f"{f'{matched:,.0f}' if matched else '-'} | {ratio} | {jpeg_text} |")
-    lines += ["", "| baseline quality | baseline bytes | PSNR | shc bytes at that PSNR | ratio |", "|---|---|---|---|---|"]
-    for r in sorted(ngp, key=lambda r: r["quality"]):
-        matched = interpolate_bytes(shc, r["psnr_db"])
-        ratio = f"{r['bytes'] / matched:.1f}x" if matched else "outside shc's range"
-        lines.append(f"| {r['quality']:g} | {r['bytes']:,} | {r['psnr_db']:.2f} | "
-                     f"{f'{matched:,.0f}' if matched else '-'} | {ratio} |")
+    lines += ["", "| baseline quality | baseline bytes | PSNR | shc curve | shc bytes at that PSNR | ratio |",
+              "|---|---|---|---|---|---|"]
+    for architecture in sorted({r.get("architecture") or 0 for r in shc}):
+        curve = [r for r in shc if (r.get("architecture") or 0) == architecture]
+        name = f"grid of q{architecture:g}" if architecture else "default quality levels"
+        for r in sorted(ngp, key=lambda r: r["quality"]):
+            matched = interpolate_bytes(curve, r["psnr_db"])
+            ratio = f"{r['bytes'] / matched:.1f}x" if matched else "outside the curve's range"
+            lines.append(f"| {r['quality']:g} | {r['bytes']:,} | {r['psnr_db']:.2f} | {name} | "
+                         f"{f'{matched:,.0f}' if matched else '-'} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
@@ -90,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--out-dir", type=Path, required=True)
     parser.add_argument("--shc", default="2,3,4", help="quality levels of shc")
     parser.add_argument("--ngp", default="1,2,3", help="quality levels of the no-entropy baseline")
+    parser.add_argument("--shc-architecture", type=float, default=None,
+                        help="shc's grid and MLP from this quality level (its λ from --shc): the baseline's grid")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-jpeg", action="store_true")
     args = parser.parse_args(argv)
@@ -100,14 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     log = args.out_dir / "ngp_large.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines() if line] if log.exists() else []
-    done = {(r["image"], r["codec"], r["quality"]) for r in rows}
-    shc_points = [("shc", float(q)) for q in args.shc.split(",")]
-    ngp_points = [("ngp", float(q)) for q in args.ngp.split(",")]
+    done = {(r["image"], r["codec"], r["quality"], r.get("architecture")) for r in rows}
+    shc_points = [("shc", float(q), args.shc_architecture) for q in args.shc.split(",")]
+    ngp_points = [("ngp", float(q), None) for q in args.ngp.split(",")]
     # alternate the two sides, so that an interrupted run still has points of both
     order = [p for pair in itertools.zip_longest(shc_points, ngp_points) for p in pair if p is not None]
-    for codec, quality in order:
-        if (args.image.name, codec, quality) not in done:
-            row = encode_row(args.image, codec, quality)
+    for codec, quality, architecture in order:
+        if (args.image.name, codec, quality, architecture) not in done:
+            row = encode_row(args.image, codec, quality, architecture)
             rows.append(row)
             with log.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
