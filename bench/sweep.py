@@ -683,13 +683,19 @@ def run_sweep(
             meta = collect_meta(command or " ".join(sys.argv), [], [image])
             del meta["codecs"]
         runs = meta.setdefault("runs", {})
+        command = command or " ".join(sys.argv)
+        previous = runs.get(param, {}) if runs.get(param, {}).get("command") == command else {}
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         runs[param] = {
-            "command": command or " ".join(sys.argv), "image": image, "baseline": format_value(baseline),
+            "command": command, "image": image, "baseline": format_value(baseline),
             "values": list(dict.fromkeys(format_value(p.value) for p in points)),
             "tables": sorted({p.table for p in points}), "rate": dataclasses.asdict(rate),
             "settings": {k: v for k, v in dataclasses.asdict(points[0].settings).items()
                          if k not in ("log2_hashmap_size", "lmbda", param)},
-            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(extra_meta or {}),
+            **(extra_meta or {}),
+            # a rerun of the same command that finds nothing to measure keeps the times of the one that did
+            "started_utc": now if todo or "started_utc" not in previous else previous["started_utc"],
+            "finished_utc": previous.get("finished_utc"),
         }
         _write_meta(meta_path, meta)
 
@@ -718,7 +724,8 @@ def run_sweep(
         rows = list(results.rows.values())
         values = [format_value(v) for v in dict.fromkeys(p.value for p in points)]
         write_reports(out_dir, rows, param, values, runs, image)
-        runs[param]["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if todo or runs[param]["finished_utc"] is None:
+            runs[param]["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         _write_meta(meta_path, meta)
     return [row for row in rows if row["param"] == param]
 
