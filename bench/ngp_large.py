@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 
-def encode_row(image: Path, codec: str, quality: float, architecture: float | None = None) -> dict:
+def encode_row(image: Path, codec: str, quality: float, architecture: float | None = None,
+               steps: int | None = None) -> dict:
     """One encode at the default preset; ``architecture``: the grid and MLP of that quality level (with
     ``quality``'s λ), to compare shc and the baseline on the same grid."""
     from shc.codec.encoder import encode_image
@@ -32,7 +33,7 @@ def encode_row(image: Path, codec: str, quality: float, architecture: float | No
 
     source = load_image(image, strip=True)
     height, width, _ = source.pixels.shape
-    settings = settings_for("default", quality, entropy_coding=codec == "shc", architecture=architecture)
+    settings = settings_for("default", quality, steps, entropy_coding=codec == "shc", architecture=architecture)
     result = encode_image(source, settings=settings_for_image(settings, width, height))
     pixels = result.width * result.height
     return {"image": image.name, "codec": codec, "quality": quality, "architecture": architecture,
@@ -67,37 +68,47 @@ def jpeg_at(image: Path, max_bytes: int) -> dict | None:
     return {"quality": quality, "bytes": len(data), "psnr_db": psnr_db(codec.decode(data), rgb)}
 
 
+def _curve_name(row: dict) -> str:
+    grid = f"grid of q{row['architecture']:g}" if row.get("architecture") else "its quality levels"
+    return f"{row['codec']}, {grid}, {row['steps']:,} steps"
+
+
 def table(rows: list[dict], image: Path, with_jpeg: bool) -> str:
-    shc = [r for r in rows if r["codec"] == "shc"]
-    ngp = [r for r in rows if r["codec"] == "ngp"]
-    lines = ["| codec | quality | bytes | bpp | PSNR (dB) | encode (s) |", "|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["codec"], r["quality"])):
-        grid = f" (grid of q{r['architecture']:g})" if r.get("architecture") else ""
-        lines.append(f"| {r['codec']} | {r['quality']:g}{grid} | {r['bytes']:,} | {r['bpp']:.4f} | {r['psnr_db']:.2f} | "
-                     f"{r['encode_seconds']} |")
-    lines += ["", "| shc quality | shc bytes | PSNR | baseline bytes at that PSNR | ratio | JPEG at shc's size |",
+    """Every encode; then, for each shc point, the baseline's bytes at its PSNR on each baseline curve
+    (same steps) and JPEG at its size; and each baseline point against each shc curve."""
+    curves: dict[str, list[dict]] = {}
+    for r in rows:
+        curves.setdefault(_curve_name(r), []).append(r)
+    lines = ["| curve | quality | bytes | bpp | PSNR (dB) | encode (s) |", "|---|---|---|---|---|---|"]
+    for name, curve in sorted(curves.items()):
+        for r in sorted(curve, key=lambda r: r["quality"]):
+            lines.append(f"| {name} | {r['quality']:g} | {r['bytes']:,} | {r['bpp']:.4f} | {r['psnr_db']:.2f} | "
+                         f"{r['encode_seconds']} |")
+    lines += ["", "| point | bytes | PSNR | other curve | its bytes at that PSNR | ratio (baseline / shc) |",
               "|---|---|---|---|---|---|"]
-    for r in sorted(shc, key=lambda r: r["quality"]):
-        matched = interpolate_bytes(ngp, r["psnr_db"])
-        ratio = f"{matched / r['bytes']:.1f}x" if matched else "outside the baseline's range"
-        jpeg = jpeg_at(image, r["bytes"]) if with_jpeg else None
-        jpeg_text = f"q{jpeg['quality']}: {jpeg['bytes']:,} B, {jpeg['psnr_db']:.2f} dB" if jpeg else "none that small"
-        lines.append(f"| {r['quality']:g} | {r['bytes']:,} | {r['psnr_db']:.2f} | "
-                     f"{f'{matched:,.0f}' if matched else '-'} | {ratio} | {jpeg_text} |")
-    lines += ["", "| baseline quality | baseline bytes | PSNR | shc curve | shc bytes at that PSNR | ratio |",
-              "|---|---|---|---|---|---|"]
-    for architecture in sorted({r.get("architecture") or 0 for r in shc}):
-        curve = [r for r in shc if (r.get("architecture") or 0) == architecture]
-        name = f"grid of q{architecture:g}" if architecture else "default quality levels"
-        for r in sorted(ngp, key=lambda r: r["quality"]):
-            matched = interpolate_bytes(curve, r["psnr_db"])
-            ratio = f"{r['bytes'] / matched:.1f}x" if matched else "outside the curve's range"
-            lines.append(f"| {r['quality']:g} | {r['bytes']:,} | {r['psnr_db']:.2f} | {name} | "
-                         f"{f'{matched:,.0f}' if matched else '-'} | {ratio} |")
+    for name, curve in sorted(curves.items()):
+        for r in sorted(curve, key=lambda r: r["quality"]):
+            for other_name, other in sorted(curves.items()):
+                if other[0]["codec"] == r["codec"]:
+                    continue
+                matched = interpolate_bytes(other, r["psnr_db"])
+                ratio = "-"
+                if matched:
+                    ratio = f"{(matched / r['bytes'] if r['codec'] == 'shc' else r['bytes'] / matched):.1f}x"
+                lines.append(f"| {name} q{r['quality']:g} | {r['bytes']:,} | {r['psnr_db']:.2f} | {other_name} | "
+                             f"{f'{matched:,.0f}' if matched else 'outside its range'} | {ratio} |")
+    if with_jpeg:
+        lines += ["", "| shc point | bytes | PSNR | JPEG 4:2:0 (Pillow) at that size or less |", "|---|---|---|---|"]
+        for r in sorted((r for r in rows if r["codec"] == "shc"), key=lambda r: r["bytes"]):
+            jpeg = jpeg_at(image, r["bytes"])
+            jpeg_text = f"q{jpeg['quality']}: {jpeg['bytes']:,} B, {jpeg['psnr_db']:.2f} dB" if jpeg else "none that small"
+            lines.append(f"| {_curve_name(r)} q{r['quality']:g} | {r['bytes']:,} | {r['psnr_db']:.2f} | {jpeg_text} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shc.codec.presets import settings_for
+
     parser = argparse.ArgumentParser(prog="python -m shc.bench.ngp_large", description=__doc__.split("\n\n")[0])
     parser.add_argument("image", type=Path)
     parser.add_argument("-o", "--out-dir", type=Path, required=True)
@@ -105,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ngp", default="1,2,3", help="quality levels of the no-entropy baseline")
     parser.add_argument("--shc-architecture", type=float, default=None,
                         help="shc's grid and MLP from this quality level (its λ from --shc): the baseline's grid")
+    parser.add_argument("--steps", type=int, default=None, help="both sides' steps (default: the preset's)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-jpeg", action="store_true")
     args = parser.parse_args(argv)
@@ -115,14 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     log = args.out_dir / "ngp_large.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines() if line] if log.exists() else []
-    done = {(r["image"], r["codec"], r["quality"], r.get("architecture")) for r in rows}
+    done = {(r["image"], r["codec"], r["quality"], r.get("architecture"), r["steps"]) for r in rows}
     shc_points = [("shc", float(q), args.shc_architecture) for q in args.shc.split(",")]
     ngp_points = [("ngp", float(q), None) for q in args.ngp.split(",")]
     # alternate the two sides, so that an interrupted run still has points of both
     order = [p for pair in itertools.zip_longest(shc_points, ngp_points) for p in pair if p is not None]
+    steps = args.steps or settings_for("default").steps
     for codec, quality, architecture in order:
-        if (args.image.name, codec, quality, architecture) not in done:
-            row = encode_row(args.image, codec, quality, architecture)
+        if (args.image.name, codec, quality, architecture, steps) not in done:
+            row = encode_row(args.image, codec, quality, architecture, steps)
             rows.append(row)
             with log.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
