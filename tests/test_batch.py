@@ -278,7 +278,7 @@ def test_commands_are_loaded_lazily():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(eval(done.stdout))  # noqa: S307 - our own printed list
     assert loaded == {"shc.cli.batch", "shc.cli.common", "shc.cli.decode_cmd", "shc.cli.main"}
-    assert set(COMMANDS) == {"encode", "decode", "info", "inspect", "tiles", "serve", "bench"}
+    assert set(COMMANDS) == {"encode", "decode", "info", "inspect", "tiles", "serve", "bench", "sweep"}
 
 
 def test_encode_max_pixels_names_the_flag_and_raises_the_limit(tmp_path):
