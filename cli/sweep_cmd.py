@@ -126,6 +126,11 @@ def sweep(image: Path, out_dir: Path, param: str, values: str, tables: str, fixe
     if given and name in sw.RATE_PARAMS:
         msg = f"--param {name} sweeps the rate weight; leave out {given[0]}"
         raise UsageError(msg)
+    try:
+        import matplotlib  # noqa: F401  (checked now, not after an hour of training)
+    except ImportError:
+        msg = "the sweep's plots need matplotlib: pip install 'shc[bench]'"
+        raise UsageError(msg) from None
     rate = sw.base_rate(lmbda, row_lambda, quality)
     base = sw.base_settings(preset, steps, overrides)
     baseline = overrides.get(name, sw.APPENDIX.get(name))  # the value the other parameters' sweeps use
