@@ -1,4 +1,4 @@
-"""The ``shc`` command: encode, decode, info, inspect, tiles, serve, bench — each in its own module, imported
+"""The ``shc`` command: encode, decode, info, inspect, tiles, serve, bench, sweep — each in its own module, imported
 only when that command runs (``shc decode`` never imports the encoder's or the benchmark's modules).
 
 Exit codes: 0 success, 1 usage error (bad option, existing output without --force), 2 bad input

@@ -121,8 +121,8 @@ def sweep(image: Path, out_dir: Path, param: str, values: str, tables: str, fixe
         sizes = sw.parse_tables(tables)
         overrides = sw.parse_sets(fixed, name)
         crop_size = sw.parse_size(crop) if crop is not None else None
-    except sw.SweepError as error:
-        raise BadInputError(str(error)) from None
+    except sw.SweepError as error:  # options the sweep cannot take: a usage error, as everywhere in shc
+        raise UsageError(str(error)) from None
     if given and name in sw.RATE_PARAMS:
         msg = f"--param {name} sweeps the rate weight; leave out {given[0]}"
         raise UsageError(msg)

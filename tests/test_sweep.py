@@ -163,15 +163,23 @@ def test_other_settings_in_the_folder_need_force(tmp_path: Path, image: Path, en
     (["--param", "anneal", "--values", "1.5"], "anneal=1.5 is outside"),
     (["--param", "feat_dim", "--values", "1", "--tables", "3"], "--tables: '3' is not a log2 table size in 4 .. 24"),
     (["--param", "feat_dim", "--values", "1", "--set", "feat_dim=2"], "feat_dim is the parameter being swept"),
-    (["--param", "feat_dim", "--values", "1", "--crop", "64x64"], "--crop 64x64 is larger than the image (32x24)"),
 ])
-def test_bad_sweeps_exit_2_with_one_line(tmp_path: Path, image: Path, encodes: list, options: list[str],
-                                         message: str) -> None:
+def test_bad_sweep_options_exit_1_with_one_line(tmp_path: Path, image: Path, encodes: list, options: list[str],
+                                                message: str) -> None:
+    """Options the sweep cannot take are usage errors (exit 1, as in every shc command), before any work."""
     result = run(image, "-o", tmp_path / "out", *options, *TINY)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert result.output.count("\n") == 1 and result.output.startswith("Error: ")
     assert message in result.output
     assert not encodes and not (tmp_path / "out").exists()
+
+
+def test_crop_larger_than_the_image_exits_2(tmp_path: Path, image: Path, encodes: list) -> None:
+    """A crop the image cannot give is a fault of this input (exit 2), found before any training."""
+    result = run(image, "-o", tmp_path / "out", "--param", "feat_dim", "--values", "1", "--crop", "64x64", *TINY)
+    assert result.exit_code == 2, result.output
+    assert "--crop 64x64 is larger than the image (32x24)" in result.output
+    assert not encodes
 
 
 def test_unreadable_image_exits_2(tmp_path: Path) -> None:
