@@ -60,3 +60,15 @@ def test_area_training_modes_encode_a_photo_that_decodes_above_a_floor(subpixels
     assert decode_bytes(result.data, scale=2).shape == (96, 128, 3)
     with pytest.raises(ValueError, match="subpixel_mode"):
         encode_image(rgb, settings=dataclasses.replace(settings, subpixel_mode="gauss"))
+
+
+def test_ablation_variants_and_table():
+    from shc.bench.ablation import parse_variant, rd_cost, table
+
+    assert parse_variant("anneal_0.5:anneal=0.5,noise=0.25") == ("anneal_0.5", {"anneal": 0.5, "noise": 0.25})
+    base = {"image": "a", "quality": 3.0, "variant": "preset", "bytes": 1000, "bpp": 0.1, "psnr_db": 30.0,
+            "lmbda": 0.01}
+    better = {**base, "variant": "v", "bytes": 900, "bpp": 0.09, "psnr_db": 30.5}
+    assert rd_cost(base) == pytest.approx(1e-3 + 1e-3)
+    text = table([base, better])
+    assert "-10.0 %" in text and "+0.50" in text and "RD cost lower on 1 of 1" in text
