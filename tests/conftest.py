@@ -7,6 +7,7 @@ allowed per-channel error for lossy files), or a string: a fragment of the one-l
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from collections.abc import Callable
@@ -175,3 +176,19 @@ def no_pixel_loading(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError(msg)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+def json_lines(text: str) -> list[dict]:
+    """The JSON lines of a batch's output (``--json``), other lines left out."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three small PNGs for batch tests (two crops of the parrot and a flat one) in a folder of their own."""
+    folder = tmp_path_factory.mktemp("photos")
+    with Image.open(PARROT) as image:
+        image.crop((0, 0, 32, 24)).save(folder / "a.png")
+        image.crop((16, 8, 48, 40)).save(folder / "b.png")
+    Image.new("RGB", (20, 10), (200, 30, 30)).save(folder / "c.png")
+    return sorted(folder.glob("*.png"))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import PARROT
+from conftest import PARROT, json_lines
 from PIL import Image
 
 import shc
@@ -28,21 +28,6 @@ DATA = Path(__file__).parent / "data"
 
 def invoke(*args, input: bytes | None = None):
     return CliRunner().invoke(cli, [str(a) for a in args], input=input)
-
-
-def json_lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> list[Path]:
-    """Three small PNGs (two crops of the parrot and a flat one) in a folder of their own."""
-    folder = tmp_path_factory.mktemp("photos")
-    with Image.open(PARROT) as image:
-        image.crop((0, 0, 32, 24)).save(folder / "a.png")
-        image.crop((16, 8, 48, 40)).save(folder / "b.png")
-    Image.new("RGB", (20, 10), (200, 30, 30)).save(folder / "c.png")
-    return sorted(folder.glob("*.png"))
 
 
 @pytest.fixture(scope="module")

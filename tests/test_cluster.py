@@ -10,7 +10,6 @@ in-process against it (``ray.is_initialized()``: used, not shut down), or as a s
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,8 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PARROT
-from PIL import Image
+from conftest import json_lines
 
 import shc
 from shc.cli.batch import Job
@@ -39,26 +37,11 @@ def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def json_lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-
 def by_name(reports: list[dict]) -> dict[str, str]:
     """Input file name -> status, and no input reported twice."""
     names = [Path(r["input"]).name for r in reports]
     assert len(names) == len(set(names)), names
     return {Path(r["input"]).name: r["status"] for r in reports}
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> list[Path]:
-    """Three small PNGs: two crops of the parrot and a flat one."""
-    folder = tmp_path_factory.mktemp("photos")
-    with Image.open(PARROT) as image:
-        image.crop((0, 0, 32, 24)).save(folder / "a.png")
-        image.crop((16, 8, 48, 40)).save(folder / "b.png")
-    Image.new("RGB", (20, 10), (200, 30, 30)).save(folder / "c.png")
-    return sorted(folder.glob("*.png"))
 
 
 @pytest.fixture(scope="module")
