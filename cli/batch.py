@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -22,6 +23,7 @@ from shc.cli.common import UsageError, refuse_existing
 __all__ = ["BatchReport", "Job", "plan_jobs", "run_jobs"]
 
 EXISTING_ALTERNATIVE = " (or --skip-existing)"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,21 @@ class BatchReport:
         elif text is not None and not self.quiet:
             click.echo(text, err=self.data_on_stdout)
 
-    def skip_if_exists(self, job: Job, skip_existing: bool) -> bool:
-        """With ``skip_existing``, report a job whose output exists as skipped; whether it was."""
-        if not (skip_existing and job.output != "-" and Path(job.output).exists()):
-            return False
-        self.counts["skipped"] += 1
-        self._emit({"input": job.source, "output": job.output, "status": "skipped"}, f"{job.output}: exists, skipped")
-        return True
+    def start(self, job: Job, prepare: Callable[[Job], T], *, skip_existing: bool, force: bool) -> T | None:
+        """``prepare(job)``, the job's first work, unless the job goes no further: its output exists (reported
+        as skipped with ``skip_existing``, else as failed without ``force``, before any work), or ``prepare``
+        raises a :class:`click.ClickException` (this job's failure). None when it goes no further."""
+        if skip_existing and job.output != "-" and Path(job.output).exists():
+            self.counts["skipped"] += 1
+            self._emit({"input": job.source, "output": job.output, "status": "skipped"},
+                       f"{job.output}: exists, skipped")
+            return None
+        try:
+            refuse_existing(job.output, force, EXISTING_ALTERNATIVE)
+            return prepare(job)
+        except click.ClickException as error:
+            self.failed(job, error)
+            return None
 
     def failed(self, job: Job, error: click.ClickException) -> None:
         """Report ``error`` as this job's failure (raise it for a single job)."""
@@ -148,13 +158,7 @@ def run_jobs(
     """
     batch = BatchReport(command, jobs, as_json=as_json, quiet=quiet, single=single)
     for job in jobs:
-        if batch.skip_if_exists(job, skip_existing):
-            continue
-        try:
-            refuse_existing(job.output, force, EXISTING_ALTERNATIVE)
-            report = work(job)
-        except click.ClickException as error:
-            batch.failed(job, error)
-            continue
-        batch.done(report, describe(report))
+        report = batch.start(job, work, skip_existing=skip_existing, force=force)
+        if report is not None:
+            batch.done(report, describe(report))
     batch.finish()

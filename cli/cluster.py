@@ -24,8 +24,8 @@ from typing import Any
 
 import click
 
-from shc.cli.batch import EXISTING_ALTERNATIVE, BatchReport, Job
-from shc.cli.common import EXIT_BAD_INPUT, UsageError, read_input, refuse_existing, write_output
+from shc.cli.batch import BatchReport, Job
+from shc.cli.common import EXIT_BAD_INPUT, UsageError, read_input, write_output
 from shc.cli.encode_cmd import MAX_INPUT_BYTES, encode_photo
 
 __all__ = ["CLUSTER_INSTALL_HINT", "RETRIES", "ClusterError", "encode_task", "import_ray", "run_on_ray"]
@@ -130,6 +130,11 @@ def _task_resources(ray: Any, device: str, threads: int | None, *, local: bool,
     return device, request, max(1, int(slots))
 
 
+def _read_photo(job: Job) -> bytes:
+    """The photo's bytes, which the task carries to its worker."""
+    return read_input(job.source, max_bytes=MAX_INPUT_BYTES)
+
+
 def _failure(error: BaseException) -> ClusterError:
     """A task that Ray could not finish (its worker died more than :data:`RETRIES` times, a node was lost, an
     unexpected exception in the worker) as this photo's failure."""
@@ -176,15 +181,9 @@ def run_on_ray(
                     if stop_asked():
                         raise KeyboardInterrupt
                     while len(pending) < TASKS_PER_SLOT * slots and (job := next(waiting, None)) is not None:
-                        if batch.skip_if_exists(job, skip_existing):
-                            continue
-                        try:
-                            refuse_existing(job.output, force, EXISTING_ALTERNATIVE)
-                            photo = read_input(job.source, max_bytes=MAX_INPUT_BYTES)
-                        except click.ClickException as error:
-                            batch.failed(job, error)
-                            continue
-                        pending[task.remote(job, photo, plan, device, threads or 1, shc.__version__)] = job
+                        photo = batch.start(job, _read_photo, skip_existing=skip_existing, force=force)
+                        if photo is not None:
+                            pending[task.remote(job, photo, plan, device, threads or 1, shc.__version__)] = job
                     if not pending:
                         break
                     finished, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
