@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shc.cli.common import open_output
 from shc.codec.encoder import encode_image
 from shc.codec.presets import settings_for, settings_for_image
 from shc.images import load_image
@@ -136,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_json(path: Path, report: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=float))
-    tmp.replace(path)
+    """Rewrite ``path`` atomically: an interrupted run leaves its last whole report."""
+    with open_output(str(path), force=True) as handle:
+        handle.write(json.dumps(report, indent=1, default=float).encode())
 
 
 if __name__ == "__main__":

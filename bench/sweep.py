@@ -34,11 +34,11 @@ import contextlib
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from shc.cli.common import open_output
 from shc.codec.presets import EncoderSettings, level_cells, quality_level, settings_for
 from shc.format import constants as C
 
@@ -346,20 +347,15 @@ def _complete(row: dict[str, str | None]) -> bool:
 
 
 @contextlib.contextmanager
-def _atomic(path: Path, mode: str = "w") -> Iterator[Any]:
-    """A file to write ``path`` through: a temporary file in its folder, renamed over it when the block ends
-    without an exception (an interrupted write leaves the old file, never a partial one)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({"newline": "", "encoding": "utf-8"} if "b" not in mode else {})) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _atomic(path: Path) -> Iterator[Any]:
+    """A text file (UTF-8, newlines as written) to write ``path`` through :func:`shc.cli.common.open_output`:
+    a temporary file in its folder, renamed over it when the block ends without an exception (an
+    interrupted write leaves the old file, never a partial one)."""
+    with open_output(str(path), force=True) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        yield text
+        text.flush()
+        text.detach()  # open_output closes the file itself
 
 
 class SweepResults:
