@@ -53,12 +53,8 @@ class BlendPlan:
     def __init__(self, layout, width: int, height: int, kernel: int, device: torch.device) -> None:
         self.width, self.height, self.device, self.kernel = width, height, device, kernel
         self.levels = layout.levels
-        taps = [(axis_taps(width, lv.nx, np.arange(width), kernel), axis_taps(height, lv.ny, np.arange(height), kernel))
-                for lv in self.levels]
-        self.vx = np.stack([t[0][0] for t in taps], 1).transpose(2, 1, 0).copy()  # (W, L, T) int64
-        self.wx = np.stack([t[0][1] for t in taps], 1).transpose(2, 1, 0).copy()  # (W, L, T) float32
-        self.vy = np.stack([t[1][0] for t in taps], 1).transpose(2, 1, 0).copy()  # (H, L, T)
-        self.wy = np.stack([t[1][1] for t in taps], 1).transpose(2, 1, 0).copy()
+        self.vx, self.wx = _level_taps(width, [lv.nx for lv in self.levels], np.arange(width), kernel)  # (W, L, T)
+        self.vy, self.wy = _level_taps(height, [lv.ny for lv in self.levels], np.arange(height), kernel)  # (H, L, T)
         self.taps = self.vx.shape[2]
         self.all_vertices = vertex_matrix_fits([(lv.nx, lv.ny) for lv in self.levels])
         self._full: BatchBlend | None = None
@@ -125,13 +121,19 @@ class Jitter:
         return cls(subpixels, np.tile(np.arange(subpixels), num_columns), np.tile(np.arange(subpixels), num_rows))
 
 
+def _level_taps(size: int, cells: list[int], pixels: np.ndarray, kernel: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every level's taps at ``pixels`` of an axis of ``size`` pixels (level ``l`` has ``cells[l]`` cells):
+    vertices int64 and weights float32, both ``(n, L, T)``."""
+    taps = [axis_taps(size, n, pixels, kernel) for n in cells]
+    return (np.stack([t[0] for t in taps], 1).transpose(2, 1, 0).copy(),
+            np.stack([t[1] for t in taps], 1).transpose(2, 1, 0).copy())
+
+
 def _subpixel_taps(size: int, cells: list[int], pixels: np.ndarray, subpixels: int, offsets: np.ndarray, kernel: int):
     """Taps ``(n, L, T)`` of sub-pixel ``offsets`` of ``pixels``: the exact positions of the axis subdivided
     ``subpixels`` times (SPEC §7's integer geometry, so the middle offset gives the centre taps exactly)."""
     fine = subpixels * np.asarray(pixels, dtype=np.int64) + offsets
-    taps = [axis_taps(size * subpixels, n, fine, kernel) for n in cells]
-    return (np.stack([t[0] for t in taps], 1).transpose(2, 1, 0).copy(),
-            np.stack([t[1] for t in taps], 1).transpose(2, 1, 0).copy())
+    return _level_taps(size * subpixels, cells, fine, kernel)
 
 
 class _VertexSet:
