@@ -259,7 +259,7 @@ def base_settings(preset: str, steps: int | None, fixed: dict[str, int | float] 
 def _header(settings: EncoderSettings, width: int, height: int):
     """The file header these settings give an image (what :func:`shc.codec.encoder.make_header` builds, without
     importing torch), validated against the format's limits."""
-    from shc.format.container import Header, ModelConfig
+    from shc.format.header import Header, ModelConfig
 
     config = ModelConfig(
         num_levels=settings.num_levels, log2_hashmap_size=settings.log2_hashmap_size,

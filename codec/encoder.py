@@ -15,9 +15,11 @@ import numpy as np
 import torch
 
 from shc.format import constants as C
-from shc.format.container import Header, ModelConfig, metadata_payload, read_file
+from shc.format.container import read_file
 from shc.format.decoder import Synthesis
 from shc.format.entropy import file_latents
+from shc.format.header import Header, ModelConfig
+from shc.format.metadata import metadata_payload
 from shc.images import SourceImage, load_image
 from shc.metrics import channel_squared_errors, psnr_from_mse
 

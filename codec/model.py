@@ -20,8 +20,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from shc.format.constants import WEIGHT_CODE_MAX, WEIGHT_INT_MAX
-from shc.format.container import Header, QuantizedWeights, weight_shapes
 from shc.format.grid import axis_taps
+from shc.format.header import Header
+from shc.format.weights import QuantizedWeights, weight_shapes
 
 from shc.codec.blend import BatchBlend, BlendPlan, gather_rows
 from shc.codec.context import ContextModel  # noqa: TC001 (the attribute's type)

@@ -13,9 +13,11 @@ import numpy as np
 import torch
 
 from shc.format import constants as C
-from shc.format.container import Header, Table, tables_payload, write_file
+from shc.format.container import tables_payload, write_file
 from shc.format.context import MAX_LEVEL_SPAN, ContextParams
 from shc.format.entropy import encode_latents, histogram_tables, pack_float16_latents
+from shc.format.header import Header
+from shc.format.table import Table
 
 from shc.codec.context import ContextModel
 from shc.codec.model import GridINR

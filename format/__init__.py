@@ -1,19 +1,13 @@
 """The ``.shc`` file format and its normative decoder. Imports numpy and constriction only, never torch."""
 
 from shc.format.constants import FORMAT_VERSION, MAGIC
-from shc.format.container import (
-    Header,
-    ModelConfig,
-    QuantizedWeights,
-    ShcFile,
-    Table,
-    read_file,
-    weight_shapes,
-    write_file,
-)
+from shc.format.container import ShcFile, read_file, write_file
 from shc.format.decoder import DecodedImage, Synthesis, decode_bytes, decode_image, output_size
 from shc.format.entropy import decode_latents, encode_latents, histogram_tables
 from shc.format.errors import ShcFormatError
+from shc.format.header import Header, ModelConfig
+from shc.format.table import Table
+from shc.format.weights import QuantizedWeights, weight_shapes
 
 __all__ = [
     "FORMAT_VERSION",

@@ -31,10 +31,14 @@ import numpy as np
 
 from shc.format import constants as C
 from shc.format.errors import ShcFormatError
+from shc.format.expgolomb import MAX_ORDER, BitReader, best_order, zigzag
+from shc.format.table import Table
 
 __all__ = [
     "CONTEXT_INPUTS",
+    "CONTEXT_TENSORS",
     "ContextParams",
+    "context_codes",
     "context_counts",
     "context_inputs",
     "context_level_bits",
@@ -44,6 +48,7 @@ __all__ = [
     "encode_context_level",
     "pass_vertices",
     "predict",
+    "read_context",
 ]
 
 CONTEXT_INPUTS = 7
@@ -115,6 +120,42 @@ class ContextParams:
                        or self.level_low.min() < C.MIN_SYMBOL or high.max() > C.MAX_SYMBOL):
             msg = f"a context level's latent range is empty, wider than {MAX_LEVEL_SPAN} or outside the symbol range"
             raise ShcFormatError(msg)
+
+
+CONTEXT_TENSORS = ("w1", "b1", "w2", "level_bias")
+"""The context network's integer tensors in TABL order (SPEC §5a), each with its own exp-Golomb order."""
+
+
+def context_codes(params: ContextParams) -> list[tuple[np.ndarray, int]]:
+    """The exp-Golomb codes of a context network (SPEC §5a): per tensor EG0(order) and its values' signed
+    codes of that order; then per context level zigzag-EG0(low) and EG0(span - 1)."""
+    codes = []
+    for name in CONTEXT_TENSORS:
+        unsigned = zigzag(getattr(params, name).reshape(-1))
+        order = best_order(unsigned)
+        codes += [(np.array([order]), 0), (unsigned, order)]
+    ranges = np.stack([zigzag(params.level_low), params.level_span - 1], axis=1).reshape(-1)
+    return [*codes, (ranges, 0)]
+
+
+def read_context(bits: BitReader, width: int, levels: int) -> ContextParams:
+    """The syntax of :func:`context_codes`, every size bounded by the header; bounds checked."""
+    shapes = {"w1": (width, CONTEXT_INPUTS), "b1": (width,), "w2": (2, width), "level_bias": (levels, 2)}
+    values = {}
+    for name in CONTEXT_TENSORS:
+        order = bits.unsigned(0, f"context {name} order")
+        if order > MAX_ORDER:
+            msg = f"TABL section: context {name} order {order} is above {MAX_ORDER}"
+            raise ShcFormatError(msg)
+        values[name] = bits.signed_array(int(np.prod(shapes[name])), order, f"context {name}").reshape(shapes[name])
+    low = np.zeros(levels, dtype=np.int64)
+    span = np.zeros(levels, dtype=np.int64)
+    for slot in range(levels):
+        low[slot] = bits.signed(0, f"context level {slot} low")
+        span[slot] = bits.unsigned(0, f"context level {slot} span") + 1
+    params = ContextParams(level_low=low, level_span=span, **values)
+    params.validate(width, levels)
+    return params
 
 
 CHUNK_VERTICES = 1 << 16
@@ -201,8 +242,6 @@ def context_counts(bucket: int, span: int) -> np.ndarray:
     """Integer counts (uint32, each >= 1, summing to 2^15) of the symbols ``-(span - 1) .. span - 1`` under
     the discrete Laplace of ``bucket``: weights ``2 (ONE - t)`` at 0 and ``(t^(2s - 1) (ONE - t^2)) >> 30``
     at +-s (``t^k`` by repeated ``(a t) >> 30``), normalized like a histogram (SPEC §5)."""
-    from shc.format.container import Table  # container imports this module
-
     t = LAPLACE_T[bucket]
     powers = [LAPLACE_ONE]
     for _ in range(max(2 * span - 2, 2)):

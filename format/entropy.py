@@ -13,9 +13,11 @@ import constriction
 import numpy as np
 
 from shc.format import constants as C
-from shc.format.container import Header, ShcFile, Table
+from shc.format.container import ShcFile
 from shc.format.context import ContextParams, coarser_latents, decode_context_level, encode_context_level
 from shc.format.errors import ShcFormatError
+from shc.format.header import Header
+from shc.format.table import Table
 
 __all__ = [
     "decode_latents",

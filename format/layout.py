@@ -125,7 +125,7 @@ class LatentLayout:
     @classmethod
     def from_header(cls, header) -> LatentLayout:
         """The layout a header implies (SPEC §4, §4a, §6). ``header`` is a
-        :class:`shc.format.container.Header` (its ``version`` decides whether levels are chunked)."""
+        :class:`shc.format.header.Header` (its ``version`` decides whether levels are chunked)."""
         cfg = header.config
         with_context = getattr(cfg, "context_width", 0) > 0
         segmented = getattr(header, "version", C.FORMAT_VERSION) >= C.SEGMENTED_VERSION

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from shc.format import constants as C
-from shc.format.container import read_file, weight_shapes
+from shc.format.container import read_file
 from shc.format.decoder import decode_bytes, decode_image
+from shc.format.weights import weight_shapes
 from shc.images import ImageInputError, SourceImage, composite, load_image, load_rgb, parse_background, save_image_bytes
 from shc.metrics import psnr_db, psnr_rgb_alpha_db
 

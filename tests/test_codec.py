@@ -19,10 +19,11 @@ from shc.codec.presets import (
 from shc.codec.prior import FactorizedPrior
 from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
 from shc.codec.tables import build_tables, integer_latents, table_bits
-from shc.format.container import ModelConfig, read_file
+from shc.format.container import read_file
 from shc.format.decoder import Synthesis, decode_bytes
-from shc.format.grid import corner_indices_weights
 from shc.format.entropy import decode_latents, encode_latents
+from shc.format.grid import corner_indices_weights
+from shc.format.header import ModelConfig
 from shc.images import load_rgb
 from shc.metrics import psnr_db
 

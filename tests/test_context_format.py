@@ -24,7 +24,10 @@ import numpy as np
 import pytest
 
 from shc.format import constants as C
-from shc.format.container import Header, ModelConfig, QuantizedWeights, Table, read_file, weight_shapes, write_file
+from shc.format.container import read_file, write_file
+from shc.format.header import Header, ModelConfig
+from shc.format.table import Table
+from shc.format.weights import QuantizedWeights, weight_shapes
 from shc.format.context import (
     CONTEXT_INPUTS,
     LAPLACE_T,

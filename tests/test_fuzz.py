@@ -17,18 +17,13 @@ import numpy as np
 import pytest
 
 from shc.format import constants as C
-from shc.format.container import (
-    HEAD_FIELDS,
-    frame_section,
-    head_fixed_fields,
-    head_payload_bytes,
-    read_file,
-    weight_shapes,
-)
+from shc.format.container import frame_section, read_file
 from shc.format.decoder import decode_bytes
 from shc.format.entropy import file_latents
 from shc.format.errors import ShcFormatError
 from shc.format.expgolomb import MAX_ORDER, pack, zigzag
+from shc.format.header import HEAD_FIELDS, head_fixed_fields, head_payload_bytes
+from shc.format.weights import weight_shapes
 from shc.tools.fuzz import (
     CHUNKED_CELLS,
     MUTATORS,

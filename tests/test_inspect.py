@@ -21,9 +21,11 @@ from PIL import Image
 
 from shc.cli.main import cli
 from shc.format import constants as C
-from shc.format.container import Header, ModelConfig, QuantizedWeights, ShcFile, read_file, weight_shapes, write_file
+from shc.format.container import ShcFile, read_file, write_file
 from shc.format.decoder import Synthesis, decode_bytes, to_uint8
 from shc.format.entropy import encode_latents, file_latents, histogram_tables, pack_float16_latents
+from shc.format.header import Header, ModelConfig
+from shc.format.weights import QuantizedWeights, weight_shapes
 from shc.format.inspect import (
     FLOAT16_BITS,
     feature_image,

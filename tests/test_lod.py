@@ -20,10 +20,12 @@ from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import settings_for
 from shc.codec.tables import build_tables, integer_latents
 from shc.codec.train import prefix_levels
-from shc.format.container import Header, ModelConfig, QuantizedWeights, read_file, weight_shapes, write_file
+from shc.format.container import read_file, write_file
 from shc.format.decoder import Synthesis, decode_bytes
 from shc.format.entropy import encode_latents, file_latents, histogram_tables
+from shc.format.header import Header, ModelConfig
 from shc.format.reader import ShcReader, preview_levels
+from shc.format.weights import QuantizedWeights, weight_shapes
 
 
 def _model(width: int, height: int) -> GridINR:

@@ -20,18 +20,13 @@ import pytest
 from PIL import ExifTags, Image, ImageCms
 
 from shc.format import constants as C
-from shc.format.container import (
-    Header,
-    ModelConfig,
-    QuantizedWeights,
-    metadata_payload,
-    read_file,
-    read_metadata,
-    write_file,
-)
+from shc.format.container import read_file, write_file
 from shc.format.decoder import decode_bytes, decode_image
 from shc.format.entropy import encode_latents, histogram_tables
 from shc.format.errors import ShcFormatError
+from shc.format.header import Header, ModelConfig
+from shc.format.metadata import metadata_payload, read_metadata
+from shc.format.weights import QuantizedWeights
 from shc.images import ImageInputError, SourceImage, load_image, save_image_bytes
 from shc.tools.fuzz import random_weights
 

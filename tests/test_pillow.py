@@ -24,8 +24,9 @@ import shc
 import shc.pillow
 from shc._optional import TorchMissingError, missing_torch_message
 from shc.format import constants as C
-from shc.format.container import frame_section, head_layout, read_file, read_header
+from shc.format.container import frame_section, read_file, read_header
 from shc.format.decoder import DecodedImage, Synthesis, decode_bytes
+from shc.format.header import head_layout
 
 DATA = Path(__file__).parent / "data"
 GOLDEN_FILES = sorted(DATA.rglob("*.shc"))  # compat/ holds files of older format versions

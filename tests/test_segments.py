@@ -22,8 +22,10 @@ import numpy as np
 import pytest
 
 from shc.format import constants as C
-from shc.format.container import Header, ModelConfig, Table, read_file, write_file
+from shc.format.container import read_file, write_file
 from shc.format.decoder import Synthesis, decode_bytes
+from shc.format.header import Header, ModelConfig
+from shc.format.table import Table
 from shc.format.entropy import (
     decode_latents,
     encode_latents,

@@ -69,28 +69,12 @@ from pathlib import Path
 import numpy as np
 
 from shc.format import constants as C
-from shc.format.container import (
-    CONTEXT_TENSORS,
-    EXIF_PREFIX,
-    ICC_HEADER_BYTES,
-    ICC_SIGNATURE,
-    Header,
-    ModelConfig,
-    QuantizedWeights,
-    ShcFile,
-    file_prefix,
-    frame_section,
-    head_layout,
-    head_payload_bytes,
-    read_file,
-    read_table_codes,
-    section_order,
-    table_codes,
-    table_symbol_counts,
-    weight_shapes,
-    write_file,
-)
-from shc.format.context import CONTEXT_INPUTS, MAX_BIAS, MAX_LEVEL_SPAN, MAX_WEIGHT, ContextParams
+from shc.format.container import ShcFile, file_prefix, frame_section, read_file, section_order, write_file
+from shc.format.header import Header, ModelConfig, head_layout, head_payload_bytes
+from shc.format.metadata import EXIF_PREFIX, ICC_HEADER_BYTES, ICC_SIGNATURE
+from shc.format.table import read_table_codes, table_codes, table_symbol_counts
+from shc.format.weights import QuantizedWeights, weight_shapes
+from shc.format.context import CONTEXT_INPUTS, CONTEXT_TENSORS, MAX_BIAS, MAX_LEVEL_SPAN, MAX_WEIGHT, ContextParams
 from shc.format.decoder import DecodedImage, decode_image
 from shc.format.entropy import encode_latents, histogram_tables, pack_float16_latents
 from shc.format.errors import ShcFormatError
@@ -235,7 +219,7 @@ def truncation_points(data: bytes) -> list[int]:
 
 def head_fields(payload: bytes, version: int = C.FORMAT_VERSION) -> list[tuple[str, str, int]]:
     """``(name, struct code, offset)`` of every field in a HEAD payload, level cells included: the container's
-    :func:`~shc.format.container.head_layout` for as many levels as the payload has room for."""
+    :func:`~shc.format.header.head_layout` for as many levels as the payload has room for."""
     fixed_bytes = head_payload_bytes(0, version)
     level_bytes = head_payload_bytes(1, version) - fixed_bytes
     fields = head_layout(max(0, (len(payload) - fixed_bytes) // level_bytes), version)
@@ -291,7 +275,7 @@ def pack_histograms(tables: Sequence[HistogramTable], trailing: Sequence[tuple[n
 @dataclass
 class ContextCodes:
     """The context network at the start of a version 6 TABL payload as stored (SPEC §5a): per tensor of
-    :data:`~shc.format.container.CONTEXT_TENSORS` its order and values (flat), per context level its
+    :data:`~shc.format.context.CONTEXT_TENSORS` its order and values (flat), per context level its
     ``low`` and ``span``. Only the bit syntax is checked, not the bounds: the mutators start from these."""
 
     orders: list[int]
@@ -318,7 +302,7 @@ class ContextCodes:
 
 def context_shapes(width: int, levels: int) -> list[tuple[int, ...]]:
     """Shapes of the context tensors (SPEC §5a) of a network of ``width`` hidden units for ``levels``
-    context levels, in :data:`~shc.format.container.CONTEXT_TENSORS` order."""
+    context levels, in :data:`~shc.format.context.CONTEXT_TENSORS` order."""
     return [(width, CONTEXT_INPUTS), (width,), (2, width), (levels, 2)]
 
 

@@ -26,8 +26,8 @@ import numpy as np
 from PIL import ExifTags, Image, ImageColor, ImageOps
 
 from shc.format.constants import META_KEYS
-from shc.format.container import EXIF_PREFIX, TIFF_BYTE_ORDERS, metadata_problem
 from shc.format.decoder import DecodedImage
+from shc.format.metadata import EXIF_PREFIX, TIFF_BYTE_ORDERS, metadata_problem
 
 __all__ = [
     "ImageInputError",

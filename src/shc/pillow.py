@@ -20,9 +20,10 @@ from PIL import Image, ImageFile
 
 from shc._optional import TorchMissingError, load_encoder
 from shc.format import constants as C
-from shc.format.container import Header, head_payload_bytes, read_header
+from shc.format.container import read_header
 from shc.format.decoder import DecodedImage
 from shc.format.errors import ShcFormatError
+from shc.format.header import Header, head_payload_bytes
 from shc.format.reader import ShcReader, preview_levels
 
 __all__ = ["MIME_TYPE", "ShcImageFile"]
