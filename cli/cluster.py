@@ -26,7 +26,7 @@ import click
 
 from shc.cli.batch import BatchReport, Job
 from shc.cli.common import EXIT_BAD_INPUT, UsageError, read_input, write_output
-from shc.cli.encode_cmd import MAX_INPUT_BYTES, encode_photo
+from shc.cli.encode_plan import MAX_INPUT_BYTES, encode_photo
 
 __all__ = ["CLUSTER_INSTALL_HINT", "RETRIES", "ClusterError", "encode_task", "import_ray", "run_on_ray"]
 
@@ -157,7 +157,7 @@ def run_on_ray(
     force: bool,
     single: bool,
 ) -> None:
-    """Encode ``jobs`` on Ray with ``plan`` (:class:`shc.cli.encode_cmd.EncodePlan`) and report them as
+    """Encode ``jobs`` on Ray with ``plan`` (:class:`shc.cli.encode_plan.EncodePlan`) and report them as
     :func:`shc.cli.batch.run_jobs` does: skipped, refused and unreadable photos before any task, the rest as
     they finish."""
     import shc

@@ -173,7 +173,7 @@ def test_a_worker_reports_its_photos_failure_instead_of_raising(photos):
 
 
 def _plan():
-    from shc.cli.encode_cmd import EncodePlan
+    from shc.cli.encode_plan import EncodePlan
     from shc.codec.presets import settings_for
 
     return EncodePlan("fast", None, 5, settings_for("fast", None, 5, entropy_coding=True), None, False, None, 0,
