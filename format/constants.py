@@ -108,8 +108,11 @@ DEFAULT_MAX_OUTPUT_PIXELS = 2 * 89_478_485
 """Like Pillow's decompression-bomb error threshold; decoding a larger output is refused unless overridden."""
 
 MLP_CHUNK_PIXELS = 1 << 14
-"""The reference decoder runs the MLP on at most this many pixels at a time (the same sums per pixel: SPEC
-§7, tiles), so that its activations stay in the CPU's cache."""
+"""The reference decoder runs the MLP on at most this many pixels at a time, so that its activations stay
+in the CPU's cache (each pixel is computed on its own: SPEC §7, tiles)."""
+MLP_FRACTION_BITS = 20
+"""Fractional bits of the MLP's fixed-point activations (SPEC §7 step 5): a step of 2^-20 ≈ 1e-6, far
+below the 8-bit output's 1/255, and with it every layer's sums stay exact integers in float64."""
 
 DECODE_TILE_PIXELS = 1 << 17
 """Pixels decoded per tile: bounds the decoder's working memory independently of the output size."""

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,6 +25,7 @@ from shc.format.container import Header, ShcFile, read_file, weight_shapes
 from shc.format.entropy import file_latents
 from shc.format.errors import ShcFormatError
 from shc.format.grid import axis_taps
+from shc.format.mlp import FixedPointLayer, FixedPointMLP
 
 __all__ = ["DecodedImage", "Synthesis", "decode_bytes", "decode_image", "output_size"]
 
@@ -110,8 +114,9 @@ class Synthesis:
                 table = np.zeros((dec_w.shape[0], lat.shape[0]), dtype=np.float32)  # pages untouched stay unmapped
                 table[:, rows] = feature_table(dec_w, dec_b, lat[rows])
                 self.feature_tables_t.append(table)
-        num_layers = (len(params) - 2) // 2
-        self.layers = [(params[f"mlp.{k}.weight"], params[f"mlp.{k}.bias"][:, None]) for k in range(num_layers)]
+        self.network = mlp_of(shc_file, self.header)
+        self.threads: int | None = None
+        """Threads :meth:`render_strips` uses (None: one per core, at most 4); the pixels never depend on it."""
 
     def prefix(self, levels: int) -> Synthesis:
         """This synthesis from its first ``levels`` levels only (SPEC §6: the others' latents 0, so their
@@ -192,26 +197,16 @@ class Synthesis:
         return out.reshape(-1, num_rows * num_cols)
 
     def mlp(self, h: np.ndarray) -> np.ndarray:
-        """RGB or RGBA ``(channels, n)`` of features ``(L * F, n)``: channels first, so each layer is one
-        wide matrix product (~2.5x faster than pixels-first for these narrow layers).
-
-        A single pixel goes through as two copies of itself: BLAS takes a one-column product as a
-        matrix-vector product, which sums in another order than the matrix-matrix product every other tile
-        gets, and a pixel's value must not depend on the tile it falls in (SPEC §7, tiles)."""
-        if h.shape[1] == 1:
-            return self.mlp(np.repeat(h, 2, axis=1))[:, :1]
-        if h.shape[1] > C.MLP_CHUNK_PIXELS:  # activations of a chunk stay in cache: ~1.5x faster than one product
-            out = np.empty((self.layers[-1][0].shape[0], h.shape[1]), dtype=np.float32)
-            for start in range(0, h.shape[1], C.MLP_CHUNK_PIXELS):
-                stop = min(h.shape[1], start + C.MLP_CHUNK_PIXELS)
-                out[:, start:stop] = self.mlp(h[:, start:stop] if stop - start > 1 else h[:, start - 1 : stop])[:, -(stop - start):]
-            return out
-        for k, (w, b) in enumerate(self.layers):
-            h = w @ h
-            h += b
-            if k < len(self.layers) - 1:
-                np.maximum(h, 0.0, out=h)
-        return h
+        """RGB or RGBA ``(channels, n)`` float64 of float32 features ``(L * F, n)`` (channels first): the
+        fixed-point MLP of SPEC §7 step 5 (:class:`~shc.format.mlp.FixedPointMLP`), exact up to one
+        rounding per layer, so the same bits on every machine and in every tiling. The pixels go through
+        in chunks of ``MLP_CHUNK_PIXELS`` (their activations stay in cache: ~1.4x faster than whole tiles)."""
+        n = h.shape[1]
+        out = np.empty((self.network.outputs, n), dtype=np.float64)
+        for start in range(0, n, C.MLP_CHUNK_PIXELS):
+            stop = min(n, start + C.MLP_CHUNK_PIXELS)
+            out[:, start:stop] = self.network(h[:, start:stop])
+        return out
 
     def render(self, width: int, height: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """8-bit ``(height, width, channels)`` (RGB or RGBA) at the requested resolution; with ``box = (left,
@@ -242,7 +237,8 @@ class Synthesis:
         # a tile's columns are the same in every strip: their taps are computed once (unless there are many
         # column tiles, whose taps together would grow with the image width)
         cached = [self.axis_taps(width, column_tiles[0], 0)] if len(column_tiles) == 1 else None
-        for y0 in range(top, bottom, tile_rows):
+
+        def strip_at(y0: int) -> np.ndarray:
             rows = np.arange(y0, min(bottom, y0 + tile_rows))
             strip = np.empty((rows.size, cols_out, channels), dtype=np.uint8)
             for index, columns in enumerate(column_tiles):
@@ -251,15 +247,63 @@ class Synthesis:
                     values = self.mlp(self.tile_features(width, height, columns, rows, taps))  # (channels, pixels)
                 x0 = index * tile_cols
                 strip[:, x0 : x0 + columns.size] = to_uint8(values.T).reshape(rows.size, columns.size, channels)
-            yield y0, strip
+            return strip
+
+        starts = range(top, bottom, tile_rows)
+        threads = render_threads(self.threads)
+        if threads == 1 or len(starts) == 1:
+            for y0 in starts:
+                yield y0, strip_at(y0)
+            return
+        # numpy releases the GIL in its loops and every pixel is computed on its own (SPEC §7): strips render
+        # side by side on several cores, in order, with the same bytes as one thread
+        with ThreadPoolExecutor(threads) as pool:
+            pending: deque = deque()
+            for y0 in starts:
+                pending.append((y0, pool.submit(strip_at, y0)))
+                if len(pending) > threads:
+                    first, future = pending.popleft()
+                    yield first, future.result()
+            while pending:
+                first, future = pending.popleft()
+                yield first, future.result()
+
+
+def mlp_of(shc_file: ShcFile, header: Header) -> FixedPointMLP:
+    """The file's MLP from its integer weight codes and steps (SPEC §7 step 5)."""
+    codes, steps, offset = {}, {}, 0
+    for (name, shape), step in zip(weight_shapes(header), shc_file.weights.scales):
+        count = int(np.prod(shape))
+        codes[name], steps[name] = shc_file.weights.values[offset : offset + count].reshape(shape), float(step)
+        offset += count
+    return FixedPointMLP([
+        FixedPointLayer.from_codes(codes[f"mlp.{k}.weight"], steps[f"mlp.{k}.weight"],
+                                   codes[f"mlp.{k}.bias"], steps[f"mlp.{k}.bias"])
+        for k in range(header.config.mlp_depth + 1)
+    ])
+
+
+def render_threads(requested: int | None) -> int:
+    """Threads that render strips: ``requested``, else one per core this process may run on (at most 4)."""
+    if requested is not None:
+        return max(1, int(requested))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 def feature_table(dec_w: np.ndarray, dec_b: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """The latent decoder on stored rows: ``(F, rows)`` float32 (SPEC §7 step 2)."""
-    if lat.shape[1] == 1:  # D = 1: one product per value, as the matrix product computes it, ~10x faster
-        table = dec_w[:, :1] * lat[:, 0].astype(np.float32)[None, :]
-    else:
-        table = dec_w @ lat.T.astype(np.float32)
+    """The latent decoder on stored rows: ``(F, rows)`` float32 (SPEC §7 step 2: ``((lat_0 W_0 + lat_1 W_1)
+    + ...) + b``, each operation one float32 operation, no BLAS)."""
+    values = lat.T.astype(np.float32, copy=False)  # (D, rows); integer latents are exact in float32
+    table = dec_w[:, :1] * values[:1]
+    if lat.shape[1] > 1:
+        scratch = np.empty_like(table)
+        for d in range(1, lat.shape[1]):
+            np.multiply(dec_w[:, d : d + 1], values[d : d + 1], out=scratch)
+            table += scratch
     table += dec_b[:, None]
     return table
 

@@ -4,6 +4,7 @@ Run from the repository root::
 
     .venv/bin/python tests/data/make_golden.py              # re-encode everything (needs torch)
     .venv/bin/python tests/data/make_golden.py --rescaled   # only refresh the rescaled-decode hashes
+    .venv/bin/python tests/data/make_golden.py --redecode   # every decode hash and PNG, golden and compat
 
 The golden files pin the byte layout and the normative decoder: ``tests/test_format.py`` checks that each
 file still decodes to the stored pixel hash (and, for the metadata case, to the stored ICC profile and
@@ -108,9 +109,31 @@ def refresh_rescaled() -> int:
     return 0
 
 
+def refresh_decoded() -> int:
+    """Recompute every pixel pin from the stored bytes (no torch): the golden files' native and rescaled
+    hashes and decoded PNGs, and the compatibility vectors' hashes. Only for a deliberate change of the
+    normative decoder, recorded in SPEC §9 (version 0.10.0: the fixed-point MLP); the files stay as they are."""
+    refresh_rescaled()
+    path = DATA_DIR / "golden.json"
+    golden = json.loads(path.read_text())
+    for name, entry in golden["files"].items():
+        decoded = decode_image((DATA_DIR / name).read_bytes())
+        entry["decoded_sha256"] = pixel_sha256(decoded.pixels)
+        (DATA_DIR / entry["decoded_png"]).write_bytes(save_image_bytes(decoded, "PNG"))
+    path.write_text(json.dumps(golden, indent=2) + "\n")
+    compat_path = DATA_DIR / "compat" / "compat.json"
+    compat = json.loads(compat_path.read_text())
+    for name, entry in compat["files"].items():
+        entry["decoded_sha256"] = pixel_sha256(decode_bytes((DATA_DIR / "compat" / name).read_bytes()))
+    compat_path.write_text(json.dumps(compat, indent=2) + "\n")
+    return 0
+
+
 def main() -> int:
     if sys.argv[1:] == ["--rescaled"]:
         return refresh_rescaled()
+    if sys.argv[1:] == ["--redecode"]:
+        return refresh_decoded()
     from shc.codec.encoder import encode_image
 
     write_sources()
