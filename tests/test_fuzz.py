@@ -26,14 +26,11 @@ from shc.format.header import HEAD_FIELDS, head_fixed_fields, head_payload_bytes
 from shc.format.weights import weight_shapes
 from shc.tools.fuzz import (
     CHUNKED_CELLS,
-    MUTATORS,
     SEEDS_DIR,
     ContextCodes,
     Seed,
-    assemble,
     check_case,
     default_seeds,
-    head_fields,
     fake_exif,
     meta_entries,
     mutate,
@@ -45,12 +42,12 @@ from shc.tools.fuzz import (
     run_case,
     run_fuzz,
     segment_entries,
-    set_field,
     split_file,
-    split_sections,
     synthetic_seeds,
     truncation_points,
 )
+from shc.tools.fuzz.mutators import MUTATORS
+from shc.tools.fuzz.syntax import assemble, head_fields, set_field, split_sections
 
 
 REPO = Path(__file__).resolve().parents[1]
