@@ -53,6 +53,17 @@ class EncoderSettings:
     """Fraction of the steps (at the start) trained with additive uniform noise instead of rounding."""
     anneal: float = 0.95
     """Steps up to this fraction use soft (Gumbel-annealed) rounding after the noise phase; then hard rounding."""
+    proxy: str = "gumbel"
+    """How latents are rounded while they learn: ``"gumbel"``: uniform noise (``noise``), then Gumbel
+    annealing up to ``anneal``; ``"softround"``: the anchors' ``s_T(s_T(y) + u)`` from the first step to
+    ``anneal``, the softness ``T`` going linearly from ``softness_start`` to ``softness_end``."""
+    softness_start: float = 0.35
+    softness_end: float = 0.08
+    latent_eps: float = 1e-8
+    """Adam's ε for the latents (Instant-NGP: 1e-15 speeds up sparse, weak table gradients)."""
+    freeze_latents_final: bool = False
+    """In the hard-rounded phase after ``anneal``, only the networks learn (the anchors' last phase): the
+    latents stay the integers they are."""
     lmbda: float = 8e-3
     lr_latents: float = 2e-2
     lr_network: float = 1e-2

@@ -12,12 +12,27 @@ import math
 
 import torch
 
-__all__ = ["hard_round", "soft_round_gumbel", "temperature"]
+__all__ = ["hard_round", "soft_round", "soft_round_noisy", "soft_round_gumbel", "temperature"]
 
 
 def hard_round(x: torch.Tensor) -> torch.Tensor:
     """Round to the nearest integer; the gradient passes straight through."""
     return x + (torch.round(x) - x).detach()
+
+
+def soft_round(x: torch.Tensor, softness: float) -> torch.Tensor:
+    """Agustsson & Theis's soft rounding (C3, Cool-chic 3+): ``m + tanh(r / T) / (2 tanh(1 / 2T))`` with
+    ``m = floor(x) + 1/2`` and ``r = x - m``: the identity as ``T`` -> inf, rounding as ``T`` -> 0,
+    continuous and differentiable everywhere."""
+    middle = torch.floor(x) + 0.5
+    alpha = 1.0 / softness
+    return middle + torch.tanh(alpha * (x - middle)) / (2.0 * math.tanh(alpha / 2.0))
+
+
+def soft_round_noisy(x: torch.Tensor, softness: float) -> torch.Tensor:
+    """The anchors' training proxy: ``s_T(s_T(x) + u)``, ``u`` uniform on [-1/2, 1/2] (C3's
+    ``soft_round(soft_round(y) + noise)``): the same value feeds the rate and the synthesis."""
+    return soft_round(soft_round(x, softness) + torch.empty_like(x).uniform_(-0.5, 0.5), softness)
 
 
 def soft_round_gumbel(x: torch.Tensor, tau: float) -> torch.Tensor:

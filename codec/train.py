@@ -25,7 +25,7 @@ from shc.codec.lazy_adam import LazyAdam
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import EncoderSettings
 from shc.codec.prior import FactorizedPrior
-from shc.codec.quantize import hard_round, soft_round_gumbel, temperature
+from shc.codec.quantize import hard_round, soft_round_gumbel, soft_round_noisy, temperature
 from shc.codec.ratecontrol import LambdaController
 from shc.codec.tables import LatentSection, assemble_file, code_latents
 
@@ -165,11 +165,17 @@ def lr_factor(progress: float, final: float) -> float:
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
-def quantize_latents(latents: torch.Tensor, step: int, noise_steps: int, soft_steps: int, entropy_coded: bool) -> torch.Tensor:
-    """The latents as step ``step`` uses them: additive uniform noise, then Gumbel-annealed soft rounding,
-    then hard rounding (straight-through); float16 rounding for the no-entropy baseline."""
+def quantize_latents(latents: torch.Tensor, step: int, noise_steps: int, soft_steps: int, entropy_coded: bool,
+                     settings: EncoderSettings | None = None) -> torch.Tensor:
+    """The latents as step ``step`` uses them: additive uniform noise, then Gumbel-annealed soft rounding
+    (or, ``settings.proxy == "softround"``, noisy soft rounding of narrowing softness), then hard rounding
+    (straight-through); float16 rounding for the no-entropy baseline."""
     if not entropy_coded:
         return latents + (latents.detach().half().float() - latents.detach())
+    if settings is not None and settings.proxy == "softround" and step <= soft_steps:
+        progress = (step - 1) / max(soft_steps - 1, 1)
+        softness = settings.softness_start + (settings.softness_end - settings.softness_start) * progress
+        return soft_round_noisy(latents, softness)
     if step <= noise_steps:
         return latents + torch.empty_like(latents).uniform_(-0.5, 0.5)
     if step <= soft_steps:
@@ -239,9 +245,9 @@ def train(
         {"params": network[LATENT_DECODER_TENSORS:], "lr": lr_mlp},
         {"params": prior.parameters(), "lr": settings.lr_prior},
     ]
-    latent_adam = LazyAdam(model.latents.data, settings.lr_latents) if gathered else None
+    latent_adam = LazyAdam(model.latents.data, settings.lr_latents, eps=settings.latent_eps) if gathered else None
     if not gathered:
-        groups.insert(0, {"params": [model.latents], "lr": settings.lr_latents})
+        groups.insert(0, {"params": [model.latents], "lr": settings.lr_latents, "eps": settings.latent_eps})
     # one kernel per parameter group, faster than the per-tensor loop (results/speed-cpu/README.md)
     optimizer = torch.optim.Adam(groups, fused=True)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -273,7 +279,10 @@ def train(
             channels, rate_weights = model.latent_channels.index_select(0, batch.vertex_rows), batch.rate_weights
         else:
             raw, channels, rate_weights = model.latents, model.latent_channels, None
-        q = quantize_latents(raw, step, noise_steps, soft_steps, entropy_coded)
+        frozen = settings.freeze_latents_final and step > soft_steps
+        if frozen and not gathered:
+            model.latents.requires_grad_(False)  # the final phase: only the networks learn
+        q = quantize_latents(raw.detach() if frozen else raw, step, noise_steps, soft_steps, entropy_coded, settings)
         levels_kept = prefix_levels(settings.prefix_fraction, batch.num_pixels, num_levels, rng, q.device)
         x_hat = model.render(q, batch, gathered, quantize_weights=step > soft_steps, levels_kept=levels_kept)
         if box > 1:  # each pixel: the mean of its box x box sub-pixel samples
@@ -294,7 +303,7 @@ def train(
         for group, base in zip(optimizer.param_groups, base_lrs):
             group["lr"] = base * decay
         optimizer.step()
-        if latent_adam is not None:
+        if latent_adam is not None and not frozen:
             latent_adam.lr = settings.lr_latents * decay
             latent_adam.step(batch.vertex_rows, raw.grad)
 
@@ -312,6 +321,7 @@ def train(
                 best_state = (copy.deepcopy(model.state_dict()), copy.deepcopy(prior.state_dict()))
         if progress is not None:
             progress(step, scored, float(bpp.detach()))
+    model.latents.requires_grad_(True)
     assert best is not None and best_state is not None
     model.load_state_dict(best_state[0])
     prior.load_state_dict(best_state[1])
