@@ -23,7 +23,7 @@ import numpy as np
 import PIL
 from PIL import Image, features
 
-__all__ = ["CLASSIC_CODECS", "HeicCodec", "Jpeg2000Codec", "PillowCodec"]
+__all__ = ["CLASSIC_CODECS", "HeicCodec", "Jpeg2000Codec", "PillowCodec", "best_quality_within"]
 
 # Pillow format name -> the PIL.features name of the library behind it (for the description).
 _LIBRARY_FEATURE = {"JPEG": "libjpeg_turbo", "WEBP": "webp", "AVIF": "avif", "JPEG2000": "jpg_2000"}
@@ -178,3 +178,16 @@ CLASSIC_CODECS: dict[str, PillowCodec | HeicCodec] = {
     ),
 }
 """The classic codecs by ``--codecs`` name, with their default quality points."""
+
+
+def best_quality_within(codec, rgb, max_bytes: int) -> tuple[int, bytes] | None:
+    """Highest integer quality in 1..100 whose encoding has at most ``max_bytes`` (bisection; size grows with q)."""
+    low, high, best = 1, 100, None
+    while low <= high:
+        quality = (low + high) // 2
+        data = codec.encode(rgb, quality)
+        if len(data) <= max_bytes:
+            best, low = (quality, data), quality + 1
+        else:
+            high = quality - 1
+    return best

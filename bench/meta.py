@@ -20,7 +20,7 @@ from typing import Any
 
 from shc.bench.base import Codec, format_quality
 
-__all__ = ["append_csv_row", "check_resumable", "collect_meta", "write_meta", "write_study_meta"]
+__all__ = ["check_resumable", "collect_meta", "write_meta"]
 
 _PACKAGES = ("shc", "numpy", "pillow", "pillow-heif", "torch", "constriction", "matplotlib", "click", "tqdm")
 
@@ -135,35 +135,3 @@ def write_meta(out_dir: Path, meta: dict[str, Any]) -> Path:
     meta = {**meta, "codecs": {**_previous_codecs(path), **meta["codecs"]}}
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return path
-
-
-def write_figures(path: Path | None, figures: dict[str, Any]) -> None:
-    """Write a benchmark's figures as indented JSON to ``path`` (its folder made), when one is given."""
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-
-
-def write_study_meta(out_dir: Path, module: str, argv: Sequence[str], images: Sequence[str], **extra: Any) -> None:
-    """``meta.json`` of a study that runs ``python -m MODULE ARGV`` (no classic codecs): machine, libraries,
-    revision, the command, and ``extra`` settings."""
-    import shlex
-
-    meta = collect_meta(" ".join(["python -m", module, *map(shlex.quote, argv)]), [], list(images))
-    del meta["codecs"]
-    (out_dir / "meta.json").write_text(json.dumps({**meta, **extra}, indent=2) + "\n")
-
-
-def append_csv_row(path: Path, fields: Sequence[str], row: dict[str, Any]) -> None:
-    """Append ``row`` to the CSV at ``path`` (its header first if the file is new) and print it as one line:
-    a study that is interrupted keeps what it measured, and resumes from it."""
-    import csv
-
-    new = not path.exists()
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(fields))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-    print(" ".join(f"{k}={row[k]}" for k in fields), flush=True)

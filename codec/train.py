@@ -221,7 +221,7 @@ def train(
     from the batch's vertices (:mod:`shc.codec.blend`, :class:`LazyAdam`). With a rate ``controller``, λ follows
     the controller (starting from its own λ, not ``settings.lmbda``) and the state kept is the one it
     prefers (the best that meets its target) instead of the lowest RD cost. ``step_hook(step, mse, model)``
-    sees every step's training MSE before the update (the paper's way of counting: :mod:`shc.bench.paper`).
+    sees every step's training MSE before the update (the paper's way of counting: ``studies/paper/run.py``).
     """
     rng = np.random.default_rng(seed + 1_000_003 * distributed.rank())  # each process its own batches
     sample = grid.scoring_sample(settings.score_pixels)

@@ -13,9 +13,9 @@ cd "$(dirname "$0")/.."
 large=${1:-../shared/data/large}
 out=results/large-cpu
 scripts/setup.sh >/dev/null
-.venv/bin/python -m shc.bench.large "$large/s24u_200mp_office.heic" -o "$out" --quality 3 --keep --classic ""
+.venv/bin/python studies/large/run.py "$large/s24u_200mp_office.heic" -o "$out" --quality 3 --keep --classic ""
 # Pillow's smallest files of the same photo (none comes near shc's size; in process)
-.venv/bin/python -m shc.bench.large "$large/s24u_200mp_office.heic" -o "$out" --classic-only \
+.venv/bin/python studies/large/run.py "$large/s24u_200mp_office.heic" -o "$out" --classic-only \
     --classic avif:0,webp:0,jpeg:1
 crop=$(mktemp -d)/crop50mp.png
 .venv/bin/python - "$large/s24u_200mp_office.heic" "$crop" <<'PY'
@@ -26,7 +26,7 @@ pixels = load_image(sys.argv[1], max_pixels=1 << 30, alpha=False).pixels
 h, w = pixels.shape[:2]
 Image.fromarray(pixels[(h - 6120) // 2 : (h + 6120) // 2, (w - 8160) // 2 : (w + 8160) // 2]).save(sys.argv[2])
 PY
-.venv/bin/python -m shc.bench.large "$crop" "$large/immich_craft_beer_6000x4000.jpg" -o "$out" --quality 3 \
+.venv/bin/python studies/large/run.py "$crop" "$large/immich_craft_beer_6000x4000.jpg" -o "$out" --quality 3 \
     --steps 400 --classic "" --skip-full-decode
 scripts/serve_screenshot.sh "$out/s24u_200mp_office_q3.shc" results/deepzoom/serve_office_200mp.png \
     | tee "$out/serve-200mp.txt"

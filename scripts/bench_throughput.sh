@@ -28,15 +28,15 @@ PY
 fi
 mkdir -p "$out"
 py=.venv/bin/python
-$py -m shc.bench.throughput --baseline "$baseline" --large "$crop" --threads 2 --json "$out/throughput.json" \
+$py studies/throughput/run.py --baseline "$baseline" --large "$crop" --threads 2 --json "$out/throughput.json" \
     | tee "$out/throughput.txt"
-$py -m shc.bench.throughput --baseline "$baseline" --profile "$out" --threads 2 --steps default=300,paper=30 \
+$py studies/throughput/run.py --baseline "$baseline" --profile "$out" --threads 2 --steps default=300,paper=30 \
     | tee "$out/profile-summary.txt"
 images=()
 for i in 01 02 05 13 15 19 21 23; do images+=("$kodak/kodim$i.png"); done
-$py -m shc.bench.throughput --baseline "$baseline" --threads 2 --rd "${images[@]}" --json "$out/rd-kodak8-q3.json" \
+$py studies/throughput/run.py --baseline "$baseline" --threads 2 --rd "${images[@]}" --json "$out/rd-kodak8-q3.json" \
     | tee "$out/rd-kodak8-q3.txt"
-$py -m shc.bench.large "$crop" -o "$out/large" --classic "webp:0,webp:10,avif:0,avif:10,avif:25"
+$py studies/large/run.py "$crop" -o "$out/large" --classic "webp:0,webp:10,avif:0,avif:10,avif:25"
 # peak RSS of a whole encode of the 200 MP photo (300 steps: memory does not grow with the steps)
 /usr/bin/time -f "200 MP encode, 300 steps: %e s wall, peak RSS %M KB" .venv/bin/shc encode "$full" \
     -o /tmp/full200mp.shc --steps 300 --max-pixels 300000000 --force --json --no-progress 2>&1 | tee "$out/encode-200mp.txt"

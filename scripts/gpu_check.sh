@@ -11,5 +11,5 @@ device=${DEVICE:-cuda}
 out=${OUT:-results/speed-gpu}
 mkdir -p "$out"
 "$python" -m pytest -q tests/test_cuda.py tests/test_codec.py 2>&1 | tee "$out/tests.txt"
-"$python" -m shc.bench.speed examples/kodim23.png --device "$device" --json "$out/speed-$device.json" \
+"$python" studies/speed/run.py examples/kodim23.png --device "$device" --json "$out/speed-$device.json" \
     | tee "$out/speed-$device.txt"

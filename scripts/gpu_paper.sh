@@ -10,5 +10,5 @@ python=${PYTHON:-python3}
 image=${1:-examples/kodim19.png}
 out=${OUT:-results/paper-gpu}
 mkdir -p "$out"
-"$python" -m shc.bench.paper "$image" --preset paper --quality 4 --steps "${STEPS:-60000}" \
+"$python" studies/paper/run.py "$image" --preset paper --quality 4 --steps "${STEPS:-60000}" \
     --device "${DEVICE:-cuda}" -o "$out" 2>&1 | tee "$out/run.txt"

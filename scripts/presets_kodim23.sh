@@ -21,6 +21,6 @@ for preset in ${PRESETS:-fast default paper}; do
         | tee "$out/$preset.json"
     : > "$out/same_size_$preset.txt"
     for codec in jpeg420 webp; do
-        .venv/bin/python -m shc.bench.same_size "$image" "$out/$preset.shc" --codec "$codec" | tee -a "$out/same_size_$preset.txt"
+        .venv/bin/python studies/same_size/run.py "$image" "$out/$preset.shc" --codec "$codec" | tee -a "$out/same_size_$preset.txt"
     done
 done

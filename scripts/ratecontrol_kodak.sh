@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 kodak=${1:-../shared/data/kodak}
 images=${2:-kodim01,kodim02,kodim05,kodim13,kodim15,kodim19,kodim21,kodim23}
 scripts/setup.sh
-.venv/bin/python -m shc.bench.ratecontrol "$kodak" -o results/ratecontrol --images "$images" \
+.venv/bin/python studies/ratecontrol/run.py "$kodak" -o results/ratecontrol --images "$images" \
     --size 12000 --bpp 0.5 --psnr 29

@@ -1,4 +1,5 @@
-"""Shared test fixtures: the sample photo, and odd input images written on demand into ``tmp_path``.
+"""Shared test fixtures: the sample photo, odd input images written on demand into ``tmp_path``, and the
+studies beside the package loaded as modules (:func:`load_study`).
 
 ``ODD_IMAGES`` maps a case name to a writer ``write(path) -> expected``. ``expected`` is either the
 ``(H, W, 3)`` uint8 array that :func:`shc.images.load_rgb` must return (``ODD_TOLERANCE`` gives the
@@ -7,11 +8,14 @@ allowed per-channel error for lossy files), or a string: a fragment of the one-l
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import struct
+import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -19,6 +23,18 @@ from PIL import Image
 
 DATA_DIR = Path(__file__).parent / "data"
 PARROT = DATA_DIR / "parrot_64x48.png"
+STUDIES_DIR = Path(__file__).resolve().parents[1] / "studies"
+
+
+def load_study(name: str) -> ModuleType:
+    """``studies/NAME/run.py`` as a module (once): the studies are scripts beside the package, not in it."""
+    module_name = f"study_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, STUDIES_DIR / name / "run.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # before it runs: its dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
 
 Expected = np.ndarray | str
 

@@ -73,6 +73,15 @@ def test_plain_install_imports_from_the_install_not_the_checkout(installed: Path
     assert shipped and sorted(path.name for path in Path(seeds_dir).glob("*.shc")) == shipped
 
 
+def test_plain_install_holds_no_study(installed: Path) -> None:
+    """The studies (studies/NAME/run.py) run against the package from beside it: none is installed (they
+    were modules of shc.bench)."""
+    studies = {path.parent.name for path in (REPO / "studies").glob("*/run.py")}
+    bench = {path.stem for path in (installed / "shc" / "bench").glob("*.py")}
+    assert studies and "runner" in bench and not studies & bench
+    assert not (installed / "studies").exists()
+
+
 def test_plain_install_version_comes_from_its_own_metadata(installed: Path, tmp_path: Path) -> None:
     # From elsewhere, so that sys.path[0] (the working directory) holds no shc.egg-info: from the
     # repository root, importlib.metadata finds the editable install's ./shc.egg-info first.

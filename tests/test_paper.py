@@ -1,4 +1,4 @@
-"""The paper's way of counting (shc.bench.paper): histogram bits and the step of lowest training MSE."""
+"""The paper's way of counting (studies/paper): histogram bits and the step of lowest training MSE."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_study
 
-from shc.bench.paper import FLOAT32_BITS, PaperCount, histogram_bits
-from shc.bench.paper import main as paper_main
+paper = load_study("paper")
+FLOAT32_BITS, PaperCount, histogram_bits = paper.FLOAT32_BITS, paper.PaperCount, paper.histogram_bits
+paper_main = paper.main
 
 DATA = Path(__file__).parent / "data"
 

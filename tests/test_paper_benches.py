@@ -1,5 +1,6 @@
-"""Helpers of the paper-claim benchmarks: super-resolution (shc.bench.superres) and the Instant-NGP
-comparison (shc.bench.ngp_large)."""
+"""Helpers of the paper-claim studies: super-resolution (studies/superres), the Instant-NGP comparison
+(studies/ngp_large) and the ablation table (studies/ablation); the encoder overrides they share come from
+shc.bench."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import load_study
 
-from shc.bench.ngp_large import interpolate_bytes
-from shc.bench.superres import half_size, parse_overrides, upscale
+from shc.bench import parse_overrides
+
+interpolate_bytes = load_study("ngp_large").interpolate_bytes
+half_size, upscale = load_study("superres").half_size, load_study("superres").upscale
 
 
 def test_half_size_is_the_rounded_two_by_two_box_average():
@@ -63,7 +67,8 @@ def test_area_training_modes_encode_a_photo_that_decodes_above_a_floor(subpixels
 
 
 def test_ablation_variants_and_table():
-    from shc.bench.ablation import parse_variant, rd_cost, table
+    ablation = load_study("ablation")
+    parse_variant, rd_cost, table = ablation.parse_variant, ablation.rd_cost, ablation.table
 
     assert parse_variant("anneal_0.5:anneal=0.5,noise=0.25") == ("anneal_0.5", {"anneal": 0.5, "noise": 0.25})
     base = {"image": "a", "quality": 3.0, "variant": "preset", "bytes": 1000, "bpp": 0.1, "psnr_db": 30.0,

@@ -1,7 +1,7 @@
 """One change at a time: the same images and qualities encoded with the preset as it is and with each
 variant (``--variant NAME:field=value,...`` overriding :class:`EncoderSettings` fields), side by side.
 
-    python -m shc.bench.ablation IMAGES... -o DIR [--preset default] [--qualities 3] \\
+    python studies/ablation/run.py IMAGES... -o DIR [--preset default] [--qualities 3] \\
         --variant anneal_0.5:anneal=0.5 [--variant ...] [--threads 2]
 
 One JSON line per encode in ``ablation.jsonl`` (a rerun skips the points already there); ``ablation.md``:
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shc.bench.superres import parse_overrides
+from shc.bench import parse_overrides
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -78,7 +78,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shc.bench.ablation", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python studies/ablation/run.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("images", type=Path, nargs="+")
     parser.add_argument("-o", "--out-dir", type=Path, required=True)
     parser.add_argument("--preset", default="default")

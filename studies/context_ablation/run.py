@@ -3,7 +3,7 @@ factorized (format 6 without a context network, the bytes of 0.6.0 plus one) and
 networks of a few sizes. Same latents, same weights: the PSNR of the files is the same and the byte
 ratio is the whole effect of the coding. Prints one JSON line per point and writes a markdown table.
 
-    python -m shc.bench.context_ablation IMAGES_DIR --images kodim01,... --qualities 1,3,5 -o results/context
+    python studies/context_ablation/run.py IMAGES_DIR --images kodim01,... --qualities 1,3,5 -o results/context
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shc.bench.bdrate import bd_rate
+from shc.bench import bd_rate
 from shc.codec.encoder import decoded_psnr, make_header
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import settings_for, settings_for_image
@@ -130,7 +130,7 @@ def bd_summary(rows: list[dict], classic: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python studies/context_ablation/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("images_dir", type=Path)
     parser.add_argument("--images", default="kodim01,kodim02,kodim05,kodim13,kodim15,kodim19,kodim21,kodim23")
     parser.add_argument("--qualities", default="1,3,5")
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
                 f.write(json.dumps(row) + "\n")
     rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
     table_arg = "" if args.log2_table is None else f" --log2-table {args.log2_table}"
-    header = (f"Command: python -m shc.bench.context_ablation {args.images_dir} --images {args.images} "
+    header = (f"Command: python studies/context_ablation/run.py {args.images_dir} --images {args.images} "
               f"--qualities {args.qualities} --preset {args.preset}{table_arg} -o {args.out}\n"
               f"Machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads.\n\n")

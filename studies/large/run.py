@@ -1,7 +1,7 @@
 """Large photos: whole-process encode and decode of ``shc`` (time, peak RSS), region decode, and Pillow's
 JPEG, WebP and AVIF side by side at similar sizes.
 
-    python -m shc.bench.large IMAGE [IMAGE ...] -o results/large-cpu [--quality 3] [--crop 1024] [--keep]
+    python studies/large/run.py IMAGE [IMAGE ...] -o results/large-cpu [--quality 3] [--crop 1024] [--keep]
 
 Besides the full decode and a region (``--crop``, median of 3), it renders level-of-detail previews
 (``--levels K`` at 1/8 and 1/32 of the size, with the prefix of levels that size needs) and notes the bytes
@@ -68,7 +68,7 @@ def _classic(rgb: np.ndarray, codec: str, quality: int) -> tuple[int, float, flo
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python studies/large/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("images", type=Path, nargs="+")
     parser.add_argument("-o", "--out", type=Path, required=True)
     parser.add_argument("--quality", default="3")
@@ -84,9 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "large.csv"
     shc = [str(Path(sys.executable).with_name("shc"))]
-    from shc.bench.meta import append_csv_row, write_study_meta
+    from shc.bench import append_csv_row, write_study_meta
 
-    write_study_meta(args.out, "shc.bench.large", argv if argv is not None else sys.argv[1:],
+    write_study_meta(args.out, "studies/large/run.py", argv if argv is not None else sys.argv[1:],
                      [str(p) for p in args.images])
 
     def record(row: dict) -> None:

@@ -8,7 +8,7 @@ linear in PSNR between its two neighbouring points), and JPEG is added at shc's 
 highest quality not larger). One JSON line per encode in ``ngp_large.jsonl`` (a rerun skips done points);
 the table ``ngp_large.md``.
 
-    python -m shc.bench.ngp_large IMAGE -o DIR [--shc 2,3,4] [--ngp 1,2,3] [--threads 2]
+    python studies/ngp_large/run.py IMAGE -o DIR [--shc 2,3,4] [--ngp 1,2,3] [--threads 2]
 """
 
 from __future__ import annotations
@@ -54,8 +54,7 @@ def interpolate_bytes(points: list[dict], psnr: float) -> float | None:
 
 
 def jpeg_at(image: Path, max_bytes: int) -> dict | None:
-    from shc.bench.classic import CLASSIC_CODECS
-    from shc.bench.same_size import best_quality_within
+    from shc.bench import CLASSIC_CODECS, best_quality_within
     from shc.images import load_rgb
     from shc.metrics import psnr_db
 
@@ -109,7 +108,7 @@ def table(rows: list[dict], image: Path, with_jpeg: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     from shc.codec.presets import settings_for
 
-    parser = argparse.ArgumentParser(prog="python -m shc.bench.ngp_large", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python studies/ngp_large/run.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("image", type=Path)
     parser.add_argument("-o", "--out-dir", type=Path, required=True)
     parser.add_argument("--shc", default="2,3,4", help="quality levels of shc")

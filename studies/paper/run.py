@@ -7,7 +7,7 @@ shc counts the real file (header, tables, int8 weights, range-coded latents) and
 8-bit image. This runs one encode (``--preset paper`` by default) and reports both, so that the gap to the
 paper's figure can be split into what the counting explains and what it does not.
 
-    python -m shc.bench.paper IMAGE [--preset paper] [--quality 4] [--steps N] [--threads 1] -o DIR
+    python studies/paper/run.py IMAGE [--preset paper] [--quality 4] [--steps N] [--threads 1] -o DIR
 
 Writes ``DIR/<stem>_<preset>.shc``, ``DIR/<stem>_<preset>.json`` (rewritten at every scored step, so an
 interrupted run leaves its curve) and prints a summary.
@@ -75,7 +75,7 @@ class PaperCount:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python studies/paper/run.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("image", type=Path)
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--quality", type=float, default=4.0)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed, "device": args.device, "threads": torch.get_num_threads(),
         "machine": f"{platform.machine()} {os.cpu_count()} cores", "torch": torch.__version__,
         "settings": dataclasses.asdict(settings),
-        "command": "python -m shc.bench.paper " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python studies/paper/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     json_path = args.out_dir / f"{stem}.json"
     start = time.perf_counter()

@@ -4,7 +4,7 @@ each file decoded whole and from prefixes of its levels (the others' latents 0, 
 renders them). Prints one JSON line per encode, appends it to ``prefix.jsonl`` (a rerun skips the points
 already there) and writes the BD-rate table ``prefix.md``.
 
-    python -m shc.bench.prefix_training IMAGES_DIR --images kodim01,... --qualities 3,1,5 -o results/lod
+    python studies/prefix_training/run.py IMAGES_DIR --images kodim01,... --qualities 3,1,5 -o results/lod
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shc.bench.bdrate import bd_rate
+from shc.bench import bd_rate
 from shc.codec.encoder import encode_image
 from shc.codec.presets import settings_for, settings_for_image
 from shc.format.container import read_file
@@ -100,7 +100,7 @@ def report(rows: list[dict], fraction: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python studies/prefix_training/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("images_dir", type=Path)
     parser.add_argument("--images", default="kodim01,kodim02,kodim05,kodim13,kodim15,kodim19,kodim21,kodim23")
     parser.add_argument("--qualities", default="3,1,5")

@@ -1,7 +1,7 @@
 """Rate-control accuracy: encode images with ``--target-size``, ``--target-bpp`` and ``--target-psnr`` and
 tabulate target vs achieved (bytes of the real file, PSNR of the decoded file).
 
-    python -m shc.bench.ratecontrol KODAK_DIR -o results/ratecontrol --images kodim01,kodim23
+    python studies/ratecontrol/run.py KODAK_DIR -o results/ratecontrol --images kodim01,kodim23
         [--size 12000] [--bpp 0.5] [--psnr 29] [--preset default]
 
 Writes ``runs.csv`` (one row per encode, appended as it goes, so an interrupted run resumes) and
@@ -80,7 +80,7 @@ def _table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python studies/ratecontrol/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("-o", "--out", type=Path, required=True)
     parser.add_argument("--images", required=True, help="comma-separated stems")
@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> None:
             done = list(csv.DictReader(handle))
     seen = {(r["image"], r["target"], float(r["value"])) for r in done}
     targets = [(k, v) for k, v in (("size", args.size), ("bpp", args.bpp), ("psnr", args.psnr)) if v is not None]
-    from shc.bench.meta import append_csv_row, write_study_meta
+    from shc.bench import append_csv_row, write_study_meta
 
-    write_study_meta(args.out, "shc.bench.ratecontrol", argv if argv is not None else sys.argv[1:],
+    write_study_meta(args.out, "studies/ratecontrol/run.py", argv if argv is not None else sys.argv[1:],
                      args.images.split(","), preset=args.preset)
     for stem in args.images.split(","):
         for kind, value in targets:

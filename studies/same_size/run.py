@@ -1,6 +1,6 @@
 """shc against a classic codec at the same or lower file size: the "beats JPEG by N dB" check.
 
-    python -m shc.bench.same_size ORIGINAL.png FILE.shc [--codec jpeg420]
+    python studies/same_size/run.py ORIGINAL.png FILE.shc [--codec jpeg420]
 
 For the ``.shc`` file's byte count, finds the classic codec's highest quality (Pillow's 1..100 scale)
 whose output is not larger, and prints both files' bytes, bpp and RGB PSNR (each decoded to 8 bits).
@@ -11,29 +11,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shc.bench.classic import CLASSIC_CODECS
+from shc.bench import CLASSIC_CODECS, best_quality_within
 from shc.format.decoder import decode_bytes
 from shc.images import load_rgb
 from shc.metrics import psnr_db
 
-__all__ = ["best_quality_within", "main"]
-
-
-def best_quality_within(codec, rgb, max_bytes: int) -> tuple[int, bytes] | None:
-    """Highest integer quality in 1..100 whose encoding has at most ``max_bytes`` (bisection; size grows with q)."""
-    low, high, best = 1, 100, None
-    while low <= high:
-        quality = (low + high) // 2
-        data = codec.encode(rgb, quality)
-        if len(data) <= max_bytes:
-            best, low = (quality, data), quality + 1
-        else:
-            high = quality - 1
-    return best
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shc.bench.same_size", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python studies/same_size/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("original", type=Path)
     parser.add_argument("shc_file", type=Path)
     parser.add_argument("--codec", default="jpeg420", choices=["jpeg420", "jpeg444", "webp", "avif"])

@@ -2,7 +2,7 @@
 one range-coder stream without an index (version 6's layout). Exact for files whose levels are all whole
 (every Kodak-sized photo); a file with chunked levels is reported with its index and segment count only.
 
-    python -m shc.bench.segment_cost FILE.shc [FILE.shc ...] [--json]
+    python studies/segment_cost/run.py FILE.shc [FILE.shc ...] [--json]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def segment_cost(data: bytes) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python studies/segment_cost/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("files", type=Path, nargs="+")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

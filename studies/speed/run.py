@@ -1,6 +1,6 @@
 """Speed benchmark: training-step time, whole encode, decode (in-process and whole-process), peak RSS, MACs.
 
-    python -m shc.bench.speed examples/kodim23.png [--preset default] [--quality 3] [--device cpu|cuda]
+    python studies/speed/run.py examples/kodim23.png [--preset default] [--quality 3] [--device cpu|cuda]
         [--steps-timed 20] [--repeats 5] [--json OUT.json]
 
 Training steps are timed on the full image (the issue's figure) and on the encoder's own random batches.
@@ -100,7 +100,7 @@ def _time_training_step(image: Path, preset: str, quality: int, device: str, ste
 def main(argv: list[str] | None = None) -> int:
     from shc.codec.presets import DEFAULT_QUALITY, PRESETS, QUALITIES  # no torch
 
-    parser = argparse.ArgumentParser(prog="python -m shc.bench.speed", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python studies/speed/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("image", type=Path)
     parser.add_argument("--preset", choices=[p.name for p in PRESETS], default="default")
     parser.add_argument("--quality", type=int, choices=[q.level for q in QUALITIES], default=DEFAULT_QUALITY)
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{figures['decode_seconds_whole_process']} s (median {figures['decode_seconds_whole_process_median']} s), peak RSS {figures['decode_peak_rss_mb']} MB, "
           f"torch imported: {figures['decode_imports_torch']}")
     print(f"decoder cost: {figures['decoder_macs_per_pixel']} MAC/pixel")
-    from shc.bench.meta import write_figures
+    from shc.bench import write_figures
 
     write_figures(args.json, figures)
     return 0

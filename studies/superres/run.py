@@ -7,7 +7,7 @@ upscaling (Pillow) of shc's own native decode and of the lossless half-size imag
 (appended to ``superres.jsonl``; a rerun skips images already there), a table ``superres.md`` and, with
 ``--crops``, a figure of crops.
 
-    python -m shc.bench.superres IMAGES... -o DIR [--quality 7] [--preset default] [--set name=value] [--label L]
+    python studies/superres/run.py IMAGES... -o DIR [--quality 7] [--preset default] [--set name=value] [--label L]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from shc.bench import parse_overrides
 from shc.format.decoder import decode_bytes
 from shc.images import load_rgb
 from shc.metrics import psnr_db
@@ -39,18 +40,6 @@ def half_size(rgb: np.ndarray) -> np.ndarray:
 
 def upscale(rgb: np.ndarray, size: tuple[int, int], method: str) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, FILTERS[method]))
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """``name=value`` pairs for :class:`EncoderSettings` fields (values parsed as JSON, else kept as text)."""
-    out = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        try:
-            out[name] = json.loads(value)
-        except json.JSONDecodeError:
-            out[name] = value
-    return out
 
 
 def measure(path: Path, preset: str, quality: float, overrides: dict, keep: Path | None) -> dict:
@@ -139,7 +128,7 @@ def _busiest(rgb: np.ndarray, box: int) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shc.bench.superres", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python studies/superres/run.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("images", type=Path, nargs="+")
     parser.add_argument("-o", "--out-dir", type=Path, required=True)
     parser.add_argument("--preset", default="default")

@@ -1,10 +1,10 @@
 """Encoder throughput: training-step time of this checkout against another one (e.g. shc 0.5.0), side by side.
 
     git worktree add /tmp/shc-0.5.0 2daa4ae          # the last 0.5.0 commit
-    python -m shc.bench.throughput --baseline /tmp/shc-0.5.0 [--image examples/kodim23.png]
+    python studies/throughput/run.py --baseline /tmp/shc-0.5.0 [--image examples/kodim23.png]
         [--presets default,paper] [--steps default=400,paper=40] [--rounds 3]
         [--large /tmp/crop50mp.png --large-steps 200] [--threads 2] [--json OUT.json]
-    python -m shc.bench.throughput --baseline /tmp/shc-0.5.0 --rd ../shared/data/kodak/kodim{01,...}.png
+    python studies/throughput/run.py --baseline /tmp/shc-0.5.0 --rd ../shared/data/kodak/kodim{01,...}.png
         [--quality 3] [--json OUT.json]
 
 Every figure is a fresh process that imports ``shc.codec`` and ``shc.format`` from the checkout it times
@@ -34,7 +34,10 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-_HERE = Path(__file__).resolve().parent.parent  # the checkout this module belongs to (repo root)
+_STUDY = Path(__file__).resolve().parent
+_HERE = _STUDY.parent.parent  # the checkout this study belongs to (repo root)
+_IMPORT_STUDY = f"import sys; sys.path.insert(0, {str(_STUDY)!r}); from run"
+"""How a child process imports this script's workers (before anything imports shc: see :func:`_use_checkout`)."""
 
 
 def _worker(root: Path, preset: str, steps: int, image: Path, profile: Path | None = None) -> None:
@@ -115,7 +118,7 @@ def _child(code: str, threads: int) -> dict:
 
 def _run(root: Path, preset: str, steps: int, image: Path, threads: int, profile: Path | None = None) -> dict:
     where = "None" if profile is None else f"Path({str(profile)!r})"
-    return _child(f"from shc.bench.throughput import _worker; from pathlib import Path; "
+    return _child(f"{_IMPORT_STUDY} import _worker; from pathlib import Path; "
                   f"_worker(Path({str(root)!r}), {preset!r}, {steps}, Path({str(image)!r}), {where})", threads)
 
 
@@ -125,7 +128,7 @@ def _rd(args) -> int:
     for image in args.rd:
         pair = {}
         for name, root in (("baseline", args.baseline), ("current", _HERE)):
-            pair[name] = _child(f"from shc.bench.throughput import _encode_worker; from pathlib import Path; "
+            pair[name] = _child(f"{_IMPORT_STUDY} import _encode_worker; from pathlib import Path; "
                                 f"_encode_worker(Path({str(root)!r}), Path({str(image)!r}), {args.quality})", args.threads)
         base, cur = pair["baseline"], pair["current"]
         row = {"image": image.stem, "baseline": base, "current": cur,
@@ -140,14 +143,14 @@ def _rd(args) -> int:
             for key in ("bytes_change_pct", "psnr_change_db", "encode_time_ratio")}
     print(f"mean over {len(rows)} images: {mean['bytes_change_pct']:+.2f} % bytes, {mean['psnr_change_db']:+.3f} dB, "
           f"encode {mean['encode_time_ratio']:.2f}x faster")
-    from shc.bench.meta import write_figures
+    from shc.bench import write_figures
 
     write_figures(args.json, {"quality": args.quality, "threads": args.threads, "rows": rows, "mean": mean})
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shc.bench.throughput", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python studies/throughput/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, required=True, help="a checkout to compare against (its repo root)")
     parser.add_argument("--image", type=Path, default=_HERE / "examples" / "kodim23.png")
     parser.add_argument("--presets", default="default,paper")
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"large ({large['width']}x{large['height']}, {large['latents']} latents): "
               f"{large['ms_per_step']:.2f} ms/step = {large['ms_per_step'] / kodak:.2f}x the default step on {args.image.name}")
     figures["summary"] = summary
-    from shc.bench.meta import write_figures
+    from shc.bench import write_figures
 
     write_figures(args.json, figures)
     return 0
