@@ -24,7 +24,15 @@ from shc.format.binary import Reader
 from shc.format.context import ContextParams, context_codes, read_context
 from shc.format.errors import ShcFormatError
 from shc.format.expgolomb import BitReader, best_order, pack
-from shc.format.header import HEAD_FIELDS, Header, ModelConfig, head_layout, head_payload_bytes, header_payload, parse_header
+from shc.format.header import (
+    HEAD_FIELDS,
+    Header,
+    ModelConfig,
+    head_layout,
+    head_payload_bytes,
+    header_payload,
+    parse_header,
+)
 from shc.format.metadata import METADATA_FIELDS, metadata_payload, read_metadata
 from shc.format.segments import (
     SegmentIndex,

@@ -22,7 +22,8 @@ __all__ = [
 ]
 
 METADATA_FIELDS: dict[bytes, str] = {b"ICCP": "icc_profile", b"EXIF": "exif"}
-"""META entry keys in file order (``C.META_KEYS``) and the :class:`~shc.format.container.ShcFile` attribute each one fills."""
+"""META entry keys in file order (``C.META_KEYS``) and the :class:`~shc.format.container.ShcFile` attribute
+each one fills."""
 
 EXIF_PREFIX = b"Exif\x00\x00"
 """How an EXIF entry starts (as in a JPEG APP1 segment and Pillow's ``Image.Exif().tobytes()``) ..."""

@@ -20,29 +20,28 @@ the reader too. The outcome is one of:
 
 The run exits non-zero if there was any failure, or if an unmutated seed did not decode.
 
-Most mutators re-fix the CRC32 of the section they touch (and of a latent segment, in the version-7 index),
-so the mutation reaches the parser and the range decoder instead of stopping at the checksum. Seeds are the
-files given on the command line, or by default the seed files shipped inside this package
+Most mutators re-fix the CRC32 of the section they touch (and of a latent segment, in the version-7 index), so
+the mutation reaches the parser and the range decoder instead of stopping at the checksum. Seeds are the files
+given on the command line, or by default the seed files shipped inside this package
 (``shc/tools/seeds/*.shc``, package data, so that any install finds them: byte-identical copies of the golden
 files ``tests/data/*.shc``, written together with them by ``tests/data/make_golden.py`` and checked equal by
 ``tests/test_fuzz.py``) plus six small synthetic files (:mod:`~shc.tools.fuzz.seeds`): one with a hashed
-level, two latent dimensions, two groups and a one-symbol table; one with a 4096-symbol table, no hidden
-layer and weights up to ``WEIGHT_CODE_MAX`` (the golden files only have dense levels and small tables); one with float16 latents
-(no entropy coding); one RGBA file (HEAD ``channels`` = 4) with a META section; one with a context network
-(SPEC §5a) over dense levels between hashed ones; one with chunked levels (SPEC §4a: a dense level in 4
-chunks, a hashed one in 6, eleven latent segments, :data:`CHUNKED_CELLS`). Files of versions 2-6 given on
-the command line are mutated in their own layout (versions 2-3: u32 level cells, int8 weights, count tables;
-4-5: no context network; 2-6: LATN holds the latents, no segments); the default seeds are all version 7
-(exp-Golomb weights and table histograms, SPEC §3, §5, whose mutators decode the bit streams, change the
+level, two latent dimensions, two groups and a one-symbol table; one with a 4096-symbol table, no hidden layer
+and weights up to ``WEIGHT_CODE_MAX`` (the golden files only have dense levels and small tables); one with
+float16 latents (no entropy coding); one RGBA file (HEAD ``channels`` = 4) with a META section; one with a
+context network (SPEC §5a) over dense levels between hashed ones; one with chunked levels (SPEC §4a: a dense
+level in 4 chunks, a hashed one in 6, eleven latent segments, :data:`CHUNKED_CELLS`). Files of versions 2-6
+given on the command line are mutated in their own layout (versions 2-3: u32 level cells, int8 weights, count
+tables; 4-5: no context network; 2-6: LATN holds the latents, no segments); the default seeds are all version
+7 (exp-Golomb weights and table histograms, SPEC §3, §5, whose mutators decode the bit streams, change the
 integers and re-pack them; the context block at the start of TABL, whose mutator does the same with the
-network's integers and level ranges, or adds a network to a file without one; the optional META section,
-whose mutator re-frames its entries, and inserts or removes the section; the LATN segment index and the
-segments after it, SPEC §6, whose mutators change lengths, CRCs and the number of entries, move the
-boundaries between segments, change bytes inside one segment, and cut the file at every boundary).
-Case ``i`` of seed ``S`` is reproducible on its own: its random generator is
-``numpy.random.default_rng([S, i])``, and ``--case i`` reruns just that case. ``--sweep-truncations``
-decodes every truncation of every seed, ``--sweep-boundaries`` the cuts at every section and segment
-boundary and one byte either side (:func:`truncation_points`).
+network's integers and level ranges, or adds a network to a file without one; the optional META section, whose
+mutator re-frames its entries, and inserts or removes the section; the LATN segment index and the segments
+after it, SPEC §6, whose mutators change lengths, CRCs and the number of entries, move the boundaries between
+segments, change bytes inside one segment, and cut the file at every boundary). Case ``i`` of seed ``S`` is
+reproducible on its own: its random generator is ``numpy.random.default_rng([S, i])``, and ``--case i`` reruns
+just that case. ``--sweep-truncations`` decodes every truncation of every seed, ``--sweep-boundaries`` the
+cuts at every section and segment boundary and one byte either side (:func:`truncation_points`).
 
 ``--max-pixels`` defaults to 2**20 rather than the library's default: a header mutation may legitimately
 ask for a large image, and a 1-megapixel decode of the golden files already takes about 3 s on 2 cores.
