@@ -94,7 +94,7 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 @click.option("--background", default=None, metavar="COLOR",
               help="Flatten alpha over this colour (white, #808080 ...); needed for formats without alpha (PPM, JPEG).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="At most N threads for numpy [default: numpy's own].")
+              help="Render with N threads (the pixels are the same for any N) [default: one per core, at most 4].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file (size, time).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite outputs that exist.")
 @click.option("--skip-existing", is_flag=True, help="Leave inputs whose output exists alone (resume a batch).")
@@ -157,6 +157,7 @@ def decode(inputs, output, out_dir, fmt, scale, size, region, levels, max_pixels
                     raise UsageError(msg)
                 partial = region is not None or levels is not None
                 synthesis = reader.synthesis(width, height, box if region else None, levels) if partial else reader.synthesis()
+                synthesis.threads = threads
                 bytes_read, file_bytes = reader.bytes_read, reader.size
         except OSError as error:
             raise BadInputError(f"{job.source}: {error.strerror or error}") from None

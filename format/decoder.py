@@ -256,8 +256,11 @@ class Synthesis:
                 yield y0, strip_at(y0)
             return
         # numpy releases the GIL in its loops and every pixel is computed on its own (SPEC §7): strips render
-        # side by side on several cores, in order, with the same bytes as one thread
-        with ThreadPoolExecutor(threads) as pool:
+        # side by side on several cores, in order, with the same bytes as one thread. BLAS keeps to one
+        # thread meanwhile: its own threads on top of these would oversubscribe the cores (and spin).
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
             pending: deque = deque()
             for y0 in starts:
                 pending.append((y0, pool.submit(strip_at, y0)))
