@@ -2,7 +2,7 @@
 
 SHACIRA's appendix (arXiv:2309.15848, §4) shows each level's feature map as an image. Here
 :func:`level_feature_maps` renders them with the normative blend of the decoder
-(:meth:`shc.format.decoder.Synthesis.tile_features`, positions from :func:`shc.format.grid.axis_taps`),
+(:meth:`shc.format.synthesis.Synthesis.tile_features`, positions from :func:`shc.format.grid.axis_taps`),
 :func:`level_bits` prices every level's latents under the file's own integer coding tables, and
 :func:`montage` puts both into one image. numpy and Pillow only (no torch).
 
@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from shc.format import constants as C
 from shc.format.container import ShcFile
 from shc.format.context import coarser_latents, context_level_bits
-from shc.format.decoder import Synthesis
+from shc.format.synthesis import Synthesis
 
 __all__ = [
     "DEFAULT_TILE",

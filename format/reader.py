@@ -29,6 +29,7 @@ from shc.format.entropy import decode_latents, decode_segments, unpack_float16_l
 from shc.format.errors import ShcFormatError
 from shc.format.grid import axis_taps
 from shc.format.layout import LatentLayout
+from shc.format.synthesis import Synthesis, feature_table
 
 __all__ = ["RegionRenderer", "ShcReader", "preview_levels", "region_segments"]
 
@@ -170,10 +171,9 @@ class ShcReader:
         self, width: int | None = None, height: int | None = None, box: tuple[int, int, int, int] | None = None,
         levels: int | None = None,
     ):
-        """A :class:`shc.format.decoder.Synthesis` that renders ``box`` of a ``width x height`` output (default:
+        """A :class:`shc.format.synthesis.Synthesis` that renders ``box`` of a ``width x height`` output (default:
         native size, all of it) from the first ``levels`` levels (default: all), having read only the segments
         that needs. Without a box or levels, the whole file is decoded and checked."""
-        from shc.format.decoder import Synthesis
 
         layout = self.header.layout
         if levels is not None and not 1 <= levels <= len(layout.levels):
@@ -209,7 +209,6 @@ class RegionRenderer:
     def __init__(self, reader: ShcReader) -> None:
         import threading
 
-        from shc.format.decoder import Synthesis
 
         self.reader = reader
         self.header = reader.header
@@ -226,7 +225,6 @@ class RegionRenderer:
         return len(self._decoded)
 
     def _decode(self, segments: list[int]) -> None:
-        from shc.format.decoder import feature_table
 
         with self._lock:
             new = [k for k in segments if k not in self._decoded]

@@ -262,6 +262,8 @@ _SETTINGS_DEFAULTS = {
     "prefix_fraction": 1 / 32,  # format version 7: share of batch pixels rendered from a prefix of the levels
     "square_levels": False, "lr_mlp": None,  # 0.9.0: the paper preset's square grids and MLP learning rate
     "subpixels": 1, "subpixel_mode": "jitter",  # 0.9.0: area training (off)
+    # 0.10.0: the anchors' recipe as ablation knobs (issue 30), off by default
+    "proxy": "gumbel", "softness_start": 0.35, "softness_end": 0.08, "latent_eps": 1e-8, "freeze_latents_final": False,
 }
 _FAST = {"steps": 800, "eval_every": 40}
 # 0.9.0: the authors' public Kodak configuration (issue 21); the quality sets λ only
