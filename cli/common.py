@@ -6,7 +6,6 @@ import contextlib
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -128,6 +127,8 @@ def open_output(path: str, force: bool) -> Iterator[BinaryIO]:
         msg = f"{folder}: no such directory"
         raise UsageError(msg)
     mode = _new_file_mode(target)
+    import tempfile  # here, not at start-up: it imports shutil, bz2, lzma and random (~5 ms of every shc run)
+
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -110,6 +110,8 @@ DEFAULT_MAX_OUTPUT_PIXELS = 2 * 89_478_485
 MLP_CHUNK_PIXELS = 1 << 14
 """The reference decoder runs the MLP on at most this many pixels at a time, so that its activations stay
 in the CPU's cache (each pixel is computed on its own: SPEC §7, tiles)."""
+FEATURE_LIMIT = float(2**100)
+"""Feature values are clamped to ±this (SPEC §7 step 2): a blend of 16 of them stays finite in float32."""
 MLP_FRACTION_BITS = 20
 """Fractional bits of the MLP's fixed-point activations (SPEC §7 step 5): a step of 2^-20 ≈ 1e-6, far
 below the 8-bit output's 1/255, and with it every layer's sums stay exact integers in float64."""

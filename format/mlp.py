@@ -22,7 +22,7 @@ import numpy as np
 
 from shc.format.constants import MLP_FRACTION_BITS
 
-__all__ = ["FixedPointLayer", "FixedPointMLP", "input_clamp"]
+__all__ = ["FixedPointLayer", "FixedPointMLP", "Workspace", "input_clamp"]
 
 EXACT_LIMIT = (1 << 53) - 1
 """Integers up to this are exact in float64 (and every partial sum of a layer stays within it)."""
@@ -69,20 +69,27 @@ class FixedPointMLP:
         return int(self.layers[-1].codes.shape[0])
 
     def to_fixed(self, features: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The first layer's inputs: ``clamp(rint(float64(f) * 2^F), -A, A)``, NaN taken as 0 (float64)."""
+        """The first layer's inputs: ``clamp(rint(float64(f) * 2^F), -A, A)`` (float64). The features are
+        finite (SPEC §7 step 2 bounds them); a NaN would stay NaN here."""
         x = np.multiply(features, ONE, out=out, dtype=np.float64)  # float32 -> float64 and * 2^F: exact
         np.rint(x, out=x)
-        np.copyto(x, 0.0, where=np.isnan(x))
         clamp = self.layers[0].clamp
         return np.clip(x, -clamp, clamp, out=x)
 
     def __call__(self, features: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``(outputs, n)`` float64 of float32 ``features`` ``(inputs, n)``: every value the same bits on
         every machine, whatever ``n`` (each pixel is computed on its own)."""
-        x = self.to_fixed(features)
+        return self.run(features, Workspace(self, features.shape[1]), out)
+
+    def run(self, features: np.ndarray, work: Workspace, out: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`__call__` in the buffers of ``work`` (reused from chunk to chunk: fresh megabyte arrays
+        cost page faults every time)."""
+        n = features.shape[1]
+        x = self.to_fixed(features, work.inputs[:, :n])
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
-            z = layer.codes @ x  # exact integers (SPEC §7 step 5)
+            z = work.layers[index % 2][: layer.codes.shape[0], :n]
+            np.matmul(layer.codes, x, out=z)  # exact integers (SPEC §7 step 5)
             z *= layer.step
             z += layer.bias
             if index < last:  # ReLU, and the next layer's clamp, on integers
@@ -91,3 +98,12 @@ class FixedPointMLP:
             x = z
         # no NaN can arise: |codes @ x| < 2^53 and a finite step keep z finite or ±inf plus a finite bias
         return np.multiply(x, 1.0 / ONE, out=out)
+
+
+class Workspace:
+    """The float64 buffers of :meth:`FixedPointMLP.run` for up to ``pixels`` pixels at a time."""
+
+    def __init__(self, network: FixedPointMLP, pixels: int) -> None:
+        widest = max(layer.codes.shape[0] for layer in network.layers)
+        self.inputs = np.empty((network.layers[0].codes.shape[1], pixels), dtype=np.float64)
+        self.layers = (np.empty((widest, pixels), dtype=np.float64), np.empty((widest, pixels), dtype=np.float64))

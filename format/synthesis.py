@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,9 +20,9 @@ import numpy as np
 from shc.format import constants as C
 from shc.format.container import Header, ShcFile, weight_shapes
 from shc.format.grid import axis_taps
-from shc.format.mlp import FixedPointLayer, FixedPointMLP
+from shc.format.mlp import FixedPointLayer, FixedPointMLP, Workspace
 
-__all__ = ["AxisTaps", "Synthesis", "feature_table", "mlp_of", "render_threads", "to_uint8"]
+__all__ = ["AxisTaps", "Synthesis", "bounded_features", "feature_table", "mlp_of", "render_threads", "to_uint8"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,8 @@ class Synthesis:
             offset += count
         dec_w, dec_b = params["latent_decoder.weight"], params["latent_decoder.bias"]
         self.latent_decoder = (dec_w, dec_b)
+        # the features of a zero latent: those of every vertex of a level outside a prefix (SPEC §6)
+        self.zero_features = feature_table(dec_w, dec_b, np.zeros((1, dec_w.shape[1]), np.float32))[:, 0]
         # The latent decoder is linear, so it is applied once per stored row rather than per pixel.
         # The bias is added in place: a temporary copy would double the peak memory of large tables.
         self.feature_tables_t = []  # per level (F, rows): channels first, like everything after it
@@ -68,7 +68,7 @@ class Synthesis:
             rows = None if known_rows is None else known_rows[index]
             if levels is not None and index >= levels:
                 # a level outside the prefix: zero latents, whose features are the bias (w * 0 + b), read-only
-                self.feature_tables_t.append(np.broadcast_to(dec_b[:, None], (dec_b.size, lat.shape[0])))
+                self.feature_tables_t.append(np.broadcast_to(self.zero_features[:, None], (dec_b.size, lat.shape[0])))
             elif rows is None:
                 self.feature_tables_t.append(feature_table(dec_w, dec_b, lat))
             else:
@@ -83,7 +83,7 @@ class Synthesis:
         """This synthesis from its first ``levels`` levels only (SPEC §6: the others' latents 0, so their
         features are the latent decoder's bias); shares the tables, copies nothing large."""
         view = copy.copy(self)
-        bias = self.latent_decoder[1][:, None]
+        bias = self.zero_features[:, None]
         view.feature_tables_t = [table if index < levels else np.broadcast_to(bias, table.shape)
                                  for index, table in enumerate(self.feature_tables_t)]
         return view
@@ -164,9 +164,10 @@ class Synthesis:
         in chunks of ``MLP_CHUNK_PIXELS`` (their activations stay in cache: ~1.4x faster than whole tiles)."""
         n = h.shape[1]
         out = np.empty((self.network.outputs, n), dtype=np.float64)
+        work = Workspace(self.network, min(n, C.MLP_CHUNK_PIXELS))
         for start in range(0, n, C.MLP_CHUNK_PIXELS):
             stop = min(n, start + C.MLP_CHUNK_PIXELS)
-            out[:, start:stop] = self.network(h[:, start:stop])
+            self.network.run(h[:, start:stop], work, out[:, start:stop])
         return out
 
     def render(self, width: int, height: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
@@ -211,26 +212,66 @@ class Synthesis:
             return strip
 
         starts = range(top, bottom, tile_rows)
-        threads = render_threads(self.threads)
-        if threads == 1 or len(starts) == 1:
-            for y0 in starts:
-                yield y0, strip_at(y0)
-            return
-        # numpy releases the GIL in its loops and every pixel is computed on its own (SPEC §7): strips render
-        # side by side on several cores, in order, with the same bytes as one thread. BLAS keeps to one
-        # thread meanwhile: its own threads on top of these would oversubscribe the cores (and spin).
+        threads = min(render_threads(self.threads), len(starts))
+        # BLAS keeps to one thread: the MLP's products are small (16 x 48 by a chunk), and its own threads,
+        # woken for each, cost more than they save (2x slower here) and would oversubscribe the cores
+        # under the render threads below
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-            pending: deque = deque()
-            for y0 in starts:
-                pending.append((y0, pool.submit(strip_at, y0)))
-                if len(pending) > threads:
-                    first, future = pending.popleft()
-                    yield first, future.result()
-            while pending:
-                first, future = pending.popleft()
-                yield first, future.result()
+        with threadpool_limits(1, user_api="blas"):
+            if threads == 1:
+                for y0 in starts:
+                    yield y0, strip_at(y0)
+                return
+            yield from _in_threads(strip_at, starts, threads)
+
+
+def _in_threads(render, starts: range, threads: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(y0, render(y0))`` for each start, in order, ``threads`` strips rendering side by side: numpy releases
+    the GIL in its loops and every pixel is computed on its own (SPEC §7), so the bytes are one thread's.
+    Plain threads (concurrent.futures would import logging: ~5 ms of every decode's start-up)."""
+    import threading
+
+    results: dict[int, np.ndarray | BaseException] = {}
+    ready = threading.Condition()
+    order = list(starts)
+    claimed = iter(range(len(order)))
+    window = threading.Semaphore(2 * threads)  # strips rendered ahead of the consumer, at most
+    stop = False
+
+    def work() -> None:
+        while True:
+            window.acquire()
+            with ready:
+                index = next(claimed, None)
+            if index is None or stop:
+                return
+            try:
+                value: np.ndarray | BaseException = render(order[index])
+            except BaseException as error:  # handed to the consumer, raised there
+                value = error
+            with ready:
+                results[index] = value
+                ready.notify_all()
+
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    try:
+        for index, y0 in enumerate(order):
+            with ready:
+                ready.wait_for(lambda: index in results)
+                value = results.pop(index)
+            window.release()
+            if isinstance(value, BaseException):
+                raise value
+            yield y0, value
+    finally:
+        stop = True
+        for _ in workers:
+            window.release()
+        for worker in workers:
+            worker.join()
 
 
 def mlp_of(shc_file: ShcFile, header: Header) -> FixedPointMLP:
@@ -260,7 +301,7 @@ def render_threads(requested: int | None) -> int:
 
 def feature_table(dec_w: np.ndarray, dec_b: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """The latent decoder on stored rows: ``(F, rows)`` float32 (SPEC §7 step 2: ``((lat_0 W_0 + lat_1 W_1)
-    + ...) + b``, each operation one float32 operation, no BLAS)."""
+    + ...) + b``, each operation one float32 operation, no BLAS), then :func:`bounded_features`."""
     values = lat.T.astype(np.float32, copy=False)  # (D, rows); integer latents are exact in float32
     table = dec_w[:, :1] * values[:1]
     if lat.shape[1] > 1:
@@ -269,7 +310,15 @@ def feature_table(dec_w: np.ndarray, dec_b: np.ndarray, lat: np.ndarray) -> np.n
             np.multiply(dec_w[:, d : d + 1], values[d : d + 1], out=scratch)
             table += scratch
     table += dec_b[:, None]
-    return table
+    return bounded_features(table)
+
+
+def bounded_features(table: np.ndarray) -> np.ndarray:
+    """Feature values clamped to ``±FEATURE_LIMIT`` and NaN taken as 0, in place (SPEC §7 step 2): then no
+    blend of them overflows float32 and no pixel's features are NaN. Only a file whose weights overflow
+    float32 has values it changes."""
+    np.nan_to_num(table, copy=False, nan=0.0, posinf=C.FEATURE_LIMIT, neginf=-C.FEATURE_LIMIT)
+    return np.clip(table, -C.FEATURE_LIMIT, C.FEATURE_LIMIT, out=table)
 
 
 def _check_box(box: tuple[int, int, int, int] | None, width: int, height: int) -> tuple[int, int, int, int]:
