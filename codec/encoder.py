@@ -24,8 +24,9 @@ from shc.images import SourceImage, load_image
 from shc.metrics import channel_squared_errors, psnr_from_mse
 
 from shc.codec.blend import vertex_matrix_fits
+from shc.codec.budget import TrainingPlan, plan_training
 from shc.codec.model import GridINR, PixelGrid
-from shc.codec.presets import EncoderSettings, level_cells, settings_for, settings_for_image
+from shc.codec.presets import EncoderSettings, level_cells, settings_for, settings_for_image, steps_for_image
 from shc.codec.prior import FactorizedPrior
 from shc.codec.ratecontrol import LambdaController, RateTarget, start_settings
 from shc.codec.tables import adopt_context, assemble_file
@@ -50,6 +51,9 @@ class EncodeResult:
     psnr_alpha_db: float | None = None
     """PSNR of the decoded alpha channel (``psnr_db`` is RGB only); None for an RGB image."""
     channels: int = C.CHANNELS_RGB
+    plan: TrainingPlan | None = None
+    """The steps, passes per pixel and time estimate made before training (with ``minutes`` or ``estimate``);
+    None when no plan was asked for."""
 
     @property
     def num_bytes(self) -> int:
@@ -103,6 +107,9 @@ def encode_image(
     strip: bool = False,
     background: tuple[int, int, int] | None = None,
     step_hook: Callable[[int, Any, Any], None] | None = None,
+    minutes: float | None = None,
+    estimate: bool = False,
+    on_plan: Callable[[TrainingPlan], None] | None = None,
 ) -> EncodeResult:
     """Encode ``image`` (path, PIL image, ``(H, W, 3 | 4)`` uint8 array or :class:`shc.images.SourceImage`)
     and check the result by decoding it.
@@ -115,7 +122,18 @@ def encode_image(
     ``rate_target`` steers λ during training toward a size, bpp or PSNR (:mod:`shc.codec.ratecontrol`);
     without an explicit ``quality`` the architecture is that of the quality whose typical result is the
     target. A size target is a hard cap: a :class:`RateTargetError` if no file of this image can be that small.
+
+    Without ``settings`` and ``steps``, images over 6.3 MP train longer than the preset says
+    (:func:`shc.codec.presets.steps_for_image`). ``minutes`` bounds the encode's time instead: before
+    training, a few steps of the model are timed on this machine (:mod:`shc.codec.budget`) and the steps are
+    the most whose estimate fits (a :class:`shc.codec.budget.BudgetError` if none does); it replaces
+    ``steps`` and the settings' steps, so it cannot be given with ``steps``. ``estimate`` makes the same plan
+    for the steps asked for. A plan made is passed to ``on_plan`` before the first step and carried by the
+    result (:attr:`EncodeResult.plan`); the timing leaves the file as it would be without it.
     """
+    if minutes is not None and steps is not None:
+        msg = "give minutes or steps, not both: minutes picks the steps"
+        raise ValueError(msg)
     start = time.perf_counter()
     source = load_image(image, background=background, strip=strip)
     height, width, channels = source.pixels.shape
@@ -125,6 +143,8 @@ def encode_image(
         else:
             settings = settings_for(preset, quality, steps, entropy_coding)
         settings = settings_for_image(settings, width, height)
+        if steps is None and minutes is None:
+            settings = replace(settings, steps=steps_for_image(settings, width, height))
     torch.manual_seed(seed)
     np.random.seed(seed)
     header = make_header(width, height, settings, channels)
@@ -134,10 +154,17 @@ def encode_image(
     grid = PixelGrid(header, width, height, dev)
     values = source.pixels.reshape(-1, channels)  # uint8, shared with the image: no float copy of it
     target = torch.from_numpy(values if values.flags.writeable else values.copy()).to(dev)
-    controller = None
-    if rate_target is not None and header.range_coded:
-        controller = LambdaController(_without_metadata(rate_target, source, width * height), settings.lmbda,
-                                      settings.steps)
+    aim = None if rate_target is None or not header.range_coded else _without_metadata(rate_target, source,
+                                                                                      width * height)
+    plan = None
+    if minutes is not None or estimate:  # the steps are known before the first: the schedules depend on them
+        plan = plan_training(model, prior, grid, target, settings, start=start, minutes=minutes, seed=seed,
+                             context_width=_context_width(settings, header.level_cells),
+                             rate_controlled=aim is not None)
+        settings = replace(settings, steps=plan.steps)
+        if on_plan is not None:
+            on_plan(plan)
+    controller = None if aim is None else LambdaController(aim, settings.lmbda, settings.steps)
     result = train(model, prior, grid, target, settings, progress, seed, controller, step_hook)
 
     weight_steps = None
@@ -164,6 +191,7 @@ def encode_image(
         settings=settings,
         training=result,
         final_lmbda=settings.lmbda if controller is None else controller.lmbda,
+        plan=plan,
     )
 
 

@@ -19,7 +19,7 @@ from shc.format.grid import choose_level_cells, level_num_rows
 
 __all__ = [
     "DEFAULT_QUALITY", "PRESETS", "QUALITIES", "EncoderSettings", "Preset", "Quality", "preset_named",
-    "level_cells", "quality_level", "settings_for", "settings_for_image",
+    "level_cells", "pixels_per_step", "quality_level", "settings_for", "settings_for_image", "steps_for_image",
 ]
 
 
@@ -284,6 +284,43 @@ def settings_for_image(settings: EncoderSettings, width: int, height: int) -> En
         table -= 1  # the format bounds the latents (and the decoder's feature tables) to 2^24 values
     mlp_width = max(settings.mlp_width, WIDE_MLP_WIDTH) if pixels >= WIDE_MLP_PIXELS else settings.mlp_width
     return replace(settings, log2_hashmap_size=table, mlp_width=mlp_width)
+
+
+PASS_FLOOR_DIVISOR = 16
+"""Above Kodak's size a preset's passes per pixel (steps x pixels per step / pixels) may fall to this fraction
+of what it gives a Kodak photo, and no lower (until ``MAX_STEPS_FACTOR``): :func:`steps_for_image`."""
+MAX_STEPS_FACTOR = 4
+"""The step budget of :func:`steps_for_image` stops growing at this many times the preset's own steps."""
+
+
+def pixels_per_step(settings: EncoderSettings, num_pixels: int) -> int:
+    """Pixels one training step of an image of ``num_pixels`` sees: the batch (``box`` sub-pixel training
+    renders ``subpixels^2`` samples a pixel, so its batch holds that many times fewer pixels), or the whole
+    image when it is smaller."""
+    box = settings.subpixels if settings.subpixel_mode == "box" else 1
+    return min(num_pixels, max(1, settings.batch_pixels // (box * box)))
+
+
+def steps_for_image(settings: EncoderSettings, width: int, height: int) -> int:
+    """The training steps for an image of ``width x height`` when none are asked for (no ``--steps``,
+    ``--minutes``): the preset's own up to 16 x Kodak's pixels (6.3 MP), so that the passes per pixel
+    never fall below 1/16 (``PASS_FLOOR_DIVISOR``) of what the preset gives a Kodak photo, then in
+    proportion to the pixels, up to 4 x (``MAX_STEPS_FACTOR``) the preset's steps.
+
+    The numbers, for the default preset (4,000 steps of 16,384 pixels: 167 passes at Kodak's size): a floor
+    of 10.4 passes, reached at 6.3 MP; a 24 MP photo (6000 x 4000) gets 15,259 steps instead of 4,000 (2.7
+    passes, where it stalled at 27.4 dB; 16,000 steps gave 32.5 dB: issue 31), and from 25 MP the cap holds
+    at 16,000 steps (50 MP: 5.2 passes, 200 MP: 1.3). The cap is what keeps the default within about 15
+    minutes at 24 MP on the project's 2-core CPU: at the 25-40 ms a 16k-pixel step has been seen to cost
+    there, 16,000 steps are 7-11 minutes, the rest is scoring, the file and its decode. fast: 2.1 passes,
+    800 steps up to 6.3 MP, at most 3,200. paper (whole Kodak image a step, 4 M-pixel batches): 3,750
+    passes, so 60,000 steps up to 67 MP. These figures are to be measured (issue 31: ``results/large-v2``);
+    the divisor and the cap are the two knobs. Images up to Kodak's size, and far beyond, keep the preset's
+    steps exactly."""
+    pixels = width * height
+    floor = settings.steps * pixels_per_step(settings, KODAK_PIXELS) / KODAK_PIXELS / PASS_FLOOR_DIVISOR
+    needed = math.ceil(floor * pixels / pixels_per_step(settings, pixels) - 1e-9)
+    return min(max(settings.steps, needed), MAX_STEPS_FACTOR * settings.steps)
 
 
 def level_cells(settings: EncoderSettings, width: int, height: int) -> list[tuple[int, int]]:

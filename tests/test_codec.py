@@ -383,6 +383,45 @@ def test_encoding_is_deterministic_for_a_seed():
     assert a == b
 
 
+def test_timing_plan_leaves_the_file_unchanged():
+    rgb = load_rgb(DATA / "parrot_64x48.png")[:24, :32]
+    plans = []
+    timed = encode_image(rgb, preset="fast", steps=20, seed=3, estimate=True, on_plan=plans.append)
+    assert timed.data == encode_image(rgb, preset="fast", steps=20, seed=3).data
+    assert plans == [timed.plan]
+    plan = timed.plan
+    assert (plan.steps, plan.pixels_per_step, plan.num_pixels, plan.minutes) == (20, 24 * 32, 24 * 32, None)
+    assert plan.passes_per_pixel == 20
+    assert plan.estimate_seconds > plan.calibration.seconds > 0
+    assert plan.calibration.step_seconds > 0 and plan.calibration.steps_timed >= 2
+    assert plan.describe().startswith("20 steps x 768 pixels = 20.0 passes per pixel; estimate ")
+    assert timed.training.steps_run == 20
+
+
+def test_minutes_pick_the_steps_that_fit(monkeypatch):
+    import shc.codec.budget as budget
+
+    # a fixed calibration (this machine's timings would make the steps vary): 50 ms a step, 20 ms a score
+    fixed = budget.Calibration(step_seconds=0.05, score_seconds=0.02, tail_seconds=0.5, steps_timed=10, seconds=0.1)
+    monkeypatch.setattr(budget, "calibrate", lambda *args, **kwargs: fixed)
+    rgb = load_rgb(DATA / "parrot_64x48.png")[:24, :32]
+    short, longer = (encode_image(rgb, preset="fast", minutes=minutes, seed=1) for minutes in (0.05, 0.1))
+    assert 10 < short.plan.steps < longer.plan.steps
+    for result, seconds in ((short, 3.0), (longer, 6.0)):
+        plan = result.plan
+        assert plan.minutes * 60 == pytest.approx(seconds)
+        assert result.settings.steps == result.training.steps_run == plan.steps  # the schedules knew the steps
+        budget_seconds = seconds * (1 - budget.BUDGET_MARGIN)
+        # the most steps that fit: one step (and a score) more would not
+        assert budget_seconds - 0.05 - 0.02 < plan.estimate_seconds <= budget_seconds
+    assert longer.plan.steps - short.plan.steps == pytest.approx(3.0 * 0.9 / (0.05 + 0.02 / 40), abs=2)
+    monkeypatch.setattr(budget, "calibrate", lambda *args, **kwargs: dataclasses.replace(fixed, tail_seconds=4.0))
+    with pytest.raises(budget.BudgetError, match="no time to train"):
+        encode_image(rgb, preset="fast", minutes=0.05)
+    with pytest.raises(ValueError, match="minutes or steps"):
+        encode_image(rgb, preset="fast", minutes=1, steps=10)
+
+
 def test_decode_path_does_not_import_torch(tmp_path):
     code = (
         "import sys, shc, shc.format, shc.cli.common; from pathlib import Path; "
@@ -416,3 +455,29 @@ def test_settings_scale_with_the_image_above_kodak_size():
     assert make_header(12240, 16320, huge).total_latents <= 1 << 24
     assert settings_for_image(dataclasses.replace(base, num_levels=4), 40000, 30000).log2_hashmap_size == 23
     assert dataclasses.replace(large, log2_hashmap_size=base.log2_hashmap_size, mlp_width=16) == base
+
+
+def test_step_budget_grows_with_the_pixels_above_a_floor_up_to_a_cap():
+    from shc.codec.presets import KODAK_PIXELS, MAX_STEPS_FACTOR, pixels_per_step, steps_for_image
+
+    for preset, steps in (("default", 4000), ("fast", 800)):
+        base = settings_for(preset, 3)
+        # up to Kodak's size (and well past it) exactly the preset's steps, as the settings pins above say
+        for width, height in ((64, 48), (512, 768), (768, 512), (2048, 1536)):
+            assert steps_for_image(base, width, height) == steps
+        kodak_passes = steps * pixels_per_step(base, KODAK_PIXELS) / KODAK_PIXELS
+        sizes = [(3072, 2048), (4000, 3000), (6000, 4000), (8160, 6120), (12240, 16320), (40000, 30000)]
+        budgets = [steps_for_image(base, width, height) for width, height in sizes]
+        assert budgets == sorted(budgets) and budgets[2] > steps  # 24 MP trains longer
+        for (width, height), budget in zip(sizes, budgets):
+            passes = budget * pixels_per_step(base, width * height) / (width * height)
+            assert budget <= MAX_STEPS_FACTOR * steps
+            assert budget == MAX_STEPS_FACTOR * steps or passes >= kodak_passes / 16  # the floor, until the cap
+        assert budgets[-1] == MAX_STEPS_FACTOR * steps
+    default = settings_for("default", 3)
+    assert steps_for_image(default, 6000, 4000) == 15259  # 24 MP: 10.4 passes per pixel, not 2.7
+    assert steps_for_image(default, 8160, 6120) == 16000  # 50 MP: the cap
+    assert steps_for_image(settings_for("paper", 3), 6000, 4000) == 60000  # 4 M-pixel batches: past its floor
+    assert steps_for_image(dataclasses.replace(default, steps=7), 12240, 16320) == 28  # 4 x, whatever the preset
+    assert pixels_per_step(default, 64 * 48) == 64 * 48
+    assert pixels_per_step(dataclasses.replace(default, subpixels=2, subpixel_mode="box"), 10**6) == 4096
