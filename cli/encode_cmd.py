@@ -69,24 +69,42 @@ def check_device(device: str) -> None:
         raise UsageError(msg)
 
 
-class Progress:
-    """tqdm bar for the encoder's per-step callback: step, last hard-scored PSNR and bpp, ETA."""
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+"""tqdm's own layout, written out so that the ETA (``remaining``, from the measured step rate) is always shown."""
 
-    def __init__(self, total: int, enabled: bool, name: str = "encode") -> None:
+
+class Progress:
+    """The encode's plan line and tqdm bar: step, last hard-scored PSNR and bpp, ETA.
+
+    The bar opens when the steps are known (:meth:`start`, called by the encoder after timing a few steps);
+    ``announce``: first print the plan (steps, pixels per step, passes per pixel, estimated time) on stderr."""
+
+    def __init__(self, enabled: bool, name: str = "encode", announce: bool = False) -> None:
+        self.enabled, self.name, self.announce = enabled, name, announce
+        self.bar = None
+        self.interrupted = False
+
+    def start(self, plan) -> None:
+        """``plan``: the encoder's :class:`shc.codec.budget.TrainingPlan`."""
+        if self.announce:
+            click.echo(f"{self.name}: {plan.describe()}", err=True)
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, desc=name, unit="step", file=sys.stderr, disable=not enabled, leave=False)
-        self.interrupted = False
+        self.bar = tqdm(total=plan.steps, desc=self.name, unit="step", file=sys.stderr, disable=not self.enabled,
+                        leave=False, bar_format=BAR_FORMAT)
 
     def __call__(self, step: int, scored, train_bpp: float) -> None:
         if self.interrupted:  # Ctrl-C seen during the step: stop here, in plain Python, between steps
             raise KeyboardInterrupt
+        if self.bar is None:
+            return
         if scored is not None:
             self.bar.set_postfix(psnr=f"{scored.psnr_db:.2f}dB", bpp=f"{scored.bpp:.3f}", refresh=False)
         self.bar.update(step - self.bar.n)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
     @contextlib.contextmanager
     def deferring_interrupts(self):
@@ -146,7 +164,12 @@ def _rate_target(target_size: str | None, target_bpp: float | None, target_psnr:
               help="Aim at this many bits per pixel (file size x 8 / pixels).")
 @click.option("--target-psnr", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DB",
               help="Fewest bits for this PSNR (dB, RGB) of the decoded image.")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the preset's training steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Override the preset's training steps [default: the preset's; above 6.3 MP more, so that "
+                   "passes per pixel stay above a floor, up to 4x the preset's].")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None, metavar="M",
+              help="Bound each encode to about M minutes: a few steps are timed first on this machine and the "
+                   "encoder trains as many steps as fit (not with --steps).")
 @click.option("--device", default="cpu", show_default=True,
               help="Torch device for training: auto (cuda, then mps, then cpu), cpu, cuda, cuda:1 ...")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -160,7 +183,8 @@ def _rate_target(target_size: str | None, target_bpp: float | None, target_psnr:
 @click.option("--background", default=None, metavar="COLOR",
               help="Flatten alpha over this colour (white, #808080 ...) instead of keeping it.")
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per file (psnr_db is null when the decoded image is exact).")
+              help="One JSON object per file, with steps, batch_pixels, passes_per_pixel and estimate_seconds "
+                   "against encode_seconds (psnr_db is null when the decoded image is exact).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite outputs that exist.")
 @click.option("--skip-existing", is_flag=True, help="Leave inputs whose output exists alone (resume a batch).")
 @click.option("--quiet", is_flag=True, help="No progress bar, no report lines, no summary (errors still show).")
@@ -178,23 +202,27 @@ def _rate_target(target_size: str | None, target_bpp: float | None, target_psnr:
 @click.option("--cluster-address", default=None, metavar="ADDRESS",
               help="The Ray cluster to use (host:port, ray://host:port, auto) [default: $RAY_ADDRESS, else a "
                    "local Ray started for this command].")
-def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, target_psnr, steps, device, threads,
-           seed, max_pixels, strip, background, as_json, force, skip_existing, quiet, progress, no_entropy,
+def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, target_psnr, steps, minutes, device,
+           threads, seed, max_pixels, strip, background, as_json, force, skip_existing, quiet, progress, no_entropy,
            interpolation, cluster, cluster_address) -> None:
     """Encode images (PNG, JPEG, ...; - for stdin) to .shc files.
 
     The encoder trains a small network on each image, writes the file, then decodes that file and
     reports what you will get: bytes, bits per pixel from the file size, and PSNR of the decoded
-    8-bit image against the input (RGB; alpha separately).
+    8-bit image against the input (RGB; alpha separately). Before training it times a few steps and
+    prints its plan: steps, pixels per step, passes per pixel and the time it expects.
 
     \b
     shc encode photo.png -o photo.shc                  # default preset, quality 3
     shc encode photo.png -o photo.shc --target-size 20KB
+    shc encode big.jpg -o big.shc --minutes 10             # as many steps as fit
     shc encode *.png --out-dir shc/ --skip-existing --json
     shc encode *.png --out-dir shc/ --skip-existing --json --cluster ray --threads 2
     """
     from shc.codec.presets import settings_for
 
+    if minutes is not None and steps is not None:
+        raise UsageError("--minutes picks the number of steps: give --minutes or --steps, not both")
     if cluster_address is not None and cluster is None:
         raise UsageError("--cluster-address needs --cluster ray")
     if cluster is not None:
@@ -223,7 +251,7 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
     except ValueError as error:
         raise UsageError(f"--background: {error}") from None
     plan = EncodePlan(preset, quality, steps, settings, interpolation, no_entropy, target, seed, strip, flatten,
-                      max_pixels)
+                      max_pixels, minutes)
 
     def describe(report: dict) -> str:
         alpha = "" if report["psnr_alpha_db"] is None else f", alpha {report['psnr_alpha_db']:.2f} dB"
@@ -243,6 +271,7 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
 
     device = resolve_device(device)
     rank = join_process_group(device)  # under torchrun: data-parallel training, process 0 writes and reports
+    estimate = not quiet or as_json  # the same on every process: under torchrun the timed steps average gradients
     quiet = quiet or rank > 0
     limit_threads(threads)  # numpy now; torch once it is imported (encode_image)
     show_progress = not quiet and (sys.stderr.isatty() if progress is None else progress)
@@ -254,8 +283,8 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
             check_input(job.source, max_bytes=MAX_INPUT_BYTES)  # existence, directory and size, without reading it
             source = job.source
         name = Path(job.source).name if len(jobs) > 1 else "encode"
-        data, report = encode_photo(job, source, plan, device, threads,
-                                    progress=lambda steps: Progress(steps, show_progress, name))
+        data, report = encode_photo(job, source, plan, device, threads, estimate=estimate,
+                                    progress=lambda: Progress(show_progress, name, announce=not (quiet or as_json)))
         if rank == 0:
             write_output(job.output, data, force)
         return report

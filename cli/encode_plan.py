@@ -43,6 +43,8 @@ class EncodePlan:
     strip: bool
     background: tuple[int, int, int] | None
     max_pixels: int | None
+    minutes: float | None = None
+    """``--minutes``: the encode's time budget, for which each photo's steps are chosen (``steps`` is then None)."""
 
     def rate_target(self, pixels: int):
         """The :class:`~shc.codec.ratecontrol.RateTarget` for an image of ``pixels`` pixels, or None."""
@@ -55,13 +57,15 @@ class EncodePlan:
 
 
 def encode_photo(job: Job, source, plan: EncodePlan, device: str, threads: int | None = None,
-                 progress: Callable[[int], Any] | None = None) -> tuple[bytes, dict]:
+                 progress: Callable[[], Any] | None = None, estimate: bool = True) -> tuple[bytes, dict]:
     """Encode one photo (a path or its bytes) without writing anything: the file's bytes and its report.
 
-    ``progress(steps)`` makes the bar (a :class:`shc.cli.encode_cmd.Progress`) for an encode of that many
-    steps. Bad input is a :class:`BadInputError`; no torch, a :class:`shc.cli.encoder.MissingEncoderError`."""
+    ``estimate``: time a few steps first (:mod:`shc.codec.budget`; always with ``plan.minutes``) for the
+    report's ``estimate_seconds``. ``progress()`` makes the bar (a :class:`shc.cli.encode_cmd.Progress`),
+    whose ``start(training_plan)`` is called once the steps are known (with ``estimate``). Bad input is a
+    :class:`BadInputError`; no torch, a :class:`shc.cli.encoder.MissingEncoderError`."""
     from shc.cli.encoder import encode_image  # without torch: one line naming shc[encode]
-    from shc.codec.presets import settings_for_image
+    from shc.codec.presets import settings_for_image, steps_for_image
     from shc.images import load_image
 
     try:
@@ -79,11 +83,14 @@ def encode_photo(job: Job, source, plan: EncodePlan, device: str, threads: int |
         if plan.interpolation is not None:
             chosen = dataclasses.replace(chosen, interpolation=INTERPOLATIONS[plan.interpolation])
     chosen = settings_for_image(chosen, width, height)  # tables and MLP that fit the image's size
-    bar = None if progress is None else progress(chosen.steps)
+    if plan.steps is None and plan.minutes is None:  # the preset's budget, grown for a large image
+        chosen = dataclasses.replace(chosen, steps=steps_for_image(chosen, width, height))
+    bar = None if progress is None else progress()
     try:
         with contextlib.nullcontext() if bar is None else bar.deferring_interrupts():
             result = encode_image(image, settings=chosen, device=device, seed=plan.seed, progress=bar,
-                                  rate_target=rate_target, threads=threads)
+                                  rate_target=rate_target, threads=threads, minutes=plan.minutes,
+                                  estimate=estimate, on_plan=None if bar is None else bar.start)
         if bar is not None and bar.interrupted:  # Ctrl-C after the last step: still no output
             raise KeyboardInterrupt
     except ValueError as error:  # a size cap below the smallest file this image can have
@@ -91,7 +98,7 @@ def encode_photo(job: Job, source, plan: EncodePlan, device: str, threads: int |
     finally:
         if bar is not None:
             bar.close()
-    return result.data, _report(job, result, plan.preset, start_quality, chosen, device, rate_target)
+    return result.data, _report(job, result, plan.preset, start_quality, result.settings, device, rate_target)
 
 
 def _finite(value: float | None, digits: int) -> float | None:
@@ -100,6 +107,9 @@ def _finite(value: float | None, digits: int) -> float | None:
 
 
 def _report(job: Job, result, preset: str, quality, settings, device: str, rate_target) -> dict:
+    from shc.codec.presets import pixels_per_step
+
+    batch = pixels_per_step(settings, result.width * result.height)
     report = {
         "input": job.source,
         "output": job.output,
@@ -109,6 +119,8 @@ def _report(job: Job, result, preset: str, quality, settings, device: str, rate_
         "preset": preset,
         "quality": DEFAULT_QUALITY if quality is None else round(quality, 2),
         "steps": settings.steps,
+        "batch_pixels": batch,
+        "passes_per_pixel": round(settings.steps * batch / (result.width * result.height), 3),
         "entropy_coding": settings.entropy_coding,
         "interpolation": INTERPOLATION_NAMES[settings.interpolation],
         "device": device,
@@ -117,7 +129,10 @@ def _report(job: Job, result, preset: str, quality, settings, device: str, rate_
         "psnr_db": _finite(result.psnr_db, 3),
         "psnr_alpha_db": _finite(result.psnr_alpha_db, 3),
         "encode_seconds": round(result.encode_seconds, 2),
+        "estimate_seconds": None if result.plan is None else round(result.plan.estimate_seconds, 2),
     }
+    if result.plan is not None and result.plan.minutes is not None:
+        report["minutes"] = result.plan.minutes
     if rate_target is not None:
         report["target"] = {"metric": rate_target.metric, "value": round(rate_target.value, 6),
                             "hard_cap": rate_target.hard_cap}

@@ -6,6 +6,7 @@ tests check that the report agrees with the file, never how good the picture is.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -120,6 +121,45 @@ def test_encode_report_agrees_with_the_file(encoded):
     assert decoded.shape == (height, width, 3)
     assert report["psnr_db"] == pytest.approx(psnr_db(decoded, load_rgb(PARROT)), abs=1e-3)
     assert report["encode_seconds"] > 0
+    # the plan: the whole 64x48 image each step, so passes per pixel = steps; the estimate made before training
+    assert (report["batch_pixels"], report["passes_per_pixel"]) == (width * height, 5.0)
+    assert report["estimate_seconds"] > 0 and "minutes" not in report
+
+
+def test_encode_prints_its_plan_before_training(tmp_path):
+    result = invoke("encode", PARROT, "-o", tmp_path / "p.shc", *FAST, "--progress")
+    assert result.exit_code == 0, result.output
+    plan = re.search(r"^encode: 5 steps x 3072 pixels = 5\.0 passes per pixel; estimate ([\d.]+) s \(", result.stderr,
+                     re.MULTILINE)
+    assert plan and float(plan[1]) > 0, result.stderr
+    assert result.stderr.index("passes per pixel") < result.stderr.index("/5 [")  # before the bar
+    assert re.search(r"\d/5 \[\d\d:\d\d<", result.stderr), result.stderr  # the bar shows the time left (ETA)
+    for quiet in ("--json", "--quiet"):
+        result = invoke("encode", PARROT, "-o", tmp_path / f"{quiet}.shc", *FAST, quiet)
+        assert result.exit_code == 0 and "passes per pixel" not in result.stderr, result.output
+
+
+def test_encode_minutes_picks_the_steps(tmp_path, monkeypatch):
+    import shc.codec.budget as budget
+
+    # a fixed calibration (this machine's timings would make the steps vary): 50 ms a step, 20 ms a score
+    fixed = budget.Calibration(step_seconds=0.05, score_seconds=0.02, tail_seconds=0.5, steps_timed=10, seconds=0.1)
+    monkeypatch.setattr(budget, "calibrate", lambda *args, **kwargs: fixed)
+    reports = {}
+    for minutes in ("0.05", "0.1"):
+        result = invoke("encode", PARROT, "-o", tmp_path / f"{minutes}.shc", "--preset", "fast", "--minutes", minutes,
+                        "--json")
+        assert result.exit_code == 0, result.output
+        reports[minutes] = json_report(result.stdout)
+    short, longer = reports["0.05"], reports["0.1"]
+    assert 10 < short["steps"] < longer["steps"]
+    for report in (short, longer):
+        assert report["passes_per_pixel"] == report["steps"]  # the whole 3072-pixel image each step
+        assert report["estimate_seconds"] <= report["minutes"] * 60 * (1 - budget.BUDGET_MARGIN)
+    monkeypatch.setattr(budget, "calibrate", lambda *args, **kwargs: dataclasses.replace(fixed, tail_seconds=4.0))
+    assert_error(invoke("encode", PARROT, "-o", tmp_path / "x.shc", "--preset", "fast", "--minutes", "0.05"), 2,
+                 "no time to train")
+    assert not (tmp_path / "x.shc").exists()
 
 
 def test_encode_text_report(tmp_path):
@@ -211,6 +251,8 @@ def test_encode_refuses_missing_file_and_directory(tmp_path, no_encoder):
         (["--quality", "9"], "--quality"),
         (["--preset", "turbo"], "--preset"),
         (["--steps", "0"], "--steps"),
+        (["--minutes", "0"], "--minutes"),
+        (["--minutes", "1", "--steps", "5"], "--minutes"),
         (["--seed", "-1"], "--seed"),
         (["--bogus"], "no such option"),
     ],
