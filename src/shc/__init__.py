@@ -41,8 +41,8 @@ def __getattr__(name: str) -> Any:
 def encode(image: Any, **options: Any) -> bytes:
     """Encode an image (path, PIL image or HxWx3 uint8 array) to ``.shc`` bytes.
 
-    Options are those of :func:`shc.codec.encoder.encode_image` (``preset``, ``quality``, ``steps``,
-    ``device``, ``seed``, ...). Importing torch happens here, not at ``import shc``; without it (a decode-only
+    Options are those of :func:`shc.codec.encoder.encode_image` (``preset``, ``quality``, ``steps`` or
+    ``minutes``, a time budget for which the encoder picks the steps, ``device``, ``seed``, ...). Importing torch happens here, not at ``import shc``; without it (a decode-only
     install) this raises an ImportError whose one-line message says ``pip install "shc[encode]"``.
     """
     from shc._optional import load_encoder
