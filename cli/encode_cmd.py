@@ -210,12 +210,13 @@ def encode(inputs, output, out_dir, preset, quality, target_size, target_bpp, ta
     The encoder trains a small network on each image, writes the file, then decodes that file and
     reports what you will get: bytes, bits per pixel from the file size, and PSNR of the decoded
     8-bit image against the input (RGB; alpha separately). Before training it times a few steps and
-    prints its plan: steps, pixels per step, passes per pixel and the time it expects.
+    prints its plan (not with --quiet, --json): steps, pixels per step, passes per pixel and the time
+    it expects.
 
     \b
     shc encode photo.png -o photo.shc                  # default preset, quality 3
     shc encode photo.png -o photo.shc --target-size 20KB
-    shc encode big.jpg -o big.shc --minutes 10             # as many steps as fit
+    shc encode big.jpg -o big.shc --minutes 10         # as many steps as fit in 10 minutes
     shc encode *.png --out-dir shc/ --skip-existing --json
     shc encode *.png --out-dir shc/ --skip-existing --json --cluster ray --threads 2
     """

@@ -11,9 +11,11 @@ the first step's one-off warm-up, which the training would otherwise pay.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import torch
@@ -110,6 +112,23 @@ def duration(seconds: float) -> str:
     return f"{whole // 3600} h {whole // 60 % 60:02d} min"
 
 
+@contextlib.contextmanager
+def _random_state_kept(device: torch.device) -> Iterator[None]:
+    """Whatever runs inside draws from torch's random generators (of the CPU and of ``device``) and leaves
+    them as they were: the encode after it draws what it would have drawn without it."""
+    cpu = torch.get_rng_state()
+    accelerator = {"cuda": lambda: torch.cuda.get_rng_state(device), "mps": torch.mps.get_rng_state}.get(device.type)
+    saved = None if accelerator is None else accelerator()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(saved, device)
+        elif device.type == "mps":
+            torch.mps.set_rng_state(saved)
+
+
 class _Enough(Exception):
     """Raised from the timing run's progress callback to stop it."""
 
@@ -132,11 +151,11 @@ def scores_in_run(settings: EncoderSettings, steps: int, gathered: bool, rate_co
 def calibrate(model: GridINR, prior: FactorizedPrior, grid: PixelGrid, target: torch.Tensor,
               settings: EncoderSettings, context_width: int, seed: int = 0) -> Calibration:
     """Time the parts of an encode of ``target`` with this model on this machine (:class:`Calibration`),
-    on copies of ``model`` and ``prior`` and under a forked random state: the encode that follows trains
-    and writes exactly what it would have without this."""
+    on copies of ``model`` and ``prior``, with torch's random state restored after: the encode that follows
+    trains and writes exactly what it would have without this (numpy's global state is not drawn from: the
+    trainer has a generator of its own)."""
     start = time.perf_counter()
-    devices = [model.latents.device] if model.latents.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with _random_state_kept(model.latents.device):
         trial_model, trial_prior = copy.deepcopy(model), copy.deepcopy(prior)
         step_seconds, steps_timed = _time_steps(trial_model, trial_prior, grid, target, settings, seed)
         sample = grid.scoring_sample(settings.score_pixels)
