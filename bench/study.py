@@ -5,6 +5,7 @@ overrides. They import these from :mod:`shc.bench` (``from shc.bench import writ
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 from shc.bench.meta import collect_meta
 
-__all__ = ["append_csv_row", "parse_overrides", "write_figures", "write_study_meta"]
+__all__ = ["append_csv_row", "classic_per_image", "parse_overrides", "write_figures", "write_study_meta"]
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -58,3 +59,15 @@ def append_csv_row(path: Path, fields: Sequence[str], row: dict[str, Any]) -> No
             writer.writeheader()
         writer.writerow(row)
     print(" ".join(f"{k}={row[k]}" for k in fields), flush=True)
+
+
+def classic_per_image(classic: Path) -> dict[tuple[str, str], tuple[list[float], list[float]]]:
+    """The classic codecs' curve of every image in a ``shc bench`` folder (``per_image.csv``):
+    ``(codec, image) -> (bpp list, PSNR list)``, for per-image BD-rates."""
+    curves: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    with (classic / "per_image.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            curve = curves.setdefault((row["codec"], row["image"]), ([], []))
+            curve[0].append(float(row["bpp"]))
+            curve[1].append(float(row["psnr_rgb"]))
+    return curves

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import dataclasses
 import json
 import platform
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shc.bench import bd_rate
+from shc.bench import bd_rate, classic_per_image
 from shc.codec.encoder import decoded_psnr, make_header
 from shc.codec.model import GridINR, PixelGrid
 from shc.codec.presets import settings_for, settings_for_image
@@ -112,12 +111,7 @@ def bd_summary(rows: list[dict], classic: Path) -> str:
         bpp, psnr = _curve(rows, size)
         lines.append(f"| {name} | " + " | ".join(
             f"{bd_rate(ref['bpp'], ref['psnr-rgb'], bpp, psnr):+.1f} %" for ref in refs.values()) + " |")
-    per: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
-    with (classic / "per_image.csv").open() as f:
-        for row in csv.DictReader(f):
-            curve = per.setdefault((row["codec"], row["image"]), ([], []))
-            curve[0].append(float(row["bpp"]))
-            curve[1].append(float(row["psnr_rgb"]))
+    per = classic_per_image(classic)
     lines += ["", "Per image (context files where smaller): BD-rate vs WebP | vs AVIF\n", "| image | WebP | AVIF |",
               "|---|---|---|"]
     for image in images:

@@ -14,7 +14,6 @@ decoder's, as everywhere.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import statistics
@@ -90,15 +89,10 @@ def bd_table(rows: list[dict], classic: Path) -> str:
     """BD-rate of each variant measured at two or more qualities on every image: of its mean curve (mean bpp
     and PSNR per quality over the images, as results/kodak-cpu's NAME.json) against WebP's and AVIF's mean
     curves and the baseline's, and per image against that image's WebP and AVIF curves (per_image.csv)."""
-    from shc.bench import bd_rate
+    from shc.bench import bd_rate, classic_per_image
 
     refs = {name: json.loads((classic / f"{name}.json").read_text())["results"] for name in ("webp", "avif")}
-    per: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
-    with (classic / "per_image.csv").open() as handle:
-        for row in csv.DictReader(handle):
-            curve = per.setdefault((row["codec"], row["image"]), ([], []))
-            curve[0].append(float(row["bpp"]))
-            curve[1].append(float(row["psnr_rgb"]))
+    per = classic_per_image(classic)
     images = sorted({r["image"] for r in rows})
 
     def curve(variant: str, image: str | None = None) -> tuple[list[float], list[float]] | None:
