@@ -23,7 +23,7 @@ from shc.codec import distributed
 from shc.codec.blend import Jitter
 from shc.codec.lazy_adam import LazyAdam
 from shc.codec.model import GridINR, PixelGrid
-from shc.codec.presets import EncoderSettings
+from shc.codec.presets import EncoderSettings, pixels_per_step
 from shc.codec.prior import FactorizedPrior
 from shc.codec.quantize import hard_round, soft_round_gumbel, soft_round_noisy, temperature
 from shc.codec.ratecontrol import LambdaController
@@ -257,7 +257,7 @@ def train(
         msg = f"subpixel_mode must be 'jitter' or 'box', got {settings.subpixel_mode!r}"
         raise ValueError(msg)
     box = settings.subpixels if settings.subpixel_mode == "box" else 1
-    batch_pixels = max(1, settings.batch_pixels // (box * box))  # box training renders box^2 samples a pixel
+    batch_pixels = pixels_per_step(settings, grid.num_pixels)  # box training renders box^2 samples a pixel
     whole_image = batch_pixels >= grid.num_pixels
     noise_steps = int(settings.noise * settings.steps)
     best: HardScore | None = None
@@ -279,9 +279,7 @@ def train(
             channels, rate_weights = model.latent_channels.index_select(0, batch.vertex_rows), batch.rate_weights
         else:
             raw, channels, rate_weights = model.latents, model.latent_channels, None
-        frozen = settings.freeze_latents_final and step > soft_steps
-        if frozen and not gathered:
-            model.latents.requires_grad_(False)  # the final phase: only the networks learn
+        frozen = settings.freeze_latents_final and step > soft_steps  # the final phase: only the networks learn
         q = quantize_latents(raw.detach() if frozen else raw, step, noise_steps, soft_steps, entropy_coded, settings)
         levels_kept = prefix_levels(settings.prefix_fraction, batch.num_pixels, num_levels, rng, q.device)
         x_hat = model.render(q, batch, gathered, quantize_weights=step > soft_steps, levels_kept=levels_kept)
@@ -321,7 +319,6 @@ def train(
                 best_state = (copy.deepcopy(model.state_dict()), copy.deepcopy(prior.state_dict()))
         if progress is not None:
             progress(step, scored, float(bpp.detach()))
-    model.latents.requires_grad_(True)
     assert best is not None and best_state is not None
     model.load_state_dict(best_state[0])
     prior.load_state_dict(best_state[1])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shc.format import constants as C
-from shc.format.container import Header, ShcFile, weight_shapes
+from shc.format.container import ShcFile
 from shc.format.grid import axis_taps
 from shc.format.mlp import FixedPointLayer, FixedPointMLP, Workspace
 
@@ -50,14 +50,10 @@ class Synthesis:
         from the first ``levels`` levels, the others' latents taken as 0 (SPEC §6)."""
         self.header = shc_file.header
         self.layout = self.header.layout
-        params: dict[str, np.ndarray] = {}
-        flat = shc_file.weights.dequantized(self.header)
-        offset = 0
-        for name, shape in weight_shapes(self.header):
-            count = int(np.prod(shape))
-            params[name] = flat[offset : offset + count].reshape(shape)
-            offset += count
-        dec_w, dec_b = params["latent_decoder.weight"], params["latent_decoder.bias"]
+        tensors = shc_file.weights.tensors(self.header)
+        # float32(code) * step, one IEEE multiplication: QuantizedWeights.dequantized, for these two tensors
+        dec_w, dec_b = (codes.astype(np.float32) * step for codes, step in
+                        (tensors["latent_decoder.weight"], tensors["latent_decoder.bias"]))
         self.latent_decoder = (dec_w, dec_b)
         # the features of a zero latent: those of every vertex of a level outside a prefix (SPEC §6)
         self.zero_features = feature_table(dec_w, dec_b, np.zeros((1, dec_w.shape[1]), np.float32))[:, 0]
@@ -75,7 +71,7 @@ class Synthesis:
                 table = np.zeros((dec_w.shape[0], lat.shape[0]), dtype=np.float32)  # pages untouched stay unmapped
                 table[:, rows] = feature_table(dec_w, dec_b, lat[rows])
                 self.feature_tables_t.append(table)
-        self.network = mlp_of(shc_file, self.header)
+        self.network = mlp_of(tensors, self.header.config.mlp_depth)
         self.threads: int | None = None
         """Threads :meth:`render_strips` uses (None: one per core, at most 4); the pixels never depend on it."""
 
@@ -274,18 +270,11 @@ def _in_threads(render, starts: range, threads: int) -> Iterator[tuple[int, np.n
             worker.join()
 
 
-def mlp_of(shc_file: ShcFile, header: Header) -> FixedPointMLP:
-    """The file's MLP from its integer weight codes and steps (SPEC §7 step 5)."""
-    codes, steps, offset = {}, {}, 0
-    for (name, shape), step in zip(weight_shapes(header), shc_file.weights.scales):
-        count = int(np.prod(shape))
-        codes[name], steps[name] = shc_file.weights.values[offset : offset + count].reshape(shape), float(step)
-        offset += count
-    return FixedPointMLP([
-        FixedPointLayer.from_codes(codes[f"mlp.{k}.weight"], steps[f"mlp.{k}.weight"],
-                                   codes[f"mlp.{k}.bias"], steps[f"mlp.{k}.bias"])
-        for k in range(header.config.mlp_depth + 1)
-    ])
+def mlp_of(tensors: dict[str, tuple[np.ndarray, np.float32]], depth: int) -> FixedPointMLP:
+    """The MLP of a file's weight tensors (:meth:`QuantizedWeights.tensors`: integer codes and steps) with
+    ``depth`` hidden layers (SPEC §7 step 5)."""
+    return FixedPointMLP([FixedPointLayer.from_codes(*tensors[f"mlp.{k}.weight"], *tensors[f"mlp.{k}.bias"])
+                          for k in range(depth + 1)])
 
 
 def render_threads(requested: int | None) -> int:

@@ -31,6 +31,15 @@ class QuantizedWeights:
         sizes = [int(np.prod(shape)) for _, shape in weight_shapes(header)]
         return self.values.astype(np.float32) * np.repeat(self.scales.astype(np.float32), sizes)
 
+    def tensors(self, header: Header) -> dict[str, tuple[np.ndarray, np.float32]]:
+        """Per tensor name (:func:`weight_shapes`): its integer codes in its shape, and its float32 step."""
+        out, offset = {}, 0
+        for (name, shape), step in zip(weight_shapes(header), self.scales.astype(np.float32)):
+            count = int(np.prod(shape))
+            out[name] = (self.values[offset : offset + count].reshape(shape), step)
+            offset += count
+        return out
+
     def validate(self, header: Header) -> None:
         shapes = weight_shapes(header)
         if self.scales.shape != (len(shapes),) or self.values.shape != (num_weights(header),):

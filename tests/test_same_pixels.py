@@ -175,7 +175,7 @@ def test_every_partial_sum_is_exact_at_the_clamp() -> None:
 def test_a_pixel_is_computed_on_its_own() -> None:
     """The MLP of one pixel alone, of the pixels in any chunking, and of all together: the same bits."""
     parsed = read_file((DATA_DIR / "lighthouse_96x128_q5.shc").read_bytes())
-    network = mlp_of(parsed, parsed.header)
+    network = mlp_of(parsed.weights.tensors(parsed.header), parsed.header.config.mlp_depth)
     features = np.random.default_rng(1).normal(0, 3, (network.layers[0].codes.shape[1], 999)).astype(np.float32)
     whole = network(features)
     for chunk in (1, 2, 7, 500):
